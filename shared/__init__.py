@@ -1,0 +1,1 @@
+"""The library every function of the suite imports (settings, ledger, store, auth, API)."""

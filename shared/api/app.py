@@ -1,0 +1,252 @@
+"""The `submit` HTTP API: routing, authentication and the contract's calls.
+
+`SubmitApi` holds its collaborators (passed in, so tests can swap any of them) and turns one
+Flask request into one response. `build_submit_api` wires the production collaborators.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import flask
+from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
+from werkzeug.exceptions import NotFound as WerkzeugNotFound
+
+from shared.api.http import json_response, read_json_body, response_for_error
+from shared.api.routes import ROUTES
+from shared.auth import AuthenticatedUser, FirebaseTokenVerifier
+from shared.clients import firestore_client, publisher_client, storage_client
+from shared.creations import CreationStore
+from shared.errors import (
+    Conflict,
+    InvalidRequest,
+    InvalidTransition,
+    MethodNotAllowed,
+    NotFound,
+    StoreBusy,
+    SuiteError,
+)
+from shared.ledger import Ledger, StatusMove
+from shared.log import get_logger, log_fields
+from shared.media import GcsMediaStore, MediaStore
+from shared.models import REFUNDABLE_STATUSES, TRANSITIONS, creation_cost, parse_creation_request
+from shared.occ import STORE_UNAVAILABLE
+from shared.queue import PubSubJobPublisher
+from shared.settings import Settings
+from shared.submission import SubmissionService, request_fingerprint
+
+logger = get_logger(__name__)
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+LIST_QUERY_PARAMS = frozenset({"status", "limit", "cursor"})
+
+
+@dataclass(frozen=True)
+class SubmitApi:
+    settings: Settings
+    verifier: FirebaseTokenVerifier
+    ledger: Ledger
+    creations: CreationStore
+    submissions: SubmissionService
+    media: MediaStore
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        started = time.monotonic()
+        context: dict[str, Any] = {}
+        try:
+            response = self._dispatch(request, context)
+        except SuiteError as error:
+            response = response_for_error(error, self.settings.busy_retry_after_seconds)
+            context["error_code"] = error.code
+        except STORE_UNAVAILABLE as exc:
+            # A plain read that found Firestore unreachable: retryable, and nothing was written.
+            busy = StoreBusy(f"the store is unavailable: {type(exc).__name__}")
+            response = response_for_error(busy, self.settings.busy_retry_after_seconds)
+            context["error_code"] = busy.code
+        except Exception:
+            logger.exception("unhandled error", extra=log_fields(**context))
+            response = response_for_error(SuiteError("internal"), 1)
+        severity_warning = response.status_code >= 500
+        (logger.warning if severity_warning else logger.info)(
+            f"{request.method} {request.path} {response.status_code}",
+            extra={
+                "json_fields": {
+                    **context,
+                    "status": response.status_code,
+                    "latency_ms": round((time.monotonic() - started) * 1000, 1),
+                },
+                "http_request": {
+                    "requestMethod": request.method,
+                    "requestUrl": request.path,
+                    "status": response.status_code,
+                },
+            },
+        )
+        return response
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _dispatch(self, request: flask.Request, context: dict[str, Any]) -> flask.Response:
+        adapter = ROUTES.bind("submit", path_info=request.path)
+        try:
+            endpoint, arguments = adapter.match(request.path, method=request.method)
+        except WerkzeugMethodNotAllowed as exc:
+            allowed = sorted(exc.valid_methods or [])
+            raise MethodNotAllowed(
+                f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}",
+                allowed=allowed,
+            ) from None
+        except WerkzeugNotFound:
+            raise NotFound(f"no such path: {request.path}") from None
+        user = self.verifier.verify_header(request.headers.get("Authorization"))
+        context["user_id"] = user.uid
+        if "creation_id" in arguments:
+            context["creation_id"] = arguments["creation_id"]
+        handler = getattr(self, f"_{endpoint}")
+        result: flask.Response = handler(request, user, context, **arguments)
+        return result
+
+    # --- the calls ----------------------------------------------------------------------------
+
+    def _create_creation(
+        self, request: flask.Request, user: AuthenticatedUser, context: dict[str, Any]
+    ) -> flask.Response:
+        body = read_json_body(request, self.settings.max_body_bytes)
+        key = _idempotency_key(request)
+        normalised = parse_creation_request(body, self.settings)
+        kind = body["type"]
+        accepted = self.submissions.submit(
+            user_id=user.uid,
+            kind=kind,
+            request=normalised,
+            cost=creation_cost(kind, normalised, self.settings),
+            idempotency_key=key,
+            fingerprint=request_fingerprint("POST /v1/creations", body),
+        )
+        context["creation_id"] = accepted.creation.id
+        headers = {"Location": f"/v1/creations/{accepted.creation.id}"}
+        if accepted.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return json_response(
+            202, {**accepted.creation.to_api(), "balance": accepted.balance}, headers
+        )
+
+    def _list_creations(
+        self, request: flask.Request, user: AuthenticatedUser, context: dict[str, Any]
+    ) -> flask.Response:
+        unknown = sorted(set(request.args) - LIST_QUERY_PARAMS)
+        if unknown:
+            raise InvalidRequest(f"{unknown[0]}: unknown query parameter")
+        status = request.args.get("status")
+        if status is not None and status not in TRANSITIONS:
+            raise InvalidRequest(f"status: must be one of {sorted(TRANSITIONS)}")
+        limit = _int_param(
+            request.args.get("limit"),
+            "limit",
+            default=self.settings.list_limit_default,
+            maximum=self.settings.list_limit_max,
+        )
+        cursor = request.args.get("cursor") or None
+        items, next_cursor = self.creations.list_for_user(
+            user.uid, status=status, limit=limit, cursor=cursor
+        )
+        return json_response(
+            200, {"items": [item.to_api() for item in items], "next_cursor": next_cursor}
+        )
+
+    def _get_creation(
+        self,
+        request: flask.Request,
+        user: AuthenticatedUser,
+        context: dict[str, Any],
+        creation_id: str,
+    ) -> flask.Response:
+        return json_response(200, self.creations.get_owned(user.uid, creation_id).to_api())
+
+    def _delete_creation(
+        self,
+        request: flask.Request,
+        user: AuthenticatedUser,
+        context: dict[str, Any],
+        creation_id: str,
+    ) -> flask.Response:
+        creation = self.creations.get_owned(user.uid, creation_id)
+        if creation.status not in ("draft", "failed", "canceled"):
+            raise Conflict(f"the creation is {creation.status}; it can be deleted once finished")
+        if creation.status in REFUNDABLE_STATUSES and not creation.refunded:
+            # The refund must not depend on a document we are about to delete.
+            self.ledger.refund(creation_id)
+        deleted = self.media.delete_media(creation)
+        self.creations.delete_final(user.uid, creation_id)
+        logger.info(
+            "creation deleted",
+            extra=log_fields(user_id=user.uid, creation_id=creation_id, objects_deleted=deleted),
+        )
+        return flask.Response(status=204)
+
+    def _cancel_creation(
+        self,
+        request: flask.Request,
+        user: AuthenticatedUser,
+        context: dict[str, Any],
+        creation_id: str,
+    ) -> flask.Response:
+        creation = self.creations.get_owned(user.uid, creation_id)
+        if creation.status == "canceled":
+            raise Conflict("the creation is already canceled")
+        move = StatusMove(to="canceled", allowed_from=frozenset({"pending"}))
+        try:
+            self.ledger.refund(creation_id, move=move)
+        except InvalidTransition as exc:
+            raise Conflict(
+                f"the creation is {exc.current}; only pending ones can be canceled"
+            ) from None
+        return json_response(200, self.creations.get_owned(user.uid, creation_id).to_api())
+
+    def _get_balance(
+        self, request: flask.Request, user: AuthenticatedUser, context: dict[str, Any]
+    ) -> flask.Response:
+        return json_response(200, {"tokens": self.ledger.balance(user.uid)})
+
+
+def _idempotency_key(request: flask.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if (
+        not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+        or not key.isprintable()
+        or not key.isascii()
+    ):
+        raise InvalidRequest(
+            f"Idempotency-Key: must be 1-{MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"
+        )
+    return key
+
+
+def _int_param(raw: str | None, name: str, *, default: int, maximum: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise InvalidRequest(f"{name}: must be an integer from 1 to {maximum}")
+    return int(raw)
+
+
+def build_submit_api(settings: Settings) -> SubmitApi:
+    """The API wired to the real Firestore, Pub/Sub and Cloud Storage clients."""
+    db = firestore_client(settings)
+    ledger = Ledger(db, settings)
+    creations = CreationStore(db, settings)
+    publisher = PubSubJobPublisher(publisher_client(settings), settings)
+    return SubmitApi(
+        settings=settings,
+        verifier=FirebaseTokenVerifier(settings),
+        ledger=ledger,
+        creations=creations,
+        submissions=SubmissionService(
+            db, settings, ledger=ledger, creations=creations, publisher=publisher
+        ),
+        media=GcsMediaStore(storage_client(settings), settings.media_bucket),
+    )

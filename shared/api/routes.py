@@ -1,0 +1,25 @@
+"""The URL map of the API. Ids are restricted so `/{id}:cancel` never reads as an id."""
+
+from __future__ import annotations
+
+from werkzeug.routing import BaseConverter, Map, Rule
+
+
+class CreationIdConverter(BaseConverter):
+    regex = r"[A-Za-z0-9_-]{1,128}"
+
+
+ROUTES = Map(
+    [
+        Rule("/v1/creations", methods=["POST"], endpoint="create_creation"),
+        Rule("/v1/creations", methods=["GET"], endpoint="list_creations"),
+        Rule("/v1/creations/<cid:creation_id>", methods=["GET"], endpoint="get_creation"),
+        Rule("/v1/creations/<cid:creation_id>", methods=["DELETE"], endpoint="delete_creation"),
+        Rule(
+            "/v1/creations/<cid:creation_id>:cancel", methods=["POST"], endpoint="cancel_creation"
+        ),
+        Rule("/v1/balance", methods=["GET"], endpoint="get_balance"),
+    ],
+    converters={"cid": CreationIdConverter},
+    strict_slashes=False,
+)

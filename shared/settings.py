@@ -1,0 +1,97 @@
+"""The suite's settings: read once from the environment into one typed, frozen object."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GOOGLE_SECURETOKEN_CERTS_URL = (
+    "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+)
+
+CreationKind = str  # "image" | "video" | "reel"; validated where requests are parsed
+
+
+class Pricing(BaseModel):
+    """Token prices. Cost of a request = the matching unit price times its size."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    image_tokens_per_image: PositiveInt = 1
+    video_tokens_per_second: PositiveInt = 1
+    reel_tokens: PositiveInt = 2
+
+
+class Settings(BaseSettings):
+    """Everything the functions read from their environment. Names are the env var names."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=False, extra="ignore")
+
+    # Where we run.
+    gcp_project: str = Field(default="demo-creations", min_length=1)
+    firestore_emulator_host: str | None = None
+    pubsub_emulator_host: str | None = None
+    storage_emulator_host: str | None = None
+
+    # Resources.
+    media_bucket: str = Field(default="demo-creations-media", min_length=3)
+    generate_topic: str = Field(default="creations-generate", min_length=3)
+    stitch_topic: str = Field(default="creations-stitch", min_length=3)
+
+    # Money.
+    pricing: Pricing = Pricing()
+
+    # Models the deployment allows: model name -> the creation type it makes.
+    allowed_models: dict[str, str] = {
+        "imagen-4.0-generate-001": "image",
+        "gemini-2.5-flash-image": "image",
+        "veo-3.0-generate-001": "video",
+        "veo-3.0-fast-generate-001": "video",
+    }
+    default_image_model: str = "imagen-4.0-generate-001"
+    default_video_model: str = "veo-3.0-fast-generate-001"
+
+    # Auth (Firebase ID tokens). Issuer and audience derive from the project id.
+    auth_certs_url: str = GOOGLE_SECURETOKEN_CERTS_URL
+    auth_clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+
+    # Limits and timeouts.
+    max_body_bytes: PositiveInt = 64 * 1024
+    list_limit_default: PositiveInt = 20
+    list_limit_max: PositiveInt = 100
+    idempotency_ttl_hours: PositiveInt = 48
+    store_timeout_seconds: float = Field(default=10.0, gt=0)
+    publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    ledger_max_attempts: PositiveInt = 25
+    busy_retry_after_seconds: PositiveInt = 1
+
+    log_level: str = "INFO"
+
+    @property
+    def auth_issuer(self) -> str:
+        return f"https://securetoken.google.com/{self.gcp_project}"
+
+    @property
+    def auth_audience(self) -> str:
+        return self.gcp_project
+
+    @model_validator(mode="after")
+    def _defaults_are_allowed(self) -> Settings:
+        for kind, model in (
+            ("image", self.default_image_model),
+            ("video", self.default_video_model),
+        ):
+            if self.allowed_models.get(model) != kind:
+                raise ValueError(f"default {kind} model {model!r} is not an allowed {kind} model")
+        for model, kind in self.allowed_models.items():
+            if kind not in ("image", "video"):
+                raise ValueError(f"allowed model {model!r} has unknown kind {kind!r}")
+        return self
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,273 @@
+"""Idempotency, ownership, cancel, delete and listing, through the real app on the emulators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore, storage
+
+from shared.creations import CreationStore
+from shared.ledger import Ledger
+from shared.media import media_prefix
+from shared.settings import Settings
+from tests.support.contract import ContractClient
+
+Auth = Callable[[str], dict[str, str]]
+IMAGE = {"type": "image", "prompt": "a lighthouse at dusk"}
+
+
+def submit(
+    api: ContractClient,
+    auth: Auth,
+    user: str,
+    body: dict[str, Any] | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
+    headers = auth(user) if key is None else {**auth(user), "Idempotency-Key": key}
+    response = api.post("/v1/creations", json=body or IMAGE, headers=headers)
+    assert response.status_code == 202, response.json
+    accepted: dict[str, Any] = response.json or {}
+    return accepted
+
+
+# --- idempotency ----------------------------------------------------------------------------
+
+
+def test_same_key_and_body_returns_the_same_creation_and_debits_once(
+    api: ContractClient,
+    auth: Auth,
+    ledger: Ledger,
+    db: firestore.Client,
+    topic_messages: Callable[..., list[Any]],
+    stack: Settings,
+) -> None:
+    ledger.grant("alice", 10)
+    first = submit(api, auth, "alice", key="order-1")
+    response = api.post(
+        "/v1/creations",
+        json=dict(reversed(IMAGE.items())),
+        headers={**auth("alice"), "Idempotency-Key": "order-1"},
+    )
+    assert response.status_code == 202
+    assert response.json is not None
+    assert response.json["id"] == first["id"]
+    assert response.headers["Idempotent-Replayed"] == "true"
+    assert ledger.balance("alice") == 10 - first["cost"]
+    assert [e["kind"] for e in ledger.entries("alice")].count("debit") == 1
+    assert len(list(db.collection("creations").stream())) == 1
+    assert len(topic_messages(stack.generate_topic)) == 1
+
+
+def test_same_key_with_another_body_is_409_and_debits_nothing(
+    api: ContractClient, auth: Auth, ledger: Ledger
+) -> None:
+    ledger.grant("alice", 10)
+    submit(api, auth, "alice", key="order-2")
+    response = api.post(
+        "/v1/creations",
+        json={**IMAGE, "prompt": "something else"},
+        headers={**auth("alice"), "Idempotency-Key": "order-2"},
+    )
+    assert response.status_code == 409
+    assert response.json is not None
+    assert response.json["error"]["code"] == "conflict"
+    assert ledger.balance("alice") == 9
+
+
+def test_keys_are_per_user(api: ContractClient, auth: Auth, ledger: Ledger) -> None:
+    ledger.grant("alice", 10)
+    ledger.grant("bob", 10)
+    mine = submit(api, auth, "alice", key="shared-key")
+    theirs = submit(api, auth, "bob", key="shared-key")
+    assert mine["id"] != theirs["id"]
+    assert ledger.balance("alice") == ledger.balance("bob") == 9
+
+
+# --- ownership ------------------------------------------------------------------------------
+
+
+def test_another_users_creation_is_404_on_get_delete_and_cancel(
+    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+) -> None:
+    ledger.grant("alice", 10)
+    created = submit(api, auth, "alice")
+    for method, path in [
+        ("GET", f"/v1/creations/{created['id']}"),
+        ("DELETE", f"/v1/creations/{created['id']}"),
+        ("POST", f"/v1/creations/{created['id']}:cancel"),
+    ]:
+        response = api.open(method, path, headers=auth("mallory"))
+        assert response.status_code == 404, (method, path)
+        assert response.json is not None
+        assert response.json["error"]["code"] == "not_found"
+    still = creations.get(created["id"])
+    assert still is not None
+    assert still.status == "pending"
+    assert ledger.balance("alice") == 9
+
+
+def test_owner_reads_their_creation(api: ContractClient, auth: Auth, ledger: Ledger) -> None:
+    ledger.grant("alice", 10)
+    created = submit(api, auth, "alice")
+    response = api.get(f"/v1/creations/{created['id']}", headers=auth("alice"))
+    assert response.status_code == 200
+    assert response.json is not None
+    assert response.json["id"] == created["id"]
+    assert "balance" not in response.json
+
+
+# --- cancel ---------------------------------------------------------------------------------
+
+
+def test_cancel_of_pending_refunds_once_and_a_second_cancel_is_409(
+    api: ContractClient, auth: Auth, ledger: Ledger
+) -> None:
+    ledger.grant("alice", 10)
+    created = submit(api, auth, "alice")
+    response = api.post(f"/v1/creations/{created['id']}:cancel", headers=auth("alice"))
+    assert response.status_code == 200
+    assert response.json is not None
+    assert response.json["status"] == "canceled"
+    assert response.json["refunded"] is True
+    assert response.json["completed_at"] is not None
+    assert ledger.balance("alice") == 10
+    again = api.post(f"/v1/creations/{created['id']}:cancel", headers=auth("alice"))
+    assert again.status_code == 409
+    assert ledger.balance("alice") == 10
+    assert sorted(e["kind"] for e in ledger.entries("alice")) == ["debit", "grant", "refund"]
+
+
+@pytest.mark.parametrize("status", ["processing", "draft", "failed"])
+def test_cancel_outside_pending_is_409_and_refunds_nothing(
+    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore, status: str
+) -> None:
+    ledger.grant("alice", 10)
+    created = submit(api, auth, "alice")
+    creations.move(created["id"], "processing")
+    if status != "processing":
+        creations.move(created["id"], status)
+    response = api.post(f"/v1/creations/{created['id']}:cancel", headers=auth("alice"))
+    assert response.status_code == 409
+    assert ledger.balance("alice") == 9
+
+
+def test_refund_is_applied_once_however_often_it_is_asked(
+    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+) -> None:
+    ledger.grant("alice", 10)
+    created = submit(api, auth, "alice")
+    creations.move(created["id"], "failed", fields={"error": {"code": "x", "message": "x"}})
+    results = [ledger.refund(created["id"]).result for _ in range(3)]
+    assert results == ["refunded", "already_refunded", "already_refunded"]
+    assert ledger.balance("alice") == 10
+
+
+def test_a_draft_is_never_refunded(
+    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+) -> None:
+    ledger.grant("alice", 10)
+    created = submit(api, auth, "alice")
+    creations.move(created["id"], "processing")
+    creations.move(created["id"], "draft", fields={"progress": 100})
+    assert ledger.refund(created["id"]).result == "not_refundable"
+    assert ledger.balance("alice") == 9
+    with pytest.raises(Exception, match="cannot become"):
+        creations.move(created["id"], "processing")
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bucket(stack: Settings) -> storage.Bucket:
+    client = storage.Client(
+        project=stack.gcp_project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": stack.storage_emulator_host},
+    )
+    return client.bucket(stack.media_bucket)
+
+
+def test_delete_of_a_draft_removes_document_and_media(
+    api: ContractClient,
+    auth: Auth,
+    ledger: Ledger,
+    creations: CreationStore,
+    bucket: storage.Bucket,
+    db: firestore.Client,
+) -> None:
+    ledger.grant("alice", 10)
+    created = submit(api, auth, "alice")
+    name = media_prefix("alice", created["id"]) + "image-0.png"
+    bucket.blob(name).upload_from_string(b"\x89PNG fake", content_type="image/png")
+    bucket.blob("media/alice/other/keep.png").upload_from_string(b"keep")
+    creations.move(created["id"], "processing")
+    creations.move(
+        created["id"],
+        "draft",
+        fields={
+            "progress": 100,
+            "media": [
+                {"uri": f"gs://{bucket.name}/{name}", "content_type": "image/png", "bytes": 9}
+            ],
+        },
+    )
+    response = api.delete(f"/v1/creations/{created['id']}", headers=auth("alice"))
+    assert response.status_code == 204
+    assert not bucket.blob(name).exists()
+    assert bucket.blob("media/alice/other/keep.png").exists()
+    assert not db.collection("creations").document(created["id"]).get().exists
+    assert api.get(f"/v1/creations/{created['id']}", headers=auth("alice")).status_code == 404
+    assert ledger.balance("alice") == 9  # a draft's tokens stay spent
+
+
+def test_delete_while_pending_is_409(api: ContractClient, auth: Auth, ledger: Ledger) -> None:
+    ledger.grant("alice", 10)
+    created = submit(api, auth, "alice")
+    response = api.delete(f"/v1/creations/{created['id']}", headers=auth("alice"))
+    assert response.status_code == 409
+    assert response.json is not None
+    assert response.json["error"]["code"] == "conflict"
+
+
+def test_delete_of_an_unrefunded_failure_refunds_it_first(
+    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+) -> None:
+    ledger.grant("alice", 10)
+    created = submit(api, auth, "alice")
+    creations.move(created["id"], "failed", fields={"error": {"code": "x", "message": "x"}})
+    assert api.delete(f"/v1/creations/{created['id']}", headers=auth("alice")).status_code == 204
+    assert ledger.balance("alice") == 10
+
+
+# --- list -----------------------------------------------------------------------------------
+
+
+def test_list_is_newest_first_own_only_and_pages_without_gaps(
+    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+) -> None:
+    ledger.grant("alice", 20)
+    ledger.grant("bob", 5)
+    made = [submit(api, auth, "alice", {**IMAGE, "prompt": f"p{i}"})["id"] for i in range(5)]
+    submit(api, auth, "bob")
+    creations.move(made[1], "canceled")
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(f"/v1/creations?{query}", headers=auth("alice")).json
+        assert page is not None
+        assert len(page["items"]) <= 2
+        seen += [item["id"] for item in page["items"]]
+        assert all(item["user_id"] == "alice" for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(made))
+    canceled = api.get("/v1/creations?status=canceled", headers=auth("alice")).json
+    assert canceled is not None
+    assert [item["id"] for item in canceled["items"]] == [made[1]]
+    assert canceled["next_cursor"] is None

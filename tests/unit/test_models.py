@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.errors import InvalidRequest
+from shared.models import TRANSITIONS, can_move, creation_cost, parse_creation_request
+from shared.settings import Pricing, Settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        pricing=Pricing(image_tokens_per_image=2, video_tokens_per_second=3, reel_tokens=5)
+    )
+
+
+def test_image_request_gets_defaults_and_trimmed_prompt(settings: Settings) -> None:
+    request = parse_creation_request({"type": "image", "prompt": "  a red fox  "}, settings)
+    assert request == {
+        "prompt": "a red fox",
+        "model": settings.default_image_model,
+        "aspect_ratio": "1:1",
+        "count": 1,
+    }
+
+
+def test_video_request_gets_default_duration_and_keeps_options(settings: Settings) -> None:
+    request = parse_creation_request(
+        {
+            "type": "video",
+            "prompt": "waves",
+            "negative_prompt": "boats",
+            "seed": 7,
+            "aspect_ratio": "9:16",
+        },
+        settings,
+    )
+    assert request["duration_seconds"] == 8
+    assert request["negative_prompt"] == "boats"
+    assert request["seed"] == 7
+    assert request["aspect_ratio"] == "9:16"
+    assert request["model"] == settings.default_video_model
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "x"}, "type"),
+        ({"type": "audio", "prompt": "x"}, "type"),
+        ({"type": "image"}, "prompt"),
+        ({"type": "image", "prompt": "   "}, "prompt"),
+        ({"type": "image", "prompt": "x" * 2001}, "prompt"),
+        ({"type": "image", "prompt": 5}, "prompt"),
+        ({"type": "image", "prompt": "x", "negative_prompt": "n" * 2001}, "negative_prompt"),
+        ({"type": "image", "prompt": "x", "aspect_ratio": "2:1"}, "aspect_ratio"),
+        ({"type": "video", "prompt": "x", "aspect_ratio": "4:3"}, "aspect_ratio"),
+        ({"type": "video", "prompt": "x", "duration_seconds": 3}, "duration_seconds"),
+        ({"type": "video", "prompt": "x", "duration_seconds": 9}, "duration_seconds"),
+        ({"type": "video", "prompt": "x", "duration_seconds": "8"}, "duration_seconds"),
+        ({"type": "image", "prompt": "x", "duration_seconds": 8}, "duration_seconds"),
+        ({"type": "image", "prompt": "x", "count": 5}, "count"),
+        ({"type": "image", "prompt": "x", "count": True}, "count"),
+        ({"type": "video", "prompt": "x", "count": 1}, "count"),
+        ({"type": "image", "prompt": "x", "seed": -1}, "seed"),
+        ({"type": "image", "prompt": "x", "seed": 2**32}, "seed"),
+        ({"type": "image", "prompt": "x", "model": "no-such-model"}, "model"),
+        ({"type": "image", "prompt": "x", "model": "veo-3.0-generate-001"}, "model"),
+        ({"type": "image", "prompt": "x", "style": "noir"}, "style"),
+    ],
+)
+def test_invalid_request_names_the_field(
+    body: dict[str, Any], field: str, settings: Settings
+) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_creation_request(body, settings)
+    assert caught.value.message.startswith(f"{field}:"), caught.value.message
+
+
+@pytest.mark.parametrize("body", [[1, 2], "text", 3, None])
+def test_a_body_that_is_not_an_object_is_rejected(body: Any, settings: Settings) -> None:
+    with pytest.raises(InvalidRequest, match="body"):
+        parse_creation_request(body, settings)
+
+
+def test_cost_follows_the_pricing_table(settings: Settings) -> None:
+    image = parse_creation_request({"type": "image", "prompt": "x", "count": 3}, settings)
+    video = parse_creation_request(
+        {"type": "video", "prompt": "x", "duration_seconds": 5}, settings
+    )
+    assert creation_cost("image", image, settings) == 6
+    assert creation_cost("video", video, settings) == 15
+    assert creation_cost("reel", {}, settings) == 5
+
+
+def test_status_only_moves_forward() -> None:
+    assert can_move("pending", "processing")
+    assert can_move("pending", "canceled")
+    assert can_move("processing", "draft")
+    assert not can_move("processing", "pending")
+    assert not can_move("processing", "canceled")
+    for final in ("draft", "failed", "canceled"):
+        assert not any(can_move(final, other) for other in TRANSITIONS)
+
+
+def test_settings_refuse_a_default_model_that_is_not_allowed() -> None:
+    with pytest.raises(ValueError, match="default image model"):
+        Settings(default_image_model="veo-3.0-generate-001")
