@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +67,13 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
     ledger_max_attempts: PositiveInt = 25
     busy_retry_after_seconds: PositiveInt = 1
+
+    # Generation. `offline` makes real media locally (no API key needed); `genai` calls Google.
+    provider: Literal["offline", "genai"] = "offline"
+    offline_latency_seconds: float = Field(default=0.0, ge=0, le=600)
+    offline_image_long_side_px: int = Field(default=1024, ge=64, le=4096)
+    offline_video_long_side_px: int = Field(default=640, ge=64, le=1920)
+    offline_video_fps: int = Field(default=24, ge=1, le=60)
 
     log_level: str = "INFO"
 

@@ -1,0 +1,124 @@
+# Developer entry points. `make help` lists them.
+#
+# Output rule: targets whose stdout is meant for `$(...)` or `eval` (token, env) print only
+# that; everything else the Makefile says (venv bootstrap, pip) goes to stderr.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The venv is (re)installed when any requirements file is newer than this stamp.
+STAMP := $(VENV)/.requirements.stamp
+REQUIREMENTS := $(sort $(wildcard functions/*/requirements.txt)) requirements-dev.txt
+PIP_LOG := $(VENV)/pip-install.log
+
+PYTEST := $(PY) -m pytest
+LINT_PATHS := shared functions tools tests
+TYPECHECK_PATHS := shared functions tools tests
+
+.PHONY: help venv dev test test-unit test-integration pytest lint fmt typecheck token grant env clean distclean
+
+help:
+	@echo "make dev                        run emulators + the submit function (Ctrl-C stops)"
+	@echo "make test                       lint, typecheck and the whole test suite"
+	@echo "make test-unit | test-integration"
+	@echo "make lint | fmt | typecheck"
+	@echo "make -s token USER=<uid>        print an ID token for <uid> (dev stack's signer)"
+	@echo "make -s grant USER=<uid> TOKENS=<n>"
+	@echo 'eval "$$(make -s env)"           export the running dev stack'"'"'s variables'
+	@echo "make clean | distclean          caches and logs | also .venv and .dev"
+
+# --- virtualenv ----------------------------------------------------------------------------
+
+venv: $(STAMP)
+
+# pip's output goes to a log (shown only on failure) so a bootstrap inside `$(make -s token)`
+# cannot leak onto stdout. The stamp is touched last: an interrupted install re-runs.
+$(STAMP): $(REQUIREMENTS)
+	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON) ..." >&2; $(PYTHON) -m venv $(VENV) >&2; }
+	@echo "installing $(REQUIREMENTS) into $(VENV) (log: $(PIP_LOG)) ..." >&2
+	@$(PY) -m pip install --disable-pip-version-check -q $(addprefix -r ,$(REQUIREMENTS)) \
+		>$(PIP_LOG) 2>&1 || { tail -n 30 $(PIP_LOG) >&2; echo "pip install failed; full log: $(PIP_LOG)" >&2; exit 1; }
+	@touch $@
+
+# --- running -------------------------------------------------------------------------------
+
+dev: venv
+	@$(PY) -m tools.stack.dev
+
+# USER is also the login name in every shell's environment, so `make token` without USER=...
+# would silently mint a token for whoever is logged in. Require it (and TOKENS) from the
+# command line, checked when the Makefile is read so nothing runs first.
+ifneq ($(filter token grant,$(MAKECMDGOALS)),)
+ifneq ($(origin USER),command line)
+$(error usage: make -s $(firstword $(filter token grant,$(MAKECMDGOALS))) USER=<uid>$(if $(filter grant,$(MAKECMDGOALS)), TOKENS=<n>))
+endif
+endif
+ifneq ($(filter grant,$(MAKECMDGOALS)),)
+ifneq ($(origin TOKENS),command line)
+$(error usage: make -s grant USER=<uid> TOKENS=<n>)
+endif
+endif
+
+# The values reach the command through the environment, not pasted into the shell line, so
+# any characters in them are safe.
+token grant: export CLI_USER = $(USER)
+grant: export CLI_TOKENS = $(TOKENS)
+
+token: venv
+	@$(PY) -m tools.stack.cli token --user "$$CLI_USER"
+
+grant: venv
+	@$(PY) -m tools.stack.cli grant --user "$$CLI_USER" --tokens "$$CLI_TOKENS"
+
+env: venv
+	@$(PY) -m tools.stack.cli env
+
+# --- checks --------------------------------------------------------------------------------
+
+lint: venv
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
+
+fmt: venv
+	$(PY) -m ruff check --fix $(LINT_PATHS)
+	$(PY) -m ruff format $(LINT_PATHS)
+
+typecheck: venv
+	$(PY) -m mypy $(TYPECHECK_PATHS)
+
+# pytest exits 5 when it collected no tests. For us that means a broken suite (a bad path, an
+# import-mode or marker mistake), never success, so it is turned into a failure that says so.
+define run_pytest
+rc=0; $(PYTEST) -q $(1) || rc=$$?; \
+if [ $$rc -eq 5 ]; then \
+	echo "pytest collected no tests from $(or $(1),tests): a suite with no tests is broken" >&2; \
+	exit 1; \
+fi; \
+exit $$rc
+endef
+
+test: lint typecheck pytest
+
+pytest: venv
+	@$(call run_pytest,)
+
+test-unit: venv
+	@$(call run_pytest,tests/unit)
+
+test-integration: venv
+	@$(call run_pytest,tests/integration)
+
+# --- housekeeping --------------------------------------------------------------------------
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .dev/logs
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Also the venv and .dev (dev signing key included: tokens minted before stop working).
+distclean: clean
+	rm -rf $(VENV) .dev

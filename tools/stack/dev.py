@@ -1,0 +1,378 @@
+"""`make dev`: the whole suite on this machine — emulators, resources, the `submit` function.
+
+Runs in the foreground until Ctrl-C / SIGTERM, then stops everything it started. While it runs,
+`.dev/stack.json` says where things are; `python -m tools.stack.cli` (`make token|grant|env`)
+reads it, and its absence means "no stack running".
+
+Ports are fixed so URLs stay stable across restarts (bookmarks, shell history, a UI's config):
+FIRESTORE_PORT (8090), PUBSUB_PORT (8091), GCS_PORT (8092), SUBMIT_PORT (8080).
+SUBMIT_SOURCE overrides the function's source file (default functions/submit/main.py), e.g. to
+try the tooling against a stub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+from tools.stack.devauth import certs_url, load_or_create_signer
+from tools.stack.emulators import (
+    LOCALHOST,
+    EmulatorError,
+    EmulatorKey,
+    EmulatorSet,
+    ManagedProcess,
+    answers_anything,
+)
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+DEV_DIR: Final = REPO_ROOT / ".dev"
+AUTH_DIR: Final = DEV_DIR / "auth"
+LOG_DIR: Final = DEV_DIR / "logs"
+STACK_FILE: Final = DEV_DIR / "stack.json"
+
+DEFAULT_PROJECT: Final = "demo-creations"
+DEFAULT_PORTS: Final = {
+    "FIRESTORE_PORT": 8090,
+    "PUBSUB_PORT": 8091,
+    "GCS_PORT": 8092,
+    "SUBMIT_PORT": 8080,
+}
+
+# The variables `make -s env` exports, in the order it prints them.
+EXPORTED_ENV: Final = (
+    "FIRESTORE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST",
+    "STORAGE_EMULATOR_HOST",
+    "GCP_PROJECT",
+    "GOOGLE_CLOUD_PROJECT",
+    "MEDIA_BUCKET",
+    "SUBMIT_URL",
+)
+
+
+class DevError(Exception):
+    """A problem to report in one line, without a traceback."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    firestore: int
+    pubsub: int
+    gcs: int
+    submit: int
+
+
+def read_ports(environ: Mapping[str, str]) -> Ports:
+    """Ports from FIRESTORE_PORT/PUBSUB_PORT/GCS_PORT/SUBMIT_PORT, defaulting to 8090-8092/8080."""
+    values: dict[str, int] = {}
+    for name, default in DEFAULT_PORTS.items():
+        raw = environ.get(name, "").strip()
+        if not raw:
+            values[name] = default
+            continue
+        try:
+            port = int(raw)
+        except ValueError:
+            port = 0
+        if not 1 <= port <= 65535:
+            raise DevError(f"{name}={raw!r} is not a TCP port number (1-65535)")
+        values[name] = port
+    ports = Ports(
+        firestore=values["FIRESTORE_PORT"],
+        pubsub=values["PUBSUB_PORT"],
+        gcs=values["GCS_PORT"],
+        submit=values["SUBMIT_PORT"],
+    )
+    seen = [ports.firestore, ports.pubsub, ports.gcs, ports.submit]
+    if len(set(seen)) != len(seen):
+        raise DevError(f"the four ports must differ, got {ports}")
+    return ports
+
+
+def stack_env(*, ports: Ports, project: str, media_bucket: str) -> dict[str, str]:
+    """The values of EXPORTED_ENV for a stack on `ports` (what `make -s env` prints)."""
+    return {
+        "FIRESTORE_EMULATOR_HOST": f"{LOCALHOST}:{ports.firestore}",
+        "PUBSUB_EMULATOR_HOST": f"{LOCALHOST}:{ports.pubsub}",
+        "STORAGE_EMULATOR_HOST": f"http://{LOCALHOST}:{ports.gcs}",
+        "GCP_PROJECT": project,
+        # The Google client libraries read this one; our settings read GCP_PROJECT.
+        "GOOGLE_CLOUD_PROJECT": project,
+        "MEDIA_BUCKET": media_bucket,
+        "SUBMIT_URL": f"http://{LOCALHOST}:{ports.submit}",
+    }
+
+
+def function_env(
+    base: Mapping[str, str], stack: Mapping[str, str], auth_certs_url: str
+) -> dict[str, str]:
+    """The `submit` process's environment: the caller's, overlaid with the stack's.
+
+    Everything else passes through (LOG_LEVEL, pricing overrides, ...), so a developer can tune
+    the function with ordinary environment variables when running `make dev`.
+    """
+    env = dict(base)
+    env.update(stack)
+    env["AUTH_CERTS_URL"] = auth_certs_url
+    pythonpath = [str(REPO_ROOT), *filter(None, [base.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(pythonpath)  # so `import shared` works as deployed
+    env["PYTHONUNBUFFERED"] = "1"  # log lines reach .dev/logs as they happen
+    return env
+
+
+def summary(stack: Mapping[str, str], log_dir: Path) -> str:
+    url = stack["SUBMIT_URL"]
+    return "\n".join(
+        [
+            "",
+            f"dev stack up: submit at {url}, project {stack['GCP_PROJECT']}",
+            f"  Firestore {stack['FIRESTORE_EMULATOR_HOST']}  Pub/Sub "
+            f"{stack['PUBSUB_EMULATOR_HOST']}  GCS {stack['STORAGE_EMULATOR_HOST']}",
+            f"  logs in {_display_path(log_dir)}/",
+            "",
+            "in another shell:",
+            "  make -s token USER=alice                # an ID token for user alice",
+            "  make -s grant USER=alice TOKENS=10      # give alice 10 tokens",
+            '  eval "$(make -s env)"                    # point tools at this stack',
+            f'  curl -s -H "Authorization: Bearer $(make -s token USER=alice)" {url}/v1/balance',
+            "",
+            "Ctrl-C stops everything.",
+        ]
+    )
+
+
+def _display_path(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_not_running() -> None:
+    """Refuse a second stack; clear the file a killed (-9) stack left behind."""
+    try:
+        previous: dict[str, Any] = json.loads(STACK_FILE.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        previous = {}
+    pid = previous.get("pid")
+    if isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
+        raise DevError(
+            f"a dev stack is already running (pid {pid}, see {_display_path(STACK_FILE)}); "
+            f"stop it with Ctrl-C in its terminal or `kill {pid}`"
+        )
+    STACK_FILE.unlink(missing_ok=True)
+
+
+def _write_stack_file(content: Mapping[str, Any]) -> None:
+    # Write-then-rename: readers (`make env`) never see a half-written file.
+    tmp = STACK_FILE.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(content, indent=2) + "\n")
+    tmp.replace(STACK_FILE)
+
+
+def _remove_stack_file() -> None:
+    # Only our own: a second `make dev` that failed on busy ports must not delete the file of
+    # the one that is running.
+    with contextlib.suppress(FileNotFoundError, ValueError, OSError):
+        if json.loads(STACK_FILE.read_text()).get("pid") == os.getpid():
+            STACK_FILE.unlink()
+
+
+class _Stop:
+    """Signal handling for SIGINT (Ctrl-C), SIGTERM and SIGHUP.
+
+    While starting up, the first signal raises `KeyboardInterrupt` so a slow start can be
+    abandoned at once (the `finally` in `run` cleans up). Once running, and during cleanup, a
+    signal only sets a flag: nothing can interrupt the shutdown half-way, and repeated Ctrl-C
+    is harmless.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal_name: str | None = None
+        self.interrupt_startup = True
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.event.set()
+        if self.interrupt_startup:
+            self.interrupt_startup = False
+            raise KeyboardInterrupt
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run(environ: Mapping[str, str], stop: _Stop) -> int:
+    # Imported here, not at the top: `make token` imports this module for its paths and must
+    # stay fast, and these pull in pydantic and the Google client libraries (~0.5 s).
+    from pydantic import ValidationError
+
+    from shared.settings import Settings
+    from tools.stack.topology import ensure_resources
+
+    ports = read_ports(environ)
+    project = environ.get("GCP_PROJECT") or DEFAULT_PROJECT
+    DEV_DIR.mkdir(exist_ok=True)
+    _check_not_running()
+    source = Path(environ.get("SUBMIT_SOURCE") or REPO_ROOT / "functions" / "submit" / "main.py")
+    if not source.is_file():
+        raise DevError(f"the submit function's source {source} does not exist")
+
+    # Made before the function starts, so `make token` and the function agree on the key.
+    load_or_create_signer(AUTH_DIR)
+
+    # Explicit values win over the environment; the rest (bucket, topics, ...) comes from it,
+    # as it will for the function.
+    try:
+        settings = Settings(
+            gcp_project=project,
+            firestore_emulator_host=f"{LOCALHOST}:{ports.firestore}",
+            pubsub_emulator_host=f"{LOCALHOST}:{ports.pubsub}",
+            storage_emulator_host=f"http://{LOCALHOST}:{ports.gcs}",
+        )
+    except ValidationError as exc:
+        raise DevError(f"invalid settings in the environment: {exc}") from exc
+    stack = stack_env(ports=ports, project=project, media_bucket=settings.media_bucket)
+
+    hints: dict[EmulatorKey, str] = {
+        "firestore": "set FIRESTORE_PORT",
+        "pubsub": "set PUBSUB_PORT",
+        "gcs": "set GCS_PORT",
+    }
+    emulators = EmulatorSet(
+        LOG_DIR,
+        firestore_port=ports.firestore,
+        pubsub_port=ports.pubsub,
+        gcs_port=ports.gcs,
+        port_hints=hints,
+    )
+    submit = ManagedProcess(
+        "the submit function",
+        [
+            REPO_ROOT / ".venv" / "bin" / "functions-framework",
+            "--target=submit",
+            f"--source={source}",
+            f"--host={LOCALHOST}",
+            f"--port={ports.submit}",
+        ],
+        port=ports.submit,
+        log_path=LOG_DIR / "submit.log",
+        env=function_env(environ, stack, certs_url(AUTH_DIR)),
+        cwd=REPO_ROOT,
+        # Any HTTP answer means it is serving: `/` is a 404 and /v1/* a 401 without a token.
+        ready_check=answers_anything,
+        port_hint="set SUBMIT_PORT",
+    )
+    # Every port up front, so nothing starts if any one is taken.
+    for process in [*emulators, submit]:
+        process.check_port()
+
+    try:
+        emulators.start(progress=say)
+        t0 = time.monotonic()
+        provisioned = ensure_resources(settings)
+        say(
+            f"resources ready in {time.monotonic() - t0:.1f} s "
+            f"({len(provisioned.created)} created): topics {settings.generate_topic}, "
+            f"{settings.stitch_topic} (+ '-tap' pull subscriptions), bucket {settings.media_bucket}"
+        )
+
+        say(f"starting the submit function on :{ports.submit} ...")
+        submit.launch()
+        say(f"the submit function on :{ports.submit} ready in {submit.wait_ready():.1f} s")
+
+        children: dict[str, ManagedProcess] = {k: p for k, p in emulators.processes.items()}
+        children["submit"] = submit
+        _write_stack_file(
+            {
+                "pid": os.getpid(),
+                "project": project,
+                "ports": {key: child.port for key, child in children.items()},
+                "env": stack,
+                "auth_certs_url": certs_url(AUTH_DIR),
+                "auth_dir": str(AUTH_DIR),
+                "pids": {key: child.pid for key, child in children.items()},
+                "logs": {key: str(child.log_path) for key, child in children.items()},
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+        )
+        say(summary(stack, LOG_DIR))
+        stop.interrupt_startup = False
+        return _watch(list(children.values()), stop)
+    finally:
+        stop.interrupt_startup = False  # from here on a signal must not cut the cleanup short
+        # The function first (it holds connections to the emulators), then the emulators.
+        for child in [submit, *reversed(list(emulators))]:
+            _stop_child(child)
+        _remove_stack_file()
+
+
+def _watch(children: list[ManagedProcess], stop: _Stop) -> int:
+    """Wait for a stop signal or for a child to die; the exit status of `make dev`."""
+    while not stop.event.wait(0.25):
+        for child in children:
+            code = child.poll()
+            if code is not None:
+                print(
+                    f"\n{child.name} (pid {child.pid}) exited unexpectedly with code {code}; "
+                    f"stopping the rest\n{child.describe_log()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+    say(f"\n{stop.signal_name or 'signal'} received, stopping ...")
+    return 0
+
+
+def _stop_child(child: ManagedProcess) -> None:
+    if child.started and child.poll() is None:
+        t0 = time.monotonic()
+        child.stop()
+        say(f"stopped {child.name} in {time.monotonic() - t0:.1f} s")
+    else:
+        child.stop()  # reaps it, kills anything left in its group, closes its log
+
+
+def main() -> int:
+    stop = _Stop()
+    stop.install()
+    try:
+        return run(os.environ, stop)
+    except KeyboardInterrupt:
+        print("make dev: interrupted while starting; stopped what had started", file=sys.stderr)
+        return 130
+    except (DevError, EmulatorError) as exc:
+        print(f"make dev: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
