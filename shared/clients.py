@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, storage
+from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient
 from google.cloud.pubsub_v1.types import BatchSettings
+from google.cloud.storage import Client as StorageClient
 
 from shared.settings import Settings
 
@@ -22,11 +23,11 @@ def publisher_client(settings: Settings) -> PublisherClient:
     return PublisherClient(batch_settings=batch)
 
 
-def storage_client(settings: Settings) -> storage.Client:
+def storage_client(settings: Settings) -> StorageClient:
     if settings.storage_emulator_host:
-        return storage.Client(
+        return StorageClient(
             project=settings.gcp_project,
             credentials=AnonymousCredentials(),
             client_options=ClientOptions(api_endpoint=settings.storage_emulator_host),
         )
-    return storage.Client(project=settings.gcp_project)
+    return StorageClient(project=settings.gcp_project)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.api_core import exceptions as gexc
-from google.cloud import storage
+from google.cloud.storage import Client as StorageClient
 
 from shared.errors import StoreBusy
 from shared.models import Creation
+from shared.providers.base import GeneratedMedia
 
 
 def media_prefix(user_id: str, creation_id: str) -> str:
@@ -29,10 +30,49 @@ class MediaStore(Protocol):
         ...
 
 
+_STORAGE_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.TooManyRequests,
+    gexc.GatewayTimeout,
+    ConnectionError,
+    TimeoutError,
+)
+
+
 class GcsMediaStore:
-    def __init__(self, client: storage.Client, bucket: str) -> None:
+    def __init__(self, client: StorageClient, bucket: str) -> None:
         self._client = client
         self._bucket = bucket
+
+    def upload(
+        self, user_id: str, creation_id: str, items: list[GeneratedMedia]
+    ) -> list[dict[str, Any]]:
+        """Store each file at a deterministic name; return the creation's `media` list.
+
+        The names depend only on the creation and the item's index, so a redelivered job
+        overwrites the same objects: one media set per creation, however often it runs.
+        """
+        bucket = self._client.bucket(self._bucket)
+        media: list[dict[str, Any]] = []
+        try:
+            for index, item in enumerate(items):
+                name = f"{media_prefix(user_id, creation_id)}{index}{item.path.suffix}"
+                blob = bucket.blob(name)
+                blob.upload_from_filename(str(item.path), content_type=item.content_type)
+                entry: dict[str, Any] = {
+                    "uri": f"gs://{self._bucket}/{name}",
+                    "content_type": item.content_type,
+                    "bytes": item.bytes,
+                    "width": item.width,
+                    "height": item.height,
+                }
+                if item.duration_seconds is not None:
+                    entry["duration_seconds"] = round(item.duration_seconds, 3)
+                media.append(entry)
+        except _STORAGE_TRANSIENT as exc:
+            raise StoreBusy(f"media storage is unavailable: {type(exc).__name__}") from exc
+        return media
 
     def delete_media(self, creation: Creation) -> int:
         targets: set[tuple[str, str]] = set()
@@ -53,11 +93,5 @@ class GcsMediaStore:
                 except gexc.NotFound:
                     pass  # already gone: deleting is idempotent
             return deleted
-        except (
-            gexc.ServiceUnavailable,
-            gexc.InternalServerError,
-            gexc.TooManyRequests,
-            ConnectionError,
-            TimeoutError,
-        ) as exc:
+        except _STORAGE_TRANSIENT as exc:
             raise StoreBusy(f"media storage is unavailable: {type(exc).__name__}") from exc

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     media_bucket: str = Field(default="demo-creations-media", min_length=3)
     generate_topic: str = Field(default="creations-generate", min_length=3)
     stitch_topic: str = Field(default="creations-stitch", min_length=3)
+    # Where Pub/Sub moves job messages that failed `max_delivery_attempts` times.
+    dead_letter_topic: str = Field(default="creations-dead-letter", min_length=3)
+    # Cloud Scheduler publishes here to run the sweeper.
+    sweep_topic: str = Field(default="creations-sweep", min_length=3)
 
     # Money.
     pricing: Pricing = Pricing()
@@ -67,6 +71,15 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
     ledger_max_attempts: PositiveInt = 25
     busy_retry_after_seconds: PositiveInt = 1
+
+    # Work after submit: leases, attempts and deadlines (seconds).
+    max_delivery_attempts: int = Field(default=5, ge=5, le=100)  # Pub/Sub's allowed range
+    max_generation_attempts: PositiveInt = 5
+    generation_timeout_seconds: float = Field(default=480.0, gt=0)  # under GCF's 540 s
+    lease_seconds: float = Field(default=540.0, gt=0)  # a claim outlives one function run
+    sweep_pending_after_seconds: float = Field(default=120.0, gt=0)
+    sweep_refund_after_seconds: float = Field(default=60.0, gt=0)
+    sweep_batch_size: PositiveInt = 200
 
     # Generation. `offline` makes real media locally (no API key needed); `genai` calls Google.
     provider: Literal["offline", "genai"] = "offline"

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, storage
+from google.cloud import firestore
+from google.cloud.storage import Bucket
+from google.cloud.storage import Client as StorageClient
 
 from shared.creations import CreationStore
 from shared.ledger import Ledger
@@ -182,8 +184,8 @@ def test_a_draft_is_never_refunded(
 
 
 @pytest.fixture
-def bucket(stack: Settings) -> storage.Bucket:
-    client = storage.Client(
+def bucket(stack: Settings) -> Bucket:
+    client = StorageClient(
         project=stack.gcp_project,
         credentials=AnonymousCredentials(),
         client_options={"api_endpoint": stack.storage_emulator_host},
@@ -196,7 +198,7 @@ def test_delete_of_a_draft_removes_document_and_media(
     auth: Auth,
     ledger: Ledger,
     creations: CreationStore,
-    bucket: storage.Bucket,
+    bucket: Bucket,
     db: firestore.Client,
 ) -> None:
     ledger.grant("alice", 10)

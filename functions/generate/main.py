@@ -1,0 +1,27 @@
+"""`generate`: makes the media of one creation per job message (Pub/Sub push)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared.events import event_handler, job_from_event
+from shared.generation.worker import GenerationWorker
+from shared.log import setup_logging
+from shared.settings import load_settings
+from shared.wiring import build_generation_worker
+
+
+@lru_cache(maxsize=1)
+def _worker() -> GenerationWorker:
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    return build_generation_worker(settings)
+
+
+@functions_framework.cloud_event
+@event_handler
+def generate(event: CloudEvent) -> None:
+    _worker().handle(job_from_event(event), event_id=event["id"])

@@ -1,0 +1,1 @@
+"""The work after submit: claiming a creation, running a provider, storing and finishing it."""

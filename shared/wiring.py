@@ -1,0 +1,45 @@
+"""Builds each function's collaborators from settings (the only place that does).
+
+Entry points call these once per process; tests build the same objects with their own parts.
+"""
+
+from __future__ import annotations
+
+from shared.clients import firestore_client, publisher_client, storage_client
+from shared.generation.claims import ClaimStore
+from shared.generation.worker import GenerationWorker
+from shared.ledger import Ledger
+from shared.media import GcsMediaStore
+from shared.providers.selection import build_provider
+from shared.queue import PubSubJobPublisher
+from shared.settings import Settings
+from shared.settlement import DeadLetterHandler, RefundHandler
+from shared.sweeper import Sweeper
+
+
+def build_generation_worker(settings: Settings) -> GenerationWorker:
+    return GenerationWorker(
+        claims=ClaimStore(firestore_client(settings), settings),
+        provider=build_provider(settings),
+        uploader=GcsMediaStore(storage_client(settings), settings.media_bucket),
+        settings=settings,
+    )
+
+
+def build_refund_handler(settings: Settings) -> RefundHandler:
+    return RefundHandler(Ledger(firestore_client(settings), settings))
+
+
+def build_dead_letter_handler(settings: Settings) -> DeadLetterHandler:
+    return DeadLetterHandler(ClaimStore(firestore_client(settings), settings))
+
+
+def build_sweeper(settings: Settings) -> Sweeper:
+    db = firestore_client(settings)
+    return Sweeper(
+        db,
+        settings,
+        claims=ClaimStore(db, settings),
+        ledger=Ledger(db, settings),
+        publisher=PubSubJobPublisher(publisher_client(settings), settings),
+    )

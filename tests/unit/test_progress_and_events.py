@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from cloudevents.http import CloudEvent
+
+from shared.events import MalformedEvent, document_change, job_from_event
+from shared.generation.progress import ThrottledProgress
+from tests.support.events import firestore_update
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_is_monotonic_and_at_most_one_write_per_interval() -> None:
+    writes: list[int] = []
+    clock = FakeClock()
+    progress = ThrottledProgress(writes.append, min_interval_seconds=1.0, clock=clock)
+    progress(10)
+    progress(20)  # too soon
+    clock.now += 1.5
+    progress(5)  # backwards: never written
+    progress(30)
+    clock.now += 1.5
+    progress(150)  # clamped below 100: only the finish writes 100
+    assert writes == [10, 30, 99]
+
+
+def test_a_failed_progress_write_is_skipped_not_raised() -> None:
+    def broken(percent: int) -> None:
+        raise RuntimeError("store down")
+
+    progress = ThrottledProgress(broken)
+    progress(10)
+    assert progress.written == -1
+
+
+def _pubsub_event(data: bytes) -> CloudEvent:
+    return CloudEvent(
+        {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub", "id": "1"},
+        {"message": {"data": base64.b64encode(data).decode(), "messageId": "m1"}},
+    )
+
+
+def test_a_job_is_read_from_a_pubsub_event() -> None:
+    job = job_from_event(
+        _pubsub_event(json.dumps({"creation_id": "c1", "user_id": "u1", "type": "image"}).encode())
+    )
+    assert (job.creation_id, job.user_id, job.type) == ("c1", "u1", "image")
+
+
+@pytest.mark.parametrize("data", [b"not json", b'{"creation_id": 1}', b"[]"])
+def test_a_message_that_is_not_a_job_is_malformed(data: bytes) -> None:
+    with pytest.raises(MalformedEvent):
+        job_from_event(_pubsub_event(data))
+
+
+def test_a_firestore_update_is_decoded_from_its_protobuf_body() -> None:
+    headers, body = firestore_update(
+        "p",
+        "creations/c1",
+        {"status": "processing", "refunded": False},
+        {"status": "failed", "refunded": False, "error": {"code": "x", "message": "y"}},
+    )
+    event = CloudEvent(
+        {"type": headers["ce-type"], "source": headers["ce-source"], "id": headers["ce-id"]}, body
+    )
+    change = document_change(event)
+    assert change.document_id == "c1"
+    assert change.path == "creations/c1"
+    assert change.value is not None
+    assert change.value["status"] == "failed"
+    assert change.value["error"] == {"code": "x", "message": "y"}
+    assert change.old_value is not None
+    assert change.old_value["status"] == "processing"
+    assert "status" in change.updated_fields
+
+
+def test_a_firestore_event_with_a_json_body_is_malformed() -> None:
+    event = CloudEvent(
+        {"type": "google.cloud.firestore.document.v1.updated", "source": "s", "id": "1"},
+        {"value": {}},
+    )
+    with pytest.raises(MalformedEvent):
+        document_change(event)
