@@ -120,10 +120,11 @@ def parse_creation_request(body: Any, settings: Settings) -> dict[str, Any]:
 def creation_cost(kind: str, request: dict[str, Any], settings: Settings) -> int:
     """Tokens a request costs, from the pricing table."""
     pricing = settings.pricing
+    model_price = pricing.model_unit_tokens.get(str(request.get("model")))
     if kind == "image":
-        return int(request["count"]) * pricing.image_tokens_per_image
+        return int(request["count"]) * (model_price or pricing.image_tokens_per_image)
     if kind == "video":
-        return int(request["duration_seconds"]) * pricing.video_tokens_per_second
+        return int(request["duration_seconds"]) * (model_price or pricing.video_tokens_per_second)
     if kind == "reel":
         return pricing.reel_tokens
     raise ValueError(f"unknown creation type {kind!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GOOGLE_SECURETOKEN_CERTS_URL = (
@@ -23,6 +23,8 @@ class Pricing(BaseModel):
     image_tokens_per_image: PositiveInt = 1
     video_tokens_per_second: PositiveInt = 1
     reel_tokens: PositiveInt = 2
+    # Per-model unit prices (per image or per video second), replacing the defaults above.
+    model_unit_tokens: dict[str, PositiveInt] = {}
 
 
 class Settings(BaseSettings):
@@ -87,6 +89,15 @@ class Settings(BaseSettings):
     offline_image_long_side_px: int = Field(default=1024, ge=64, le=4096)
     offline_video_long_side_px: int = Field(default=640, ge=64, le=1920)
     offline_video_fps: int = Field(default=24, ge=1, le=60)
+    # google-genai (PROVIDER=genai). Vertex AI mode uses the function's service account;
+    # the Gemini Developer API mode uses GENAI_API_KEY (from Secret Manager in production).
+    genai_mode: Literal["vertex", "developer"] = "vertex"
+    genai_location: str = "us-central1"
+    genai_api_key: SecretStr | None = None
+    genai_base_url: str | None = None  # only to point the SDK at a local API double
+    genai_poll_initial_seconds: float = Field(default=5.0, gt=0)
+    genai_poll_max_seconds: float = Field(default=20.0, gt=0)
+    genai_request_timeout_seconds: float = Field(default=120.0, gt=0)
 
     log_level: str = "INFO"
 

@@ -107,3 +107,16 @@ def test_status_only_moves_forward() -> None:
 def test_settings_refuse_a_default_model_that_is_not_allowed() -> None:
     with pytest.raises(ValueError, match="default image model"):
         Settings(default_image_model="veo-3.0-generate-001")
+
+
+def test_a_model_can_have_its_own_unit_price() -> None:
+    settings = Settings(pricing=Pricing(model_unit_tokens={"veo-3.0-generate-001": 4}))
+    premium = parse_creation_request(
+        {"type": "video", "prompt": "x", "duration_seconds": 5, "model": "veo-3.0-generate-001"},
+        settings,
+    )
+    standard = parse_creation_request(
+        {"type": "video", "prompt": "x", "duration_seconds": 5}, settings
+    )
+    assert creation_cost("video", premium, settings) == 20
+    assert creation_cost("video", standard, settings) == 5
