@@ -20,13 +20,15 @@ PYTEST := $(PY) -m pytest
 LINT_PATHS := shared functions tools tests
 TYPECHECK_PATHS := shared functions tools tests
 
-.PHONY: help venv dev test test-unit test-integration pytest lint fmt typecheck token grant env clean distclean
+.PHONY: help venv dev demo test test-unit test-integration pytest lint fmt typecheck token grant env clean distclean
 
 help:
-	@echo "make dev                        run emulators + the submit function (Ctrl-C stops)"
+	@echo "make dev                        run emulators + every function, wired (Ctrl-C stops)"
+	@echo "make demo                       the whole event chain against a running make dev"
 	@echo "make test                       lint, typecheck and the whole test suite"
 	@echo "make test-unit | test-integration"
 	@echo "make lint | fmt | typecheck"
+	@echo "make bench                      time stitch() against plain ffmpeg (not a test)"
 	@echo "make -s token USER=<uid>        print an ID token for <uid> (dev stack's signer)"
 	@echo "make -s grant USER=<uid> TOKENS=<n>"
 	@echo 'eval "$$(make -s env)"           export the running dev stack'"'"'s variables'
@@ -49,6 +51,10 @@ $(STAMP): $(REQUIREMENTS)
 
 dev: venv
 	@$(PY) -m tools.stack.dev
+
+# Needs `make dev` running in another shell; says so and exits 1 otherwise.
+demo: venv
+	@$(PY) -m tools.stack.demo
 
 # USER is also the login name in every shell's environment, so `make token` without USER=...
 # would silently mint a token for whoever is logged in. Require it (and TOKENS) from the
@@ -112,6 +118,12 @@ test-unit: venv
 
 test-integration: venv
 	@$(call run_pytest,tests/integration)
+
+# --- benchmarks ----------------------------------------------------------------------------
+
+.PHONY: bench
+bench: venv
+	$(PY) -m benchmarks.stitch_benchmark
 
 # --- housekeeping --------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from shared.ledger import Ledger
 from shared.settings import Settings, load_settings
 from tests.support.contract import ContractClient
 from tools.stack.devauth import DevSigner, certs_url, load_or_create_signer
-from tools.stack.emulators import EmulatorSet, wipe_firestore
+from tools.stack.emulators import EmulatorSet, free_port, wipe_firestore
 from tools.stack.topology import ensure_resources
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="session")
 def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorSet]:
-    with EmulatorSet(tmp_path_factory.mktemp("emulator-logs")) as started:
+    # Firestore pushes trigger events to `functions_emulator_port`; tests that run a
+    # `LocalStack` put its trigger router there (tests/integration/test_triggers.py).
+    with EmulatorSet(
+        tmp_path_factory.mktemp("emulator-logs"), functions_emulator_port=free_port()
+    ) as started:
         yield started
 
 

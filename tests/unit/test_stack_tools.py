@@ -5,17 +5,23 @@ No emulators and no network: the process tests use tiny shell/Python children on
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import datetime as dt
 import json
 import os
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from google.events.cloud.firestore import DocumentEventData
 
 from shared.settings import Settings
-from tools.stack import cli, dev, emulators
+from tools.stack import chain, cli, demo, dev, emulators, topology, triggers
+from tools.stack.chain import FUNCTIONS
 from tools.stack.emulators import (
     EmulatorError,
     ManagedProcess,
@@ -65,13 +71,58 @@ def test_port_message_without_hint() -> None:
     )
 
 
+DEFAULT_PORTS = dev.Ports(
+    firestore=8090,
+    pubsub=8091,
+    gcs=8092,
+    submit=8080,
+    generate=8081,
+    refund=8082,
+    dead_letter=8083,
+    sweep=8084,
+    router=8086,
+)
+
+
 def test_read_ports_defaults() -> None:
-    assert dev.read_ports({}) == dev.Ports(firestore=8090, pubsub=8091, gcs=8092, submit=8080)
+    assert dev.read_ports({}) == DEFAULT_PORTS
 
 
 def test_read_ports_overrides() -> None:
-    ports = dev.read_ports({"FIRESTORE_PORT": "9000", "SUBMIT_PORT": " 9001 ", "GCS_PORT": ""})
-    assert ports == dev.Ports(firestore=9000, pubsub=8091, gcs=8092, submit=9001)
+    ports = dev.read_ports(
+        {
+            "FIRESTORE_PORT": "9000",
+            "SUBMIT_PORT": " 9001 ",
+            "GCS_PORT": "",
+            "SWEEPER_PORT": "9002",
+            "TRIGGER_ROUTER_PORT": "9003",
+        }
+    )
+    assert ports == dataclasses.replace(
+        DEFAULT_PORTS, firestore=9000, submit=9001, sweep=9002, router=9003
+    )
+
+
+def test_ports_by_function_and_in_the_stack_file() -> None:
+    assert DEFAULT_PORTS.functions() == {
+        "submit": 8080,
+        "generate": 8081,
+        "refund": 8082,
+        "dead_letter": 8083,
+        "sweep": 8084,
+    }
+    assert set(DEFAULT_PORTS.functions()) == set(FUNCTIONS)
+    assert DEFAULT_PORTS.all()["router"] == 8086
+    assert len(DEFAULT_PORTS.all()) == len(dev.DEFAULT_PORTS)
+
+
+def test_read_sources_overrides_both_refund_entry_points(tmp_path: Path) -> None:
+    stub = tmp_path / "stub.py"
+    assert dev.read_sources({}) == {}
+    assert dev.read_sources({"REFUND_SOURCE": str(stub), "SUBMIT_SOURCE": " "}) == {
+        "refund": stub,
+        "dead_letter": stub,
+    }
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "70000", "-1", "80.5"])
@@ -80,9 +131,10 @@ def test_read_ports_rejects_non_ports(value: str) -> None:
         dev.read_ports({"PUBSUB_PORT": value})
 
 
-def test_read_ports_rejects_duplicates() -> None:
+@pytest.mark.parametrize("name", ["GCS_PORT", "TRIGGER_ROUTER_PORT", "GENERATE_PORT"])
+def test_read_ports_rejects_duplicates(name: str) -> None:
     with pytest.raises(dev.DevError, match="must differ"):
-        dev.read_ports({"GCS_PORT": "8080"})
+        dev.read_ports({name: "8080"})
 
 
 # --- readiness predicates and logs ------------------------------------------------------------
@@ -117,7 +169,7 @@ def test_emulator_env_storage_has_scheme() -> None:
 
 
 def test_stack_env_covers_exported_names_and_matches_emulator_env() -> None:
-    ports = dev.Ports(firestore=1, pubsub=2, gcs=3, submit=4)
+    ports = dataclasses.replace(DEFAULT_PORTS, firestore=1, pubsub=2, gcs=3, submit=4)
     env = dev.stack_env(ports=ports, project="p", media_bucket="b")
     assert tuple(env) == dev.EXPORTED_ENV
     assert emulator_env(1, 2, 3).items() <= env.items()
@@ -293,3 +345,490 @@ def test_stop_kills_the_whole_group(tmp_path: Path) -> None:
 
     assert child.poll() is not None
     assert not _alive(grandchild)
+
+
+def test_topics_and_which_are_tapped() -> None:
+    settings = Settings()
+    assert topology.topics(settings) == [
+        "creations-generate",
+        "creations-stitch",
+        "creations-dead-letter",
+        "creations-sweep",
+    ]
+    # The sweep topic is a clock tick: a tap would only pile ticks up.
+    assert settings.sweep_topic not in topology.tapped_topics(settings)
+    assert settings.dead_letter_topic in topology.tapped_topics(settings)
+
+
+# --- the Firestore emulator's trigger flag ------------------------------------------------------
+
+
+def test_firestore_emulator_gets_the_functions_emulator_flag_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(emulators, "firestore_launcher", lambda: Path("/sdk/firestore"))
+    plain = emulators.firestore_emulator(1, tmp_path)
+    assert not any("functions_emulator" in arg for arg in plain.argv)
+    wired = emulators.firestore_emulator(1, tmp_path, functions_emulator="127.0.0.1:8086")
+    assert wired.argv[-2:] == ["--functions_emulator", "127.0.0.1:8086"]
+
+
+# --- trigger router: repairing the emulator's events ---------------------------------------------
+
+
+def _event_data(
+    old: dict[str, Any] | None, new: dict[str, Any] | None, mask: list[str] | None = None
+) -> Any:
+    """A DocumentEventData with string/int/map/array values built from plain dicts."""
+    data = DocumentEventData()._pb
+
+    def fill(document: Any, fields: dict[str, Any]) -> None:
+        document.name = "projects/p/databases/(default)/documents/creations/c1"
+        for key, value in fields.items():
+            _set_value(document.fields[key], value)
+
+    if new is not None:
+        fill(data.value, new)
+    if old is not None:
+        fill(data.old_value, old)
+    if mask is not None:
+        data.update_mask.field_paths.extend(mask)
+    return data
+
+
+def _set_value(target: Any, value: Any) -> None:
+    if isinstance(value, dict):
+        target.map_value.SetInParent()
+        for key, inner in value.items():
+            _set_value(target.map_value.fields[key], inner)
+    elif isinstance(value, list):
+        target.array_value.SetInParent()
+        for inner in value:
+            _set_value(target.array_value.values.add(), inner)
+    elif isinstance(value, bool):
+        target.boolean_value = value
+    elif isinstance(value, int):
+        target.integer_value = value
+    else:
+        target.string_value = value
+
+
+def _parse(payload: bytes) -> Any:
+    data = DocumentEventData()._pb
+    data.ParseFromString(payload)
+    return data
+
+
+EMULATOR_HEADERS = [
+    ("Accept-Encoding", "gzip"),
+    ("User-Agent", "Google-HTTP-Java-Client/unknown-version (gzip)"),
+    ("ce-specversion", "1.0"),
+    ("ce-type", "google.cloud.firestore.document.v1.updated"),
+    ("ce-source", "//firestore.googleapis.com/projects/projects/p/databases/(default)"),
+    ("ce-id", "0d6bc5a2-0000-4000-8000-000000000000"),
+    ("ce-subject", "documents/creations/c1"),
+    ("ce-time", "2026-11-28T18:05:10Z"),
+    ("ce-datacontenttype", "application/protobuf"),
+    ("ce-location", "us-central1"),
+    ("ce-project", "p"),
+    ("ce-database", "(default)"),
+    ("ce-namespace", "(default)"),
+    ("ce-document", "creations/c1"),
+    ("Content-Type", "application/protobuf"),
+    ("Host", "127.0.0.1:8086"),
+    ("Content-Length", "372"),
+]
+
+
+def test_forward_headers_fix_the_source_and_keep_every_cloud_event_header() -> None:
+    out = triggers.forward_headers(EMULATOR_HEADERS, "p")
+    assert out["ce-source"] == "//firestore.googleapis.com/projects/p/databases/(default)"
+    assert out["content-type"] == "application/protobuf"
+    kept = {k.lower(): v for k, v in EMULATOR_HEADERS if k.startswith("ce-") and k != "ce-source"}
+    assert kept.items() <= out.items()
+    # Transport headers are the emulator's connection's, not the event's.
+    assert set(out) == set(kept) | {"ce-source", "content-type"}
+
+
+def test_production_source_names_the_database() -> None:
+    assert triggers.production_source("p", "other") == (
+        "//firestore.googleapis.com/projects/p/databases/other"
+    )
+
+
+def test_decode_body_undoes_the_emulators_base64_and_passes_raw_bytes_through() -> None:
+    raw = _event_data({"a": 1}, {"a": 2}).SerializeToString()
+    assert raw[:1] in (b"\x0a", b"\x12", b"\x1a")  # a field tag: never a base64 character
+    assert triggers.decode_body(base64.b64encode(raw)) == raw
+    assert triggers.decode_body(raw) == raw
+    assert triggers.decode_body(b"") == b""
+
+
+def test_update_mask_lists_changed_leaves() -> None:
+    old = {"status": "pending", "request": {"prompt": "a", "count": 2}, "media": [], "gone": 1}
+    new = {
+        "status": "failed",
+        "request": {"prompt": "b", "count": 2},
+        "media": [{"uri": "gs://b/o"}],
+        "error": {"code": "x"},
+        "weird key": True,
+    }
+    payload = triggers.fill_update_mask(_event_data(old, new).SerializeToString())
+    assert list(_parse(payload).update_mask.field_paths) == [
+        "error",
+        "gone",
+        "media",
+        "request.prompt",
+        "status",
+        "`weird key`",
+    ]
+
+
+def test_update_mask_treats_a_map_replacing_a_scalar_as_one_change() -> None:
+    payload = triggers.fill_update_mask(
+        _event_data({"m": "x"}, {"m": {"a": 1}}).SerializeToString()
+    )
+    assert list(_parse(payload).update_mask.field_paths) == ["m"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "mask"),
+    [
+        (None, {"a": 1}, None),  # created: no old value
+        ({"a": 1}, None, None),  # deleted: no value
+        ({"a": 1}, {"a": 2}, ["a"]),  # a mask already there is trusted
+    ],
+)
+def test_update_mask_is_left_alone_unless_an_update_lacks_it(
+    old: dict[str, Any] | None, new: dict[str, Any] | None, mask: list[str] | None
+) -> None:
+    payload = _event_data(old, new, mask).SerializeToString()
+    assert triggers.fill_update_mask(payload) == payload
+
+
+def test_a_body_that_is_not_an_event_is_forwarded_as_it_came() -> None:
+    assert triggers.fill_update_mask(b"\xff\xff not protobuf") == b"\xff\xff not protobuf"
+
+
+def test_field_path_quoting() -> None:
+    assert triggers.changed_field_paths({}, {}) == []
+    data = _event_data({}, {"a`b": 1, "x\\y": 2, "_ok1": 3})
+    assert triggers.changed_field_paths({}, data.value.fields) == ["_ok1", "`a\\`b`", "`x\\\\y`"]
+
+
+@pytest.mark.parametrize(
+    ("path", "parsed"),
+    [
+        ("/functions/projects/p/triggers/creations-refund", ("p", "creations-refund")),
+        ("/functions/projects/demo-x/triggers/t1?x=1", ("demo-x", "t1")),
+        ("/functions/projects/p/triggers/", None),
+        ("/", None),
+        ("/functions/projects/p/triggers/a/b", None),
+    ],
+)
+def test_parse_trigger_path(path: str, parsed: tuple[str, str] | None) -> None:
+    assert triggers.parse_trigger_path(path) == parsed
+
+
+def test_trigger_registration_body_is_what_firebase_tools_sends() -> None:
+    trigger = triggers.FirestoreTrigger(
+        "creations-refund", "google.cloud.firestore.document.v1.updated", "creations/{id}"
+    )
+    assert trigger.registration_body() == {
+        "eventType": "google.cloud.firestore.document.v1.updated",
+        "database": "(default)",
+        "namespace": "(default)",
+        "document": {"value": "creations/{id}", "matchType": "PATH_PATTERN"},
+    }
+    assert triggers.registration_path("p", "creations-refund") == (
+        "/emulator/v1/projects/p/eventarcTrigger?eventarcTriggerId=creations-refund"
+    )
+
+
+@pytest.mark.parametrize(
+    ("trigger_id", "event_type"),
+    [
+        ("ok", "google.cloud.firestore.document.v1.changed"),
+        ("a/b", "google.cloud.firestore.document.v1.updated"),
+        ("", "google.cloud.firestore.document.v1.updated"),
+    ],
+)
+def test_trigger_definitions_are_checked(trigger_id: str, event_type: str) -> None:
+    with pytest.raises(ValueError):
+        triggers.FirestoreTrigger(trigger_id, event_type, "creations/{id}")
+
+
+def test_router_forwards_the_repaired_event_and_relays_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[str, dict[str, str], bytes]] = []
+
+    def post(url: str, headers: dict[str, str], body: bytes, timeout: float) -> tuple[int, bytes]:
+        sent.append((url, dict(headers), body))
+        return 500, b"boom"
+
+    monkeypatch.setattr(triggers, "_post", post)
+    router = triggers.TriggerRouter(1)
+    router.route("p", "creations-refund", "http://127.0.0.1:8082")
+    raw = _event_data({"status": "pending"}, {"status": "failed"}).SerializeToString()
+
+    status, answer, delivery = router.deliver(
+        "/functions/projects/p/triggers/creations-refund", EMULATOR_HEADERS, base64.b64encode(raw)
+    )
+
+    assert (status, answer) == (500, b"boom")  # the emulator hears what the function said
+    ((url, headers, body),) = sent
+    assert url == "http://127.0.0.1:8082"
+    assert headers["ce-source"] == "//firestore.googleapis.com/projects/p/databases/(default)"
+    assert list(_parse(body).update_mask.field_paths) == ["status"]
+    assert delivery is not None
+    assert (delivery.status, delivery.trigger_id, delivery.error) == (
+        500,
+        "creations-refund",
+        "boom",
+    )
+    assert delivery.as_log()["severity"] == "WARNING"
+
+
+def test_router_answers_404_for_unknown_triggers_and_paths() -> None:
+    router = triggers.TriggerRouter(1)
+    status, _answer, delivery = router.deliver(
+        "/functions/projects/p/triggers/nobody", EMULATOR_HEADERS, b""
+    )
+    assert status == 404
+    assert delivery is not None
+    assert delivery.target is None
+    assert router.deliver("/elsewhere", [], b"")[0::2] == (404, None)
+
+
+def test_router_reports_an_unreachable_function_as_502(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object) -> tuple[int, bytes]:
+        raise ConnectionRefusedError("refused")
+
+    monkeypatch.setattr(triggers, "_post", refuse)
+    router = triggers.TriggerRouter(1)
+    router.route("p", "t", "http://127.0.0.1:9")
+    status, _answer, delivery = router.deliver("/functions/projects/p/triggers/t", [], b"")
+    assert status == 502
+    assert delivery is not None
+    assert "refused" in str(delivery.error)
+
+
+def test_json_lines_observer(tmp_path: Path) -> None:
+    observe = triggers.json_lines_observer(tmp_path / "logs" / "router.log")
+    delivery = triggers.Delivery(
+        "p",
+        "t",
+        "google.cloud.firestore.document.v1.updated",
+        "documents/creations/c1",
+        "id-1",
+        "http://x",
+        200,
+        0.01,
+    )
+    observe(delivery)
+    (line,) = (tmp_path / "logs" / "router.log").read_text().splitlines()
+    logged = json.loads(line)
+    assert logged["severity"] == "INFO"
+    assert logged["message"] == "updated documents/creations/c1 -> t -> http://x: 200"
+
+
+# --- the chain's wiring -------------------------------------------------------------------------
+
+
+def _emulated(**overrides: Any) -> Settings:
+    return Settings(
+        gcp_project="p",
+        firestore_emulator_host="127.0.0.1:1",
+        pubsub_emulator_host="127.0.0.1:2",
+        storage_emulator_host="http://127.0.0.1:3",
+        **overrides,
+    )
+
+
+def test_production_wiring() -> None:
+    settings = _emulated()
+    wiring = chain.default_wiring(settings)
+    assert [(p.subscription, p.topic, p.function, p.dead_letter_topic) for p in wiring.pushes] == [
+        ("creations-generate-push", "creations-generate", "generate", "creations-dead-letter"),
+        ("creations-dead-letter-push", "creations-dead-letter", "dead_letter", None),
+        ("creations-sweep-push", "creations-sweep", "sweep", None),
+    ]
+    ((route),) = wiring.triggers
+    assert route.function == "refund"
+    assert (route.trigger.trigger_id, route.trigger.event_type, route.trigger.document) == (
+        "creations-refund",
+        "google.cloud.firestore.document.v1.updated",
+        "creations/{id}",
+    )
+    assert wiring.schedule_topic == settings.sweep_topic
+    assert wiring.function_names() == {"generate", "dead_letter", "sweep", "refund"}
+
+
+def test_job_subscription_has_retry_and_dead_letter_policies() -> None:
+    settings = _emulated(max_delivery_attempts=7)
+    route = chain.default_wiring(settings).pushes[0]
+    function = chain.FunctionSpec("generate", "generate", Path("main.py"), 8081)
+    endpoint = chain.push_endpoint(function, "p", route.topic)
+    assert endpoint == "http://127.0.0.1:8081/projects/p/topics/creations-generate"
+
+    subscription = chain.push_subscription(
+        "p", route, endpoint, max_delivery_attempts=7, knobs=chain.Knobs()
+    )
+
+    assert subscription.name == "projects/p/subscriptions/creations-generate-push"
+    assert subscription.topic == "projects/p/topics/creations-generate"
+    assert subscription.push_config.push_endpoint == endpoint
+    assert subscription.ack_deadline_seconds == 600
+    assert subscription.retry_policy.minimum_backoff == dt.timedelta(seconds=1)
+    assert subscription.retry_policy.maximum_backoff == dt.timedelta(seconds=10)
+    assert subscription.dead_letter_policy.dead_letter_topic == (
+        "projects/p/topics/creations-dead-letter"
+    )
+    assert subscription.dead_letter_policy.max_delivery_attempts == 7
+
+
+def test_other_subscriptions_retry_without_a_dead_letter_policy() -> None:
+    route = chain.PushRoute("creations-sweep", "sweep")
+    subscription = chain.push_subscription(
+        "p", route, "http://x/", max_delivery_attempts=5, knobs=chain.Knobs()
+    )
+    assert "dead_letter_policy" not in subscription
+    assert subscription.retry_policy.minimum_backoff == dt.timedelta(seconds=1)
+
+
+def test_knobs_from_env() -> None:
+    assert chain.Knobs.from_env({}) == chain.Knobs()
+    knobs = chain.Knobs.from_env(
+        {"SWEEP_INTERVAL_SECONDS": "2.5", "RETRY_MIN_BACKOFF_SECONDS": "0"}
+    )
+    assert (knobs.sweep_interval_seconds, knobs.backoff) == (2.5, (0.0, 10.0))
+    # Pub/Sub rejects a maximum below the minimum: the maximum follows the minimum up.
+    assert chain.Knobs.from_env({"RETRY_MIN_BACKOFF_SECONDS": "30"}).backoff == (30.0, 30.0)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"SWEEP_INTERVAL_SECONDS": "soon"},
+        {"SWEEP_INTERVAL_SECONDS": "-1"},
+        {"RETRY_MIN_BACKOFF_SECONDS": "601"},
+        {"RETRY_MIN_BACKOFF_SECONDS": "-0.5"},
+    ],
+)
+def test_knobs_reject_nonsense(environ: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="SWEEP_INTERVAL_SECONDS, RETRY_MIN_BACKOFF_SECONDS"):
+        chain.Knobs.from_env(environ)
+
+
+def test_default_functions(tmp_path: Path) -> None:
+    functions = chain.default_functions(DEFAULT_PORTS.functions(), {"generate": tmp_path / "g.py"})
+    by_name = {f.name: f for f in functions}
+    assert set(by_name) == set(FUNCTIONS)
+    assert by_name["generate"].source == tmp_path / "g.py"
+    assert by_name["dead_letter"].source == chain.REPO_ROOT / "functions" / "refund" / "main.py"
+    assert (by_name["dead_letter"].target, by_name["dead_letter"].port) == ("dead_letter", 8083)
+    assert by_name["sweep"].url == "http://127.0.0.1:8084"
+    with pytest.raises(ValueError, match="no port"):
+        chain.default_functions({"submit": 1})
+
+
+def test_function_processes_get_the_settings_names_and_the_repo_on_their_path() -> None:
+    settings = _emulated(generate_topic="jobs", max_delivery_attempts=9)
+    env = chain.process_env(
+        {"PYTHONPATH": os.pathsep.join([str(chain.REPO_ROOT), "/x"]), "GENERATE_TOPIC": "stale"},
+        settings,
+    )
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(chain.REPO_ROOT), "/x"]
+    assert env["GENERATE_TOPIC"] == "jobs"  # the wiring's name wins over a stale variable
+    assert env["MAX_DELIVERY_ATTEMPTS"] == "9"
+    assert env["GCP_PROJECT"] == env["GOOGLE_CLOUD_PROJECT"] == "p"
+    assert env["PUBSUB_EMULATOR_HOST"] == "127.0.0.1:2"
+    assert env["PYTHONUNBUFFERED"] == "1"
+
+
+def _stack(tmp_path: Path, functions: list[chain.FunctionSpec], **kwargs: Any) -> chain.LocalStack:
+    return chain.LocalStack(
+        _emulated(), functions, router_port=8086, log_dir=tmp_path, env={}, **kwargs
+    )
+
+
+def test_local_stack_checks_its_definitions(tmp_path: Path) -> None:
+    source = tmp_path / "main.py"
+    source.write_text("")
+    sweep = chain.FunctionSpec("sweep", "sweep", source, 8084)
+    only_sweep = chain.Wiring(pushes=(chain.PushRoute("t", "sweep"),))
+
+    stack = _stack(tmp_path, [sweep], wiring=only_sweep)
+    assert list(stack.processes) == ["sweep"]
+    assert stack.processes["sweep"].argv[1:] == [
+        "--target=sweep",
+        f"--source={source}",
+        "--host=127.0.0.1",
+        "--port=8084",
+    ]
+    assert stack.processes["sweep"].log_path == tmp_path / "sweep.log"
+    assert stack.failure() is None  # nothing started, nothing broken
+
+    with pytest.raises(ValueError, match="not in the stack"):
+        _stack(tmp_path, [sweep])  # the production wiring needs more functions
+    with pytest.raises(ValueError, match="own port"):
+        clash = chain.FunctionSpec("refund", "refund", source, 8086)  # the router's port
+        _stack(
+            tmp_path,
+            [clash],
+            wiring=chain.Wiring(triggers=chain.default_wiring(_emulated()).triggers),
+        )
+    with pytest.raises(EmulatorError, match="does not exist"):
+        _stack(
+            tmp_path, [dataclasses.replace(sweep, source=tmp_path / "nope.py")], wiring=only_sweep
+        )
+    with pytest.raises(ValueError, match="emulator hosts"):
+        chain.LocalStack(Settings(), [sweep], router_port=1, log_dir=tmp_path, wiring=only_sweep)
+
+
+def test_describe_wiring_says_what_feeds_each_function() -> None:
+    settings = _emulated()
+    functions = chain.default_functions(DEFAULT_PORTS.functions())
+    lines = chain.describe_wiring(
+        functions,
+        chain.default_wiring(settings),
+        settings=settings,
+        knobs=chain.Knobs(),
+        router_port=8086,
+    )
+    text = "\n".join(lines)
+    assert "submit       http://127.0.0.1:8080  <- HTTP clients" in text
+    assert "dead letter after 5 attempts -> creations-dead-letter" in text
+    assert (
+        "Firestore trigger creations-refund (updated creations/{id}) via the router on :8086"
+        in text
+    )
+    assert "local scheduler every 15 s" in text
+    assert len(lines) == len(functions)
+
+
+def test_scheduler_needs_a_positive_interval() -> None:
+    with pytest.raises(ValueError):
+        chain.Scheduler("127.0.0.1:1", "p", "t", 0)
+
+
+# --- make demo ----------------------------------------------------------------------------------
+
+
+def test_demo_describes_and_settles_creations() -> None:
+    failed = {
+        "status": "failed",
+        "progress": 0,
+        "refunded": False,
+        "error": {"code": "provider_error", "message": "no"},
+    }
+    assert demo.describe(failed) == "failed     progress   0  error provider_error: no"
+    followed = demo.Followed("fail", "c1", failed)
+    assert demo.is_final(followed)
+    assert not demo.is_settled_failure(followed)  # the refund has not landed yet
+    followed.state = {**failed, "refunded": True}
+    assert demo.is_settled_failure(followed)
+    followed.state = {"status": "draft"}
+    assert demo.is_settled_failure(followed)  # a wrong ending ends the wait; checks report it
+    assert not demo.is_final(demo.Followed("x", "c2"))

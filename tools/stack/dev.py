@@ -1,13 +1,22 @@
-"""`make dev`: the whole suite on this machine — emulators, resources, the `submit` function.
+"""`make dev`: the whole suite on this machine — emulators, resources, every function, wired.
 
 Runs in the foreground until Ctrl-C / SIGTERM, then stops everything it started. While it runs,
 `.dev/stack.json` says where things are; `python -m tools.stack.cli` (`make token|grant|env`)
-reads it, and its absence means "no stack running".
+and `make demo` read it, and its absence means "no stack running". If any process dies, the
+rest are stopped and `make dev` exits non-zero with the dead one's log tail.
+
+The functions run as production runs them (see `tools.stack.chain`): submit over HTTP, generate
+fed by a push subscription with retry and dead-letter policies, refund by the Firestore trigger
+on `creations/{id}` (through the trigger router), dead_letter by the dead-letter topic, sweep by
+a local clock standing in for Cloud Scheduler.
 
 Ports are fixed so URLs stay stable across restarts (bookmarks, shell history, a UI's config):
-FIRESTORE_PORT (8090), PUBSUB_PORT (8091), GCS_PORT (8092), SUBMIT_PORT (8080).
-SUBMIT_SOURCE overrides the function's source file (default functions/submit/main.py), e.g. to
-try the tooling against a stub.
+FIRESTORE_PORT (8090), PUBSUB_PORT (8091), GCS_PORT (8092), SUBMIT_PORT (8080), GENERATE_PORT
+(8081), REFUND_PORT (8082), DEAD_LETTER_PORT (8083), SWEEPER_PORT (8084), TRIGGER_ROUTER_PORT
+(8086). SUBMIT_SOURCE, GENERATE_SOURCE, REFUND_SOURCE (refund and dead_letter) and
+SWEEPER_SOURCE override a function's source file, e.g. to try the tooling against a stub.
+SWEEP_INTERVAL_SECONDS (15; 0 = off) and RETRY_MIN_BACKOFF_SECONDS (1) tune the local clock and
+Pub/Sub's retry backoff (maximum 10 s locally).
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -32,7 +41,6 @@ from tools.stack.emulators import (
     EmulatorKey,
     EmulatorSet,
     ManagedProcess,
-    answers_anything,
 )
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -47,6 +55,18 @@ DEFAULT_PORTS: Final = {
     "PUBSUB_PORT": 8091,
     "GCS_PORT": 8092,
     "SUBMIT_PORT": 8080,
+    "GENERATE_PORT": 8081,
+    "REFUND_PORT": 8082,
+    "DEAD_LETTER_PORT": 8083,
+    "SWEEPER_PORT": 8084,
+    "TRIGGER_ROUTER_PORT": 8086,
+}
+# Environment variables that replace a function's source (`tools.stack.chain.FUNCTIONS` names).
+SOURCE_OVERRIDES: Final = {
+    "SUBMIT_SOURCE": ("submit",),
+    "GENERATE_SOURCE": ("generate",),
+    "REFUND_SOURCE": ("refund", "dead_letter"),  # one file, two entry points
+    "SWEEPER_SOURCE": ("sweep",),
 }
 
 # The variables `make -s env` exports, in the order it prints them.
@@ -71,10 +91,31 @@ class Ports:
     pubsub: int
     gcs: int
     submit: int
+    generate: int
+    refund: int
+    dead_letter: int
+    sweep: int
+    router: int
+
+    def functions(self) -> dict[str, int]:
+        """The function ports, keyed by function name (`tools.stack.chain.FUNCTIONS`)."""
+        return {
+            "submit": self.submit,
+            "generate": self.generate,
+            "refund": self.refund,
+            "dead_letter": self.dead_letter,
+            "sweep": self.sweep,
+        }
+
+    def all(self) -> dict[str, int]:
+        """Every port, keyed as in `.dev/stack.json`."""
+        return {"firestore": self.firestore, "pubsub": self.pubsub, "gcs": self.gcs} | (
+            self.functions() | {"router": self.router}
+        )
 
 
 def read_ports(environ: Mapping[str, str]) -> Ports:
-    """Ports from FIRESTORE_PORT/PUBSUB_PORT/GCS_PORT/SUBMIT_PORT, defaulting to 8090-8092/8080."""
+    """Ports from the *_PORT variables of DEFAULT_PORTS, each defaulting to its value there."""
     values: dict[str, int] = {}
     for name, default in DEFAULT_PORTS.items():
         raw = environ.get(name, "").strip()
@@ -93,11 +134,26 @@ def read_ports(environ: Mapping[str, str]) -> Ports:
         pubsub=values["PUBSUB_PORT"],
         gcs=values["GCS_PORT"],
         submit=values["SUBMIT_PORT"],
+        generate=values["GENERATE_PORT"],
+        refund=values["REFUND_PORT"],
+        dead_letter=values["DEAD_LETTER_PORT"],
+        sweep=values["SWEEPER_PORT"],
+        router=values["TRIGGER_ROUTER_PORT"],
     )
-    seen = [ports.firestore, ports.pubsub, ports.gcs, ports.submit]
+    seen = list(ports.all().values())
     if len(set(seen)) != len(seen):
-        raise DevError(f"the four ports must differ, got {ports}")
+        raise DevError(f"the {len(seen)} ports must differ, got {ports}")
     return ports
+
+
+def read_sources(environ: Mapping[str, str]) -> dict[str, Path]:
+    """Function sources replaced through SOURCE_OVERRIDES, keyed by function name."""
+    sources: dict[str, Path] = {}
+    for variable, names in SOURCE_OVERRIDES.items():
+        raw = environ.get(variable, "").strip()
+        if raw:
+            sources.update(dict.fromkeys(names, Path(raw).resolve()))
+    return sources
 
 
 def stack_env(*, ports: Ports, project: str, media_bucket: str) -> dict[str, str]:
@@ -131,17 +187,22 @@ def function_env(
     return env
 
 
-def summary(stack: Mapping[str, str], log_dir: Path) -> str:
+def summary(stack: Mapping[str, str], ports: Ports, log_dir: Path, wiring: list[str]) -> str:
     url = stack["SUBMIT_URL"]
     return "\n".join(
         [
             "",
-            f"dev stack up: submit at {url}, project {stack['GCP_PROJECT']}",
-            f"  Firestore {stack['FIRESTORE_EMULATOR_HOST']}  Pub/Sub "
-            f"{stack['PUBSUB_EMULATOR_HOST']}  GCS {stack['STORAGE_EMULATOR_HOST']}",
-            f"  logs in {_display_path(log_dir)}/",
+            f"dev stack up: project {stack['GCP_PROJECT']}",
+            f"  Firestore {stack['FIRESTORE_EMULATOR_HOST']} (document events -> trigger router "
+            f":{ports.router})  Pub/Sub {stack['PUBSUB_EMULATOR_HOST']}  "
+            f"GCS {stack['STORAGE_EMULATOR_HOST']}",
+            "  functions, and what feeds them:",
+            *(f"  {line}" for line in wiring),
+            f"  logs in {_display_path(log_dir)}/ (one per function and emulator, "
+            "trigger-router.log, scheduler.log)",
             "",
             "in another shell:",
+            "  make demo                               # the whole chain, watched live",
             "  make -s token USER=alice                # an ID token for user alice",
             "  make -s grant USER=alice TOKENS=10      # give alice 10 tokens",
             '  eval "$(make -s env)"                    # point tools at this stack',
@@ -236,21 +297,22 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
     from pydantic import ValidationError
 
     from shared.settings import Settings
-    from tools.stack.topology import ensure_resources
+    from tools.stack.chain import Knobs, LocalStack, default_functions
 
     ports = read_ports(environ)
+    try:
+        knobs = Knobs.from_env(environ)
+    except ValueError as exc:
+        raise DevError(str(exc)) from exc
     project = environ.get("GCP_PROJECT") or DEFAULT_PROJECT
     DEV_DIR.mkdir(exist_ok=True)
     _check_not_running()
-    source = Path(environ.get("SUBMIT_SOURCE") or REPO_ROOT / "functions" / "submit" / "main.py")
-    if not source.is_file():
-        raise DevError(f"the submit function's source {source} does not exist")
 
-    # Made before the function starts, so `make token` and the function agree on the key.
+    # Made before the functions start, so `make token` and submit agree on the key.
     load_or_create_signer(AUTH_DIR)
 
     # Explicit values win over the environment; the rest (bucket, topics, ...) comes from it,
-    # as it will for the function.
+    # as it will for the functions.
     try:
         settings = Settings(
             gcp_project=project,
@@ -273,81 +335,82 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
         pubsub_port=ports.pubsub,
         gcs_port=ports.gcs,
         port_hints=hints,
+        functions_emulator_port=ports.router,
     )
-    submit = ManagedProcess(
-        "the submit function",
-        [
-            REPO_ROOT / ".venv" / "bin" / "functions-framework",
-            "--target=submit",
-            f"--source={source}",
-            f"--host={LOCALHOST}",
-            f"--port={ports.submit}",
-        ],
-        port=ports.submit,
-        log_path=LOG_DIR / "submit.log",
+    functions = default_functions(ports.functions(), read_sources(environ))
+    local = LocalStack(
+        settings,
+        functions,
+        router_port=ports.router,
+        log_dir=LOG_DIR,
         env=function_env(environ, stack, certs_url(AUTH_DIR)),
-        cwd=REPO_ROOT,
-        # Any HTTP answer means it is serving: `/` is a 404 and /v1/* a 401 without a token.
-        ready_check=answers_anything,
-        port_hint="set SUBMIT_PORT",
+        knobs=knobs,
+        port_hints={
+            "submit": "set SUBMIT_PORT",
+            "generate": "set GENERATE_PORT",
+            "refund": "set REFUND_PORT",
+            "dead_letter": "set DEAD_LETTER_PORT",
+            "sweep": "set SWEEPER_PORT",
+            "router": "set TRIGGER_ROUTER_PORT",
+        },
     )
     # Every port up front, so nothing starts if any one is taken.
-    for process in [*emulators, submit]:
+    for process in emulators:
         process.check_port()
+    local.check_ports()
 
     try:
         emulators.start(progress=say)
-        t0 = time.monotonic()
-        provisioned = ensure_resources(settings)
-        say(
-            f"resources ready in {time.monotonic() - t0:.1f} s "
-            f"({len(provisioned.created)} created): topics {settings.generate_topic}, "
-            f"{settings.stitch_topic} (+ '-tap' pull subscriptions), bucket {settings.media_bucket}"
-        )
-
-        say(f"starting the submit function on :{ports.submit} ...")
-        submit.launch()
-        say(f"the submit function on :{ports.submit} ready in {submit.wait_ready():.1f} s")
+        local.start(progress=say)
 
         children: dict[str, ManagedProcess] = {k: p for k, p in emulators.processes.items()}
-        children["submit"] = submit
+        children.update(local.processes)
+        logs = {key: str(child.log_path) for key, child in children.items()}
+        logs["router"] = str(LOG_DIR / "trigger-router.log")
+        logs["scheduler"] = str(LOG_DIR / "scheduler.log")
         _write_stack_file(
             {
                 "pid": os.getpid(),
                 "project": project,
-                "ports": {key: child.port for key, child in children.items()},
+                "ports": ports.all(),
                 "env": stack,
                 "auth_certs_url": certs_url(AUTH_DIR),
                 "auth_dir": str(AUTH_DIR),
                 "pids": {key: child.pid for key, child in children.items()},
-                "logs": {key: str(child.log_path) for key, child in children.items()},
+                "logs": logs,
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
         )
-        say(summary(stack, LOG_DIR))
+        say(summary(stack, ports, LOG_DIR, local.describe()))
         stop.interrupt_startup = False
-        return _watch(list(children.values()), stop)
+        return _watch(list(emulators), local.failure, stop)
     finally:
         stop.interrupt_startup = False  # from here on a signal must not cut the cleanup short
-        # The function first (it holds connections to the emulators), then the emulators.
-        for child in [submit, *reversed(list(emulators))]:
-            _stop_child(child)
-        _remove_stack_file()
+        # The functions first (they hold connections to the emulators), then the emulators.
+        try:
+            local.stop(progress=say)
+        finally:
+            for child in reversed(list(emulators)):
+                _stop_child(child)
+            _remove_stack_file()
 
 
-def _watch(children: list[ManagedProcess], stop: _Stop) -> int:
-    """Wait for a stop signal or for a child to die; the exit status of `make dev`."""
+def _watch(
+    emulators: list[ManagedProcess], functions_failure: Callable[[], str | None], stop: _Stop
+) -> int:
+    """Wait for a stop signal or for anything to die; the exit status of `make dev`."""
     while not stop.event.wait(0.25):
-        for child in children:
+        problem = functions_failure()
+        for child in emulators:
             code = child.poll()
             if code is not None:
-                print(
-                    f"\n{child.name} (pid {child.pid}) exited unexpectedly with code {code}; "
-                    f"stopping the rest\n{child.describe_log()}",
-                    file=sys.stderr,
-                    flush=True,
+                problem = (
+                    f"{child.name} (pid {child.pid}) exited unexpectedly with code {code}\n"
+                    + child.describe_log()
                 )
-                return 1
+        if problem is not None:
+            print(f"\n{problem}\nstopping the rest", file=sys.stderr, flush=True)
+            return 1
     say(f"\n{stop.signal_name or 'signal'} received, stopping ...")
     return 0
 
@@ -369,7 +432,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print("make dev: interrupted while starting; stopped what had started", file=sys.stderr)
         return 130
-    except (DevError, EmulatorError) as exc:
+    except (DevError, EmulatorError) as exc:  # PortInUseError is an EmulatorError
         print(f"make dev: {exc}", file=sys.stderr, flush=True)
         return 1
 

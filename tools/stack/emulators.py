@@ -435,17 +435,31 @@ def _java_env(java_options: str, base: Mapping[str, str] | None) -> dict[str, st
 
 
 def firestore_emulator(
-    port: int, log_dir: Path, *, port_hint: str | None = None, env: Mapping[str, str] | None = None
+    port: int,
+    log_dir: Path,
+    *,
+    port_hint: str | None = None,
+    env: Mapping[str, str] | None = None,
+    functions_emulator: str | None = None,
 ) -> ManagedProcess:
+    """The Firestore emulator on `port`.
+
+    `functions_emulator` (`HOST:PORT`) is the hidden flag that makes the emulator push
+    Eventarc-style document events there for registered triggers (see `tools.stack.triggers`);
+    without it, triggers are accepted and never fire.
+    """
+    argv: list[str | os.PathLike[str]] = [
+        firestore_launcher(),
+        "start",
+        f"--host={LOCALHOST}",
+        f"--port={port}",
+        "--database-mode=firestore-native",
+    ]
+    if functions_emulator:
+        argv += ["--functions_emulator", functions_emulator]
     return ManagedProcess(
         "the Firestore emulator",
-        [
-            firestore_launcher(),
-            "start",
-            f"--host={LOCALHOST}",
-            f"--port={port}",
-            "--database-mode=firestore-native",
-        ],
+        argv,
         port=port,
         log_path=log_dir / "firestore.log",
         env=_java_env(FIRESTORE_JAVA_OPTIONS, env),
@@ -497,9 +511,11 @@ def gcs_emulator(
 class EmulatorSet:
     """The Firestore, Pub/Sub and GCS emulators together, as a context manager.
 
-    Ports left as None are picked free. `start()` checks every port before launching anything,
-    launches all three at once (the JVMs boot in parallel) and then waits for each; if any
-    fails, all are stopped before the error propagates.
+    Ports left as None are picked free; `functions_emulator_port` (None: no triggers) is where
+    the Firestore emulator delivers trigger events, the trigger router's port. `start()` checks
+    every port before launching anything, launches all three at once (the JVMs boot in
+    parallel) and then waits for each; if any fails, all are stopped before the error
+    propagates.
 
         with EmulatorSet(tmp_path / "logs") as emulators:
             os.environ.update(emulators.env())
@@ -514,12 +530,20 @@ class EmulatorSet:
         gcs_port: int | None = None,
         port_hints: Mapping[EmulatorKey, str] | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        functions_emulator_port: int | None = None,
     ) -> None:
         hints = dict(port_hints or {})
         self.log_dir = log_dir
         self.ready_timeout = ready_timeout
+        # Where Firestore pushes trigger events: a `TriggerRouter` must listen there.
+        self.functions_emulator_port = functions_emulator_port
         self.firestore = firestore_emulator(
-            firestore_port or free_port(), log_dir, port_hint=hints.get("firestore")
+            firestore_port or free_port(),
+            log_dir,
+            port_hint=hints.get("firestore"),
+            functions_emulator=(
+                f"{LOCALHOST}:{functions_emulator_port}" if functions_emulator_port else None
+            ),
         )
         self.pubsub = pubsub_emulator(
             pubsub_port or free_port(), log_dir, port_hint=hints.get("pubsub")

@@ -6,7 +6,8 @@ idempotent (existing resources are left alone), and it refuses to run unless the
 at emulators, so a mis-set environment can never create anything in a real project.
 
 Clients are built from the settings' emulator hosts explicitly rather than from the
-process environment, so callers need not mutate `os.environ` first.
+process environment, so callers need not mutate `os.environ` first. The push subscriptions
+that deliver to the functions are wiring, made by `tools.stack.chain` once they listen.
 """
 
 from __future__ import annotations
@@ -44,6 +45,25 @@ def tap_subscription_name(topic: str) -> str:
     return f"{topic}{TAP_SUFFIX}"
 
 
+def topics(settings: Settings) -> list[str]:
+    """Every topic the suite uses: the job topics, the dead-letter topic, the sweeper's clock."""
+    return [
+        settings.generate_topic,
+        settings.stitch_topic,
+        settings.dead_letter_topic,
+        settings.sweep_topic,
+    ]
+
+
+def tapped_topics(settings: Settings) -> list[str]:
+    """Topics that get a `-tap` pull subscription: those a developer wants to look into.
+
+    Not the sweep topic: it is a clock tick every few seconds, and a tap nobody pulls would
+    keep every tick for the emulator's whole life.
+    """
+    return [settings.generate_topic, settings.stitch_topic, settings.dead_letter_topic]
+
+
 def ensure_resources(settings: Settings) -> Provisioned:
     """Idempotently create topics (+ `<topic>-tap` pull subscriptions) and the media bucket."""
     if not (settings.pubsub_emulator_host and settings.storage_emulator_host):
@@ -65,13 +85,16 @@ def _ensure_pubsub(settings: Settings, host: str, result: Provisioned) -> None:
     try:
         publisher = PublisherClient(transport=PublisherGrpcTransport(channel=publisher_channel))
         subscriber = SubscriberClient(transport=SubscriberGrpcTransport(channel=subscriber_channel))
-        for topic in (settings.generate_topic, settings.stitch_topic):
+        tapped = tapped_topics(settings)
+        for topic in topics(settings):
             topic_path = publisher.topic_path(project, topic)
             try:
                 publisher.create_topic(name=topic_path, timeout=_TIMEOUT)
                 result.note(topic_path, created=True)
             except gexc.AlreadyExists:
                 result.note(topic_path, created=False)
+            if topic not in tapped:
+                continue
 
             tap_path = subscriber.subscription_path(project, tap_subscription_name(topic))
             try:
