@@ -1,6 +1,12 @@
-"""Choosing the provider: one setting (`PROVIDER`), offline unless told otherwise."""
+"""Choosing the provider: one setting (`PROVIDER`), offline unless told otherwise.
+
+Each provider is imported only when chosen, so a function never loads an SDK it does not use.
+A provider that cannot work with the settings raises here, when the function starts.
+"""
 
 from __future__ import annotations
+
+from typing import assert_never
 
 from shared.providers.base import Provider
 from shared.settings import Settings
@@ -11,6 +17,8 @@ def build_provider(settings: Settings) -> Provider:
         from shared.providers.offline import OfflineProvider
 
         return OfflineProvider(settings)
-    raise ValueError(
-        f"PROVIDER={settings.provider!r} is not available in this build; use PROVIDER=offline"
-    )
+    if settings.provider == "genai":
+        from shared.providers.genai import GenaiProvider
+
+        return GenaiProvider(settings)
+    assert_never(settings.provider)  # Settings admits only the providers above
