@@ -17,10 +17,15 @@ REQUIREMENTS := $(sort $(wildcard functions/*/requirements.txt)) requirements-de
 PIP_LOG := $(VENV)/pip-install.log
 
 PYTEST := $(PY) -m pytest
+# checkov has a venv of its own: its bc-python-hcl2 clashes with python-hcl2 in .venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.requirements.stamp
+TERRAFORM ?= terraform
 LINT_PATHS := shared functions tools tests
 TYPECHECK_PATHS := shared functions tools tests
 
 .PHONY: help venv dev demo test test-unit test-integration pytest lint fmt typecheck token grant env clean distclean
+.PHONY: build terraform-check checkov-venv
 
 help:
 	@echo "make dev                        run emulators + every function, wired (Ctrl-C stops)"
@@ -28,11 +33,13 @@ help:
 	@echo "make test                       lint, typecheck and the whole test suite"
 	@echo "make test-unit | test-integration"
 	@echo "make lint | fmt | typecheck"
+	@echo "make build                      one zip per function in dist/ (+ dist/manifest.json)"
+	@echo "make terraform-check            terraform fmt -check and checkov over terraform/"
 	@echo "make bench                      time stitch() against plain ffmpeg (not a test)"
 	@echo "make -s token USER=<uid>        print an ID token for <uid> (dev stack's signer)"
 	@echo "make -s grant USER=<uid> TOKENS=<n>"
 	@echo 'eval "$$(make -s env)"           export the running dev stack'"'"'s variables'
-	@echo "make clean | distclean          caches and logs | also .venv and .dev"
+	@echo "make clean | distclean          caches and logs | also the venvs, .dev, dist and build"
 
 # --- virtualenv ----------------------------------------------------------------------------
 
@@ -108,7 +115,7 @@ fi; \
 exit $$rc
 endef
 
-test: lint typecheck pytest
+test: lint typecheck terraform-check pytest
 
 pytest: venv
 	@$(call run_pytest,)
@@ -118,6 +125,31 @@ test-unit: venv
 
 test-integration: venv
 	@$(call run_pytest,tests/integration)
+
+# --- packaging and Terraform -------------------------------------------------------------
+
+# Only the standard library: an infra machine needs python3, not the dev venv.
+build:
+	@$(PYTHON) -m tools.build
+
+checkov-venv: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || { echo "creating $(CHECKOV_VENV) with $(PYTHON) ..." >&2; $(PYTHON) -m venv $(CHECKOV_VENV) >&2; }
+	@echo "installing requirements-checkov.txt into $(CHECKOV_VENV) (log: $(CHECKOV_VENV)/pip-install.log) ..." >&2
+	@$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check -q -r requirements-checkov.txt \
+		>$(CHECKOV_VENV)/pip-install.log 2>&1 || { tail -n 30 $(CHECKOV_VENV)/pip-install.log >&2; echo "pip install failed; full log: $(CHECKOV_VENV)/pip-install.log" >&2; exit 1; }
+	@touch $@
+
+# The checks of terraform/ that need no provider and no network (`terraform validate` would
+# need the providers): formatting, then checkov with 0 failed checks, every skip justified by
+# a `#checkov:skip=ID:reason` comment next to its resource. The rest (parsing, consistency
+# with the code) are pytest tests in tests/static/.
+terraform-check: checkov-venv
+	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not on PATH (1.5+ needed for fmt)" >&2; exit 1; }
+	@# fmt reads no CLI configuration: pointing it at none keeps a missing one from warning.
+	TF_CLI_CONFIG_FILE=/dev/null $(TERRAFORM) fmt -check -recursive -diff terraform
+	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework terraform -d terraform
 
 # --- benchmarks ----------------------------------------------------------------------------
 
@@ -129,8 +161,9 @@ bench: venv
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .dev/logs
-	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . \( -path ./$(VENV) -o -path ./$(CHECKOV_VENV) -o -path ./build \) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
-# Also the venv and .dev (dev signing key included: tokens minted before stop working).
+# Also the venvs, .dev (dev signing key included: tokens minted before stop working), the
+# build output (dist/) and the function venvs of tests/packaging (build/).
 distclean: clean
-	rm -rf $(VENV) .dev
+	rm -rf $(VENV) $(CHECKOV_VENV) .dev dist build

@@ -135,6 +135,17 @@ class CreationStore:
             return None
         return Creation.model_validate({"id": snapshot.id, **(snapshot.to_dict() or {})})
 
+    def get_many(self, creation_ids: list[str]) -> dict[str, Creation]:
+        """The creations that exist among `creation_ids`, by id (one round trip)."""
+        refs = [self.ref(cid) for cid in dict.fromkeys(creation_ids)]
+        found: dict[str, Creation] = {}
+        for snapshot in self._db.get_all(refs, retry=self._retry, timeout=self._timeout):
+            if snapshot.exists:
+                found[snapshot.id] = Creation.model_validate(
+                    {"id": snapshot.id, **(snapshot.to_dict() or {})}
+                )
+        return found
+
     def get_owned(self, user_id: str, creation_id: str) -> Creation:
         """The caller's creation; anyone else's is reported as missing, never as forbidden."""
         creation = self.get(creation_id)

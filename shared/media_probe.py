@@ -12,7 +12,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from PIL import Image, UnidentifiedImageError
 
 
 class MediaProbeError(Exception):
@@ -69,6 +68,9 @@ def decode_check(path: Path) -> int:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file, after checking the file is intact."""
+    # Imported here: the stitch function probes videos only and does not ship Pillow.
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
             size = image.size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -29,6 +30,7 @@ IMAGE_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4")
 VIDEO_ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 MAX_PROMPT_CHARS = 2000
 SEED_MAX = 2**32 - 1  # Veo and Imagen take an unsigned 32-bit seed.
+CREATION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # the same rule as the API's path converter
 
 
 def can_move(current: str, wanted: str) -> bool:
@@ -115,6 +117,47 @@ def parse_creation_request(body: Any, settings: Settings) -> dict[str, Any]:
     if request.seed is not None:
         normalised["seed"] = request.seed
     return normalised
+
+
+MIN_REEL_CLIPS = 2
+MAX_REEL_CLIPS = 20
+MAX_TITLE_CHARS = 200
+
+
+class ReelRequest(BaseModel):
+    """The `POST /v1/reels` body. A clip may appear more than once (a repeated shot)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    clips: list[str] = Field(min_length=MIN_REEL_CLIPS, max_length=MAX_REEL_CLIPS)
+    title: str | None = None
+
+    @field_validator("clips")
+    @classmethod
+    def _clip_ids_look_like_ids(cls, value: list[str]) -> list[str]:
+        for index, clip in enumerate(value):
+            if not CREATION_ID.fullmatch(clip):
+                raise _field_error(f"clips[{index}]", "is not a creation id")
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title_is_trimmed_and_bounded(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        trimmed = value.strip()
+        if not trimmed or len(trimmed) > MAX_TITLE_CHARS:
+            raise ValueError(f"must be 1-{MAX_TITLE_CHARS} characters after trimming")
+        return trimmed
+
+
+def parse_reel_request(body: Any) -> ReelRequest:
+    if not isinstance(body, dict):
+        raise InvalidRequest("body: must be a JSON object")
+    try:
+        return ReelRequest.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc)) from None
 
 
 def creation_cost(kind: str, request: dict[str, Any], settings: Settings) -> int:

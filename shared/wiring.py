@@ -26,6 +26,19 @@ def build_generation_worker(settings: Settings) -> GenerationWorker:
     )
 
 
+def build_stitch_worker(settings: Settings) -> GenerationWorker:
+    # Imported here: only the stitch function ships the reel engine's dependencies in use.
+    from shared.reel_maker import ReelMaker
+
+    storage = storage_client(settings)
+    return GenerationWorker(
+        claims=ClaimStore(firestore_client(settings), settings),
+        provider=ReelMaker(storage),
+        uploader=GcsMediaStore(storage, settings.media_bucket),
+        settings=settings,
+    )
+
+
 def build_refund_handler(settings: Settings) -> RefundHandler:
     return RefundHandler(Ledger(firestore_client(settings), settings))
 

@@ -31,11 +31,17 @@ from shared.errors import (
 from shared.ledger import Ledger, StatusMove
 from shared.log import get_logger, log_fields
 from shared.media import GcsMediaStore, MediaStore
-from shared.models import REFUNDABLE_STATUSES, TRANSITIONS, creation_cost, parse_creation_request
+from shared.models import (
+    REFUNDABLE_STATUSES,
+    TRANSITIONS,
+    creation_cost,
+    parse_creation_request,
+    parse_reel_request,
+)
 from shared.occ import STORE_UNAVAILABLE
 from shared.queue import PubSubJobPublisher
 from shared.settings import Settings
-from shared.submission import SubmissionService, request_fingerprint
+from shared.submission import Accepted, SubmissionService, request_fingerprint
 
 logger = get_logger(__name__)
 
@@ -125,6 +131,9 @@ class SubmitApi:
             idempotency_key=key,
             fingerprint=request_fingerprint("POST /v1/creations", body),
         )
+        return self._accepted(accepted, context)
+
+    def _accepted(self, accepted: Accepted, context: dict[str, Any]) -> flask.Response:
         context["creation_id"] = accepted.creation.id
         headers = {"Location": f"/v1/creations/{accepted.creation.id}"}
         if accepted.replayed:
@@ -132,6 +141,44 @@ class SubmitApi:
         return json_response(
             202, {**accepted.creation.to_api(), "balance": accepted.balance}, headers
         )
+
+    def _create_reel(
+        self, request: flask.Request, user: AuthenticatedUser, context: dict[str, Any]
+    ) -> flask.Response:
+        body = read_json_body(request, self.settings.max_body_bytes)
+        key = _idempotency_key(request)
+        reel = parse_reel_request(body)
+        found = self.creations.get_many(reel.clips)
+        sources: list[str] = []
+        total_seconds = 0.0
+        for index, clip_id in enumerate(reel.clips):
+            clip = found.get(clip_id)
+            if clip is None or clip.user_id != user.uid:
+                raise NotFound(f"clips[{index}]: no creation {clip_id}")
+            if clip.type != "video":
+                raise InvalidRequest(f"clips[{index}]: {clip_id} is a {clip.type}, not a video")
+            if clip.status != "draft" or not clip.media:
+                raise InvalidRequest(
+                    f"clips[{index}]: {clip_id} is {clip.status}; only video drafts can be stitched"
+                )
+            sources.append(str(clip.media[0]["uri"]))
+            total_seconds += float(clip.media[0].get("duration_seconds") or 0)
+        normalised: dict[str, Any] = {
+            "clips": reel.clips,
+            "sources": sources,
+            "duration_seconds": round(total_seconds, 3),
+        }
+        if reel.title:
+            normalised["title"] = reel.title
+        accepted = self.submissions.submit(
+            user_id=user.uid,
+            kind="reel",
+            request=normalised,
+            cost=creation_cost("reel", normalised, self.settings),
+            idempotency_key=key,
+            fingerprint=request_fingerprint("POST /v1/reels", body),
+        )
+        return self._accepted(accepted, context)
 
     def _list_creations(
         self, request: flask.Request, user: AuthenticatedUser, context: dict[str, Any]

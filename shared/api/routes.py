@@ -18,6 +18,7 @@ ROUTES = Map(
         Rule(
             "/v1/creations/<cid:creation_id>:cancel", methods=["POST"], endpoint="cancel_creation"
         ),
+        Rule("/v1/reels", methods=["POST"], endpoint="create_reel"),
         Rule("/v1/balance", methods=["GET"], endpoint="get_balance"),
     ],
     converters={"cid": CreationIdConverter},

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import requests
@@ -110,9 +111,10 @@ def start_stack(
         knobs=Knobs(sweep_interval_seconds=1, retry_min_backoff_seconds=1),
     )
     stack.start()
-    # The session's emulators are the same for every test; the client library finds them here.
-    os.environ.update(env)
-    db = firestore.Client(project=settings.gcp_project)
+    # The client library reads the emulator host when it is built; this fixture outlives the
+    # per-test environment, so it must not leave the variable behind in os.environ.
+    with mock.patch.dict(os.environ, {"FIRESTORE_EMULATOR_HOST": env["FIRESTORE_EMULATOR_HOST"]}):
+        db = firestore.Client(project=settings.gcp_project)
     return RunningStack(
         stack=stack,
         settings=settings,

@@ -239,7 +239,7 @@ def chain(
         emulators,
         settings,
         record_dir,
-        recorders("generate", "dead_letter", "sweep"),
+        recorders("generate", "stitch", "dead_letter", "sweep"),
         Wiring(pushes=production.pushes, schedule_topic=production.schedule_topic),
         knobs,
     )

@@ -80,6 +80,7 @@ DEFAULT_PORTS = dev.Ports(
     refund=8082,
     dead_letter=8083,
     sweep=8084,
+    stitch=8085,
     router=8086,
 )
 
@@ -110,6 +111,7 @@ def test_ports_by_function_and_in_the_stack_file() -> None:
         "refund": 8082,
         "dead_letter": 8083,
         "sweep": 8084,
+        "stitch": 8085,
     }
     assert set(DEFAULT_PORTS.functions()) == set(FUNCTIONS)
     assert DEFAULT_PORTS.all()["router"] == 8086
@@ -651,6 +653,7 @@ def test_production_wiring() -> None:
     wiring = chain.default_wiring(settings)
     assert [(p.subscription, p.topic, p.function, p.dead_letter_topic) for p in wiring.pushes] == [
         ("creations-generate-push", "creations-generate", "generate", "creations-dead-letter"),
+        ("creations-stitch-push", "creations-stitch", "stitch", "creations-dead-letter"),
         ("creations-dead-letter-push", "creations-dead-letter", "dead_letter", None),
         ("creations-sweep-push", "creations-sweep", "sweep", None),
     ]
@@ -662,7 +665,7 @@ def test_production_wiring() -> None:
         "creations/{id}",
     )
     assert wiring.schedule_topic == settings.sweep_topic
-    assert wiring.function_names() == {"generate", "dead_letter", "sweep", "refund"}
+    assert wiring.function_names() == {"generate", "stitch", "dead_letter", "sweep", "refund"}
 
 
 def test_job_subscription_has_retry_and_dead_letter_policies() -> None:

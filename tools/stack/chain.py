@@ -145,6 +145,7 @@ FUNCTIONS: Final[Mapping[str, tuple[str, str]]] = {
     "refund": ("refund", "functions/refund/main.py"),
     "dead_letter": ("dead_letter", "functions/refund/main.py"),
     "sweep": ("sweep", "functions/sweeper/main.py"),
+    "stitch": ("stitch", "functions/stitch/main.py"),
 }
 
 
@@ -173,6 +174,9 @@ def default_wiring(settings: Settings) -> Wiring:
         pushes=(
             PushRoute(
                 settings.generate_topic, "generate", dead_letter_topic=settings.dead_letter_topic
+            ),
+            PushRoute(
+                settings.stitch_topic, "stitch", dead_letter_topic=settings.dead_letter_topic
             ),
             PushRoute(settings.dead_letter_topic, "dead_letter"),
             PushRoute(settings.sweep_topic, "sweep"),

@@ -31,14 +31,19 @@ from tools.stack.dev import AUTH_DIR
 from tools.stack.devauth import load_or_create_signer
 
 DEFAULT_TIMEOUT: Final = 120.0
-GRANT: Final = 20
+GRANT: Final = 30
 IMAGE_COUNT: Final = 2
 IMAGE_REQUEST: Final = {"type": "image", "prompt": "a lighthouse at dusk", "count": IMAGE_COUNT}
 VIDEO_REQUEST: Final = {"type": "video", "prompt": "waves on a shore", "duration_seconds": 4}
 FAILING_REQUEST: Final = {"type": "image", "prompt": "a storm [fail:permanent]"}
 FINAL: Final = frozenset({"draft", "failed", "canceled"})
 # What a stack started before the chain existed lacks; `make demo` needs every function.
-REQUIRED_PORTS: Final = ("submit", "generate", "refund", "dead_letter", "sweep", "router")
+REQUIRED_PORTS: Final = ("submit", "generate", "refund", "dead_letter", "sweep", "stitch", "router")
+# More clips for the reel, in other shapes, so it shows the normalising (re-encode) path.
+REEL_CLIP_REQUESTS: Final = (
+    {"type": "video", "prompt": "a city at night", "duration_seconds": 4, "aspect_ratio": "9:16"},
+    {"type": "video", "prompt": "a forest in fog", "duration_seconds": 4, "aspect_ratio": "1:1"},
+)
 
 
 class DemoError(Exception):
@@ -200,9 +205,9 @@ class Demo:
             say(self.clock, f"PROBLEM: {message}")
         return ok
 
-    def submit(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    def submit(self, body: Mapping[str, Any], path: str = "/v1/creations") -> dict[str, Any]:
         response = requests.post(
-            f"{self.submit_url}/v1/creations",
+            f"{self.submit_url}{path}",
             json=dict(body),
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=min(30.0, max(1.0, self.clock.left())),
@@ -210,12 +215,12 @@ class Demo:
         self.watcher.pump()  # what the listeners saw during the call comes first
         if response.status_code != 202:
             raise DemoError(
-                f"POST /v1/creations {body} answered {response.status_code}: {response.text[:300]}"
+                f"POST {path} {body} answered {response.status_code}: {response.text[:300]}"
             )
         created: dict[str, Any] = response.json()
         say(
             self.clock,
-            f"submitted {body['type']} {created['id'][:8]}: 202, status {created['status']}, "
+            f"submitted {created['type']} {created['id'][:8]}: 202, status {created['status']}, "
             f"cost {created['cost']}, balance now {created['balance']}",
         )
         return created
@@ -380,6 +385,32 @@ def _run_steps(demo: Demo) -> None:
     after = ledger.balance(user)
     say(clock, f"balance before {before}, after submit {failing['balance']}, after refund {after}")
     demo.check(after == before, f"the balance is {after}, not restored to {before}")
+
+    print(
+        "\n== 5. Reel Maker: two more clips, then one reel of all three, followed live", flush=True
+    )
+    clips = [video["id"]]
+    for index, request in enumerate(REEL_CLIP_REQUESTS):
+        clip = demo.submit(request)
+        watcher.follow(f"clip{index + 2}", clip["id"])
+        clips.append(clip["id"])
+    watcher.until(is_final, [f"clip{i + 2}" for i in range(len(REEL_CLIP_REQUESTS))])
+    lengths = []
+    for index in range(len(clips)):
+        label = "video" if index == 0 else f"clip{index + 1}"
+        state = watcher.followed[label].state or {}
+        if not demo.check(state.get("status") == "draft", f"{label} is not a draft"):
+            return
+        lengths.append(float(state["media"][0]["duration_seconds"]))
+    reel = demo.submit({"clips": clips, "title": "demo reel"}, path="/v1/reels")
+    watcher.follow("reel", reel["id"])
+    watcher.until(is_final, ["reel"])
+    state = watcher.followed["reel"].state or {}
+    if demo.check(state.get("status") == "draft", f"reel ended {describe(state)}"):
+        demo.check_media("reel", state, 1)
+        got = float(state["media"][0].get("duration_seconds") or 0)
+        say(clock, f"reel is {got:.2f} s; its clips add up to {sum(lengths):.2f} s")
+        demo.check(abs(got - sum(lengths)) < 0.5, "the reel's duration is not the sum of its clips")
 
 
 def main() -> int:

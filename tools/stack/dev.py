@@ -12,9 +12,10 @@ a local clock standing in for Cloud Scheduler.
 
 Ports are fixed so URLs stay stable across restarts (bookmarks, shell history, a UI's config):
 FIRESTORE_PORT (8090), PUBSUB_PORT (8091), GCS_PORT (8092), SUBMIT_PORT (8080), GENERATE_PORT
-(8081), REFUND_PORT (8082), DEAD_LETTER_PORT (8083), SWEEPER_PORT (8084), TRIGGER_ROUTER_PORT
-(8086). SUBMIT_SOURCE, GENERATE_SOURCE, REFUND_SOURCE (refund and dead_letter) and
-SWEEPER_SOURCE override a function's source file, e.g. to try the tooling against a stub.
+(8081), REFUND_PORT (8082), DEAD_LETTER_PORT (8083), SWEEPER_PORT (8084), STITCH_PORT (8085),
+TRIGGER_ROUTER_PORT (8086). SUBMIT_SOURCE, GENERATE_SOURCE, REFUND_SOURCE (refund and
+dead_letter), SWEEPER_SOURCE and STITCH_SOURCE override a function's source file, e.g. to try
+the tooling against a stub.
 SWEEP_INTERVAL_SECONDS (15; 0 = off) and RETRY_MIN_BACKOFF_SECONDS (1) tune the local clock and
 Pub/Sub's retry backoff (maximum 10 s locally).
 """
@@ -59,6 +60,7 @@ DEFAULT_PORTS: Final = {
     "REFUND_PORT": 8082,
     "DEAD_LETTER_PORT": 8083,
     "SWEEPER_PORT": 8084,
+    "STITCH_PORT": 8085,
     "TRIGGER_ROUTER_PORT": 8086,
 }
 # Environment variables that replace a function's source (`tools.stack.chain.FUNCTIONS` names).
@@ -67,6 +69,7 @@ SOURCE_OVERRIDES: Final = {
     "GENERATE_SOURCE": ("generate",),
     "REFUND_SOURCE": ("refund", "dead_letter"),  # one file, two entry points
     "SWEEPER_SOURCE": ("sweep",),
+    "STITCH_SOURCE": ("stitch",),
 }
 
 # The variables `make -s env` exports, in the order it prints them.
@@ -95,6 +98,7 @@ class Ports:
     refund: int
     dead_letter: int
     sweep: int
+    stitch: int
     router: int
 
     def functions(self) -> dict[str, int]:
@@ -105,6 +109,7 @@ class Ports:
             "refund": self.refund,
             "dead_letter": self.dead_letter,
             "sweep": self.sweep,
+            "stitch": self.stitch,
         }
 
     def all(self) -> dict[str, int]:
@@ -138,6 +143,7 @@ def read_ports(environ: Mapping[str, str]) -> Ports:
         refund=values["REFUND_PORT"],
         dead_letter=values["DEAD_LETTER_PORT"],
         sweep=values["SWEEPER_PORT"],
+        stitch=values["STITCH_PORT"],
         router=values["TRIGGER_ROUTER_PORT"],
     )
     seen = list(ports.all().values())
@@ -351,6 +357,7 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
             "refund": "set REFUND_PORT",
             "dead_letter": "set DEAD_LETTER_PORT",
             "sweep": "set SWEEPER_PORT",
+            "stitch": "set STITCH_PORT",
             "router": "set TRIGGER_ROUTER_PORT",
         },
     )

@@ -72,3 +72,8 @@ def dead_letter(event: CloudEvent) -> None:
 @functions_framework.cloud_event
 def sweep(event: CloudEvent) -> None:
     _record("sweep", event)
+
+
+@functions_framework.cloud_event
+def stitch(event: CloudEvent) -> None:
+    _record("stitch", event)

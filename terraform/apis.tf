@@ -1,0 +1,28 @@
+# The APIs the suite uses. Left enabled on destroy: other things in the project may use them.
+locals {
+  services = toset([
+    "aiplatform.googleapis.com",       # Vertex AI (Imagen, Veo, Gemini)
+    "artifactregistry.googleapis.com", # function images
+    "cloudbuild.googleapis.com",       # builds the functions
+    "cloudfunctions.googleapis.com",   # the functions (2nd gen)
+    "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com", # runs the sweeper
+    "eventarc.googleapis.com",       # the Firestore trigger of refund
+    "firebaserules.googleapis.com",  # Firestore security rules
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",           # 2nd gen functions run on Cloud Run
+    "secretmanager.googleapis.com", # GENAI_API_KEY
+    "storage.googleapis.com",
+  ])
+}
+
+resource "google_project_service" "this" {
+  for_each = local.services
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}

@@ -1,0 +1,290 @@
+# The functions: one module instance each. Sources come from `make build` (dist/manifest.json
+# maps each folder under functions/ to its zip); adding a function is one more instance here,
+# plus its grants in iam.tf.
+
+locals {
+  dist_dir = coalesce(var.dist_dir, "${path.module}/../dist")
+  build    = jsondecode(file("${local.dist_dir}/manifest.json"))
+  # Folder under functions/ -> the source_archive of the module instances that deploy it.
+  sources = {
+    for folder, built in local.build : folder => {
+      bucket       = google_storage_bucket.sources.name
+      path         = "${local.dist_dir}/${built.zip}"
+      content_hash = built.content_hash
+    }
+  }
+
+  build_settings = {
+    service_account_email = google_service_account.build.email
+    docker_repository     = google_artifact_registry_repository.functions.id
+  }
+
+  # Workers (generate, stitch) get the longest run a push delivery allows, less a margin; the
+  # code's own deadlines sit inside it: a generation gives up at GENERATION_TIMEOUT_SECONDS,
+  # and its claim's lease (LEASE_SECONDS) outlives the whole run.
+  worker_timeout_s     = 540
+  generation_timeout_s = 480
+  lease_s              = 540
+
+  # Every function reads the same settings (shared/settings.py); env var = field name in
+  # upper case. Fields left out keep the code's default, which is the production value
+  # (tests/static/test_terraform_consistency.py lists each one and why).
+  function_env = {
+    GCP_PROJECT                = var.project_id
+    MEDIA_BUCKET               = google_storage_bucket.media.name
+    GENERATE_TOPIC             = google_pubsub_topic.generate.name
+    STITCH_TOPIC               = google_pubsub_topic.stitch.name
+    DEAD_LETTER_TOPIC          = google_pubsub_topic.dead_letter.name
+    SWEEP_TOPIC                = google_pubsub_topic.sweep.name
+    PRICING                    = jsonencode(var.pricing)
+    ALLOWED_MODELS             = jsonencode(var.allowed_models)
+    DEFAULT_IMAGE_MODEL        = var.default_image_model
+    DEFAULT_VIDEO_MODEL        = var.default_video_model
+    PROVIDER                   = var.generation.provider
+    GENAI_MODE                 = var.generation.mode
+    GENAI_LOCATION             = var.generation.location
+    MAX_DELIVERY_ATTEMPTS      = var.max_delivery_attempts
+    GENERATION_TIMEOUT_SECONDS = local.generation_timeout_s
+    LEASE_SECONDS              = local.lease_s
+    LOG_LEVEL                  = var.log_level
+  }
+
+  # Only in developer mode, and only for the function that calls the models. (A filter, not a
+  # conditional: the two branches of `? :` would be objects of different types.)
+  genai_secret_env = {
+    for name, secret in {
+      GENAI_API_KEY = { secret = google_secret_manager_secret.genai_api_key.secret_id }
+    } : name => secret if var.generation.mode == "developer"
+  }
+
+  scaling_defaults = {
+    submit        = { min_instances = 0, max_instances = 20, available_memory_mb = 512, available_cpu = null }
+    generate      = { min_instances = 0, max_instances = 10, available_memory_mb = 1024, available_cpu = "1" }
+    stitch        = { min_instances = 0, max_instances = 5, available_memory_mb = 2048, available_cpu = "1" }
+    refund        = { min_instances = 0, max_instances = 10, available_memory_mb = 256, available_cpu = null }
+    "dead-letter" = { min_instances = 0, max_instances = 5, available_memory_mb = 256, available_cpu = null }
+    sweep         = { min_instances = 0, max_instances = 1, available_memory_mb = 256, available_cpu = null }
+  }
+  scaling = {
+    for name, defaults in local.scaling_defaults : name => merge(
+      defaults,
+      try({ for key, value in var.scaling[name] : key => value if value != null }, {}),
+    )
+  }
+}
+
+# The functions refuse to start with settings the code rejects (shared/settings.py); catch the
+# ones Terraform can see at plan time instead.
+resource "terraform_data" "function_settings" {
+  input = local.function_env
+
+  lifecycle {
+    precondition {
+      condition     = lookup(var.allowed_models, var.default_image_model, "") == "image"
+      error_message = "default_image_model must be one of allowed_models, making images."
+    }
+    precondition {
+      condition     = lookup(var.allowed_models, var.default_video_model, "") == "video"
+      error_message = "default_video_model must be one of allowed_models, making videos."
+    }
+    precondition {
+      condition     = local.generation_timeout_s < local.worker_timeout_s && local.worker_timeout_s <= local.lease_s
+      error_message = "A generation must give up before its function times out, and its lease outlive the function."
+    }
+  }
+}
+
+# HTTP API. Public at the network and IAM level on purpose: its callers are browsers and apps
+# holding Firebase ID tokens, which Cloud Run IAM cannot check (it accepts only Google-signed
+# tokens of principals granted run.invoker). The code verifies the Firebase token on every
+# request (shared/auth.py: signature, issuer, audience = project, expiry) and answers 401
+# otherwise; nothing is served without it.
+module "submit" {
+  #checkov:skip=CKV_GCP_124:The public HTTP API: reachable from anywhere by design; every request must carry a valid Firebase ID token (see above).
+  source = "./modules/event_function"
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = "submit"
+  description    = "The creations HTTP API."
+  entry_point    = "submit"
+  source_archive = local.sources["submit"]
+  build          = local.build_settings
+
+  min_instances       = local.scaling["submit"].min_instances
+  max_instances       = local.scaling["submit"].max_instances
+  available_memory_mb = local.scaling["submit"].available_memory_mb
+  available_cpu       = local.scaling["submit"].available_cpu
+  timeout_s           = 60
+
+  ingress = "ALLOW_ALL"
+  public  = true
+
+  environment_variables = local.function_env
+  project_roles         = ["roles/datastore.user"]
+  labels                = var.labels
+
+  depends_on = [google_project_service.this]
+}
+
+# Makes the media of image and video creations, one job message at a time.
+module "generate" {
+  source = "./modules/event_function"
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = "generate"
+  description    = "Makes the media of one image or video creation per job."
+  entry_point    = "generate"
+  source_archive = local.sources["generate"]
+  build          = local.build_settings
+
+  min_instances       = local.scaling["generate"].min_instances
+  max_instances       = local.scaling["generate"].max_instances
+  available_memory_mb = local.scaling["generate"].available_memory_mb
+  available_cpu       = local.scaling["generate"].available_cpu
+  timeout_s           = local.worker_timeout_s
+
+  environment_variables        = local.function_env
+  secret_environment_variables = local.genai_secret_env
+  project_roles                = ["roles/datastore.user", "roles/aiplatform.user"]
+  labels                       = var.labels
+
+  pubsub_trigger = {
+    topic = google_pubsub_topic.generate.name
+    dead_letter = {
+      topic                 = google_pubsub_topic.dead_letter.name
+      max_delivery_attempts = var.max_delivery_attempts
+    }
+  }
+
+  depends_on = [google_project_service.this, google_pubsub_topic_iam_member.dead_letter_publisher]
+}
+
+# Joins a reel's video drafts into one video, one job message at a time.
+module "stitch" {
+  source = "./modules/event_function"
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = "stitch"
+  description    = "Stitches the clips of one reel per job."
+  entry_point    = "stitch"
+  source_archive = local.sources["stitch"]
+  build          = local.build_settings
+
+  min_instances       = local.scaling["stitch"].min_instances
+  max_instances       = local.scaling["stitch"].max_instances
+  available_memory_mb = local.scaling["stitch"].available_memory_mb
+  available_cpu       = local.scaling["stitch"].available_cpu
+  timeout_s           = local.worker_timeout_s
+
+  environment_variables = local.function_env
+  project_roles         = ["roles/datastore.user"]
+  labels                = var.labels
+
+  pubsub_trigger = {
+    topic = google_pubsub_topic.stitch.name
+    dead_letter = {
+      topic                 = google_pubsub_topic.dead_letter.name
+      max_delivery_attempts = var.max_delivery_attempts
+    }
+  }
+
+  depends_on = [google_project_service.this, google_pubsub_topic_iam_member.dead_letter_publisher]
+}
+
+# Refunds a creation once it is failed or canceled (every update of creations/{id}).
+module "refund" {
+  source = "./modules/event_function"
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = "refund"
+  description    = "Refunds failed and canceled creations, exactly once."
+  entry_point    = "refund"
+  source_archive = local.sources["refund"]
+  build          = local.build_settings
+
+  min_instances       = local.scaling["refund"].min_instances
+  max_instances       = local.scaling["refund"].max_instances
+  available_memory_mb = local.scaling["refund"].available_memory_mb
+  available_cpu       = local.scaling["refund"].available_cpu
+  timeout_s           = 60
+
+  environment_variables = local.function_env
+  project_roles         = ["roles/datastore.user"]
+  labels                = var.labels
+
+  firestore_trigger = {
+    region     = var.firestore_location
+    event_type = "google.cloud.firestore.document.v1.updated"
+    database   = google_firestore_database.default.name
+    document   = "creations/{id}"
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Fails (and so refunds) the creation of every job that ended on the dead-letter topic.
+module "dead_letter" {
+  source = "./modules/event_function"
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = "dead-letter"
+  description    = "Fails the creations of dead-lettered jobs."
+  entry_point    = "dead_letter"
+  source_archive = local.sources["refund"]
+  build          = local.build_settings
+
+  min_instances       = local.scaling["dead-letter"].min_instances
+  max_instances       = local.scaling["dead-letter"].max_instances
+  available_memory_mb = local.scaling["dead-letter"].available_memory_mb
+  available_cpu       = local.scaling["dead-letter"].available_cpu
+  timeout_s           = 60
+
+  environment_variables = local.function_env
+  project_roles         = ["roles/datastore.user"]
+  labels                = var.labels
+
+  # No dead letter of its own: what still fails here after a week of retries is caught by the
+  # sweeper, which fails and refunds creations stuck in pending/processing.
+  pubsub_trigger = {
+    topic = google_pubsub_topic.dead_letter.name
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Moves stuck creations on; fed by Cloud Scheduler through the sweep topic.
+module "sweep" {
+  source = "./modules/event_function"
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = "sweep"
+  description    = "Re-enqueues stuck creations and refunds missed ones."
+  entry_point    = "sweep"
+  source_archive = local.sources["sweeper"]
+  build          = local.build_settings
+
+  min_instances       = local.scaling["sweep"].min_instances
+  max_instances       = local.scaling["sweep"].max_instances
+  available_memory_mb = local.scaling["sweep"].available_memory_mb
+  available_cpu       = local.scaling["sweep"].available_cpu
+  timeout_s           = 300
+
+  environment_variables = local.function_env
+  project_roles         = ["roles/datastore.user"]
+  labels                = var.labels
+
+  # A missed tick is made up by the next one: old ticks are not worth keeping or retrying long.
+  pubsub_trigger = {
+    topic                   = google_pubsub_topic.sweep.name
+    message_retention_s     = 600
+    retry_maximum_backoff_s = 60
+  }
+
+  depends_on = [google_project_service.this]
+}

@@ -1,0 +1,152 @@
+# Who may do what, beyond each function's own identities (made by the module instances).
+#
+# Runtime service accounts (one per function, from modules/event_function):
+#   submit       datastore.user; publish to the job topics; list+delete media (DELETE /v1/creations/{id})
+#   generate     datastore.user; aiplatform.user (Vertex AI); read+write media
+#   stitch       datastore.user; read+write media (reads the clips, writes the reel)
+#   refund       datastore.user
+#   dead-letter  datastore.user
+#   sweep        datastore.user; publish to the job topics (re-enqueues stuck creations)
+# Firestore access is project-wide (roles/datastore.user): Firestore IAM has no per-collection
+# grants; what each function touches is decided by its code. Logs go to stdout, which Cloud Run
+# collects without any role.
+
+locals {
+  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  vertex_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+# --- media bucket: only the object permissions each function uses ---------------------------
+
+# Writing a creation's objects (an overwrite on redelivery needs delete as well as create).
+resource "google_project_iam_custom_role" "media_writer" {
+  project     = var.project_id
+  role_id     = "creationsMediaWriter"
+  title       = "Creations media writer"
+  description = "Create and replace objects (generated media)."
+  permissions = ["storage.objects.create", "storage.objects.delete"]
+}
+
+# Reading objects by name (stitch reads clips; generate reads what Veo wrote).
+resource "google_project_iam_custom_role" "media_reader" {
+  project     = var.project_id
+  role_id     = "creationsMediaReader"
+  title       = "Creations media reader"
+  description = "Read objects by name (no listing)."
+  permissions = ["storage.objects.get"]
+}
+
+# Deleting a creation's media: list its prefix, delete what is there.
+resource "google_project_iam_custom_role" "media_remover" {
+  project     = var.project_id
+  role_id     = "creationsMediaRemover"
+  title       = "Creations media remover"
+  description = "List and delete objects (deleting a creation's media)."
+  permissions = ["storage.objects.list", "storage.objects.delete"]
+}
+
+locals {
+  media_grants = {
+    "submit-remove"  = { role = google_project_iam_custom_role.media_remover.name, member = module.submit.service_account_member }
+    "generate-write" = { role = google_project_iam_custom_role.media_writer.name, member = module.generate.service_account_member }
+    "generate-read"  = { role = google_project_iam_custom_role.media_reader.name, member = module.generate.service_account_member }
+    "stitch-write"   = { role = google_project_iam_custom_role.media_writer.name, member = module.stitch.service_account_member }
+    "stitch-read"    = { role = google_project_iam_custom_role.media_reader.name, member = module.stitch.service_account_member }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "media" {
+  for_each = local.media_grants
+
+  bucket = google_storage_bucket.media.name
+  role   = each.value.role
+  member = each.value.member
+}
+
+# In vertex mode Veo writes each video straight into the creation's folder of the media bucket,
+# as the Vertex AI service agent.
+resource "google_storage_bucket_iam_member" "media_vertex_agent" {
+  count = var.grant_vertex_agent_media_write ? 1 : 0
+
+  bucket = google_storage_bucket.media.name
+  role   = google_project_iam_custom_role.media_writer.name
+  member = local.vertex_agent
+}
+
+# --- job topics: who may enqueue ------------------------------------------------------------
+
+locals {
+  job_publishers = {
+    for pair in setproduct(["generate", "stitch"], ["submit", "sweep"]) :
+    "${pair[0]}-${pair[1]}" => { topic = pair[0], function = pair[1] }
+  }
+  job_topics = {
+    generate = google_pubsub_topic.generate.name
+    stitch   = google_pubsub_topic.stitch.name
+  }
+  publisher_members = {
+    submit = module.submit.service_account_member
+    sweep  = module.sweep.service_account_member
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "job_publishers" {
+  for_each = local.job_publishers
+
+  project = var.project_id
+  topic   = local.job_topics[each.value.topic]
+  role    = "roles/pubsub.publisher"
+  member  = local.publisher_members[each.value.function]
+}
+
+# --- builds ---------------------------------------------------------------------------------
+
+# Cloud Build runs the functions' builds as this account (not the Compute Engine default one,
+# which new organizations leave without roles). roles/run.builder is the role Google documents
+# for the build service account of functions ("can build Cloud Run functions and source
+# deployed services"): it reads the uploaded source, writes logs and pushes the image.
+resource "google_service_account" "build" {
+  project      = var.project_id
+  account_id   = "creations-build"
+  display_name = "Builds of the creations functions"
+}
+
+resource "google_project_iam_member" "build" {
+  project = var.project_id
+  role    = "roles/run.builder"
+  member  = google_service_account.build.member
+}
+
+# The functions' images. Old ones are cleaned up; the newest few stay for rollbacks.
+resource "google_artifact_registry_repository" "functions" {
+  #checkov:skip=CKV_GCP_84:Google-managed encryption: the images hold only our code and pinned public packages, no user data; a CMEK key would be one more thing the infra team must run for no gain.
+  project       = var.project_id
+  location      = var.region
+  repository_id = "creations-functions"
+  format        = "DOCKER"
+  description   = "Images of the creations functions (built by Cloud Functions)."
+
+  cleanup_policy_dry_run = false
+
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 10
+    }
+  }
+
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      older_than = "2592000s" # 30 days
+    }
+  }
+
+  depends_on = [google_project_service.this]
+}

@@ -1,0 +1,60 @@
+# Topic names are the code's defaults (shared/settings.py), also passed to every function as
+# GENERATE_TOPIC, STITCH_TOPIC, DEAD_LETTER_TOPIC and SWEEP_TOPIC. Each function's push
+# subscription is made by its module instance (functions.tf).
+
+resource "google_pubsub_topic" "generate" {
+  #checkov:skip=CKV_GCP_83:Google-managed encryption at rest: job messages carry only ids (creation, user, type), never prompts or media.
+  project = var.project_id
+  name    = "creations-generate" # jobs for images and videos -> generate
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_pubsub_topic" "stitch" {
+  #checkov:skip=CKV_GCP_83:Google-managed encryption at rest: job messages carry only ids (creation, user, type), never prompts or media.
+  project = var.project_id
+  name    = "creations-stitch" # jobs for reels -> stitch
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_pubsub_topic" "dead_letter" {
+  #checkov:skip=CKV_GCP_83:Google-managed encryption at rest: job messages carry only ids (creation, user, type), never prompts or media.
+  project = var.project_id
+  name    = "creations-dead-letter" # jobs that failed max_delivery_attempts times -> dead-letter
+
+  depends_on = [google_project_service.this]
+}
+
+resource "google_pubsub_topic" "sweep" {
+  #checkov:skip=CKV_GCP_83:Google-managed encryption at rest: job messages carry only ids (creation, user, type), never prompts or media.
+  project = var.project_id
+  name    = "creations-sweep" # Cloud Scheduler's ticks -> sweep
+
+  depends_on = [google_project_service.this]
+}
+
+# Pub/Sub itself moves dead letters here from the job subscriptions: one grant for the topic,
+# shared by every subscription that dead-letters into it (a grant per module instance would be
+# the same binding owned twice, and destroying one would revoke it for all).
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_agent
+}
+
+# A copy of every dead letter for people to look at (the dead-letter function acks its own):
+#   gcloud pubsub subscriptions pull creations-dead-letter-inspect --limit=10
+resource "google_pubsub_subscription" "dead_letter_inspect" {
+  project = var.project_id
+  name    = "${google_pubsub_topic.dead_letter.name}-inspect"
+  topic   = google_pubsub_topic.dead_letter.id
+
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s" # 7 days, the most Pub/Sub keeps
+
+  expiration_policy {
+    ttl = ""
+  }
+}

@@ -1,0 +1,177 @@
+"""Every Firestore query the code runs has its composite index in Terraform.
+
+Three links, each checked: the queries the code really builds (captured from `CreationStore`
+and `Sweeper` with a client that never connects) are the ones declared in `shared/indexes.py`;
+each declared query that needs a composite index has one in terraform/firestore.tf; and
+Terraform declares no index that no query uses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+from google.cloud.firestore_v1.query import Query
+from google.cloud.firestore_v1.types import StructuredQuery
+
+from shared.creations import CreationStore, encode_cursor
+from shared.generation.claims import ClaimStore
+from shared.indexes import (
+    DOCUMENT_NAME,
+    QUERIES,
+    Direction,
+    QueryShape,
+    queries_needing_an_index,
+)
+from shared.ledger import Ledger
+from shared.queue import Job
+from shared.settings import Settings
+from shared.sweeper import Sweeper
+from tests.support.terraform import REPO, TERRAFORM_DIR, Module
+
+# Where the code builds queries; each is exercised below. A new file here needs a new capture.
+QUERY_SITES = {"shared/creations.py", "shared/sweeper.py"}
+_QUERY_CALL = re.compile(r"\.(where|order_by|collection_group|start_after|start_at)\(")
+
+_EQUALITY = StructuredQuery.FieldFilter.Operator.EQUAL
+_DIRECTIONS: dict[int, Direction] = {
+    StructuredQuery.Direction.ASCENDING: "ASCENDING",
+    StructuredQuery.Direction.DESCENDING: "DESCENDING",
+}
+
+
+def shape_of(query: Query) -> QueryShape:
+    """The shape (collection, == fields, orderings) of a query the client library built."""
+    proto = query._to_protobuf()
+    (source,) = proto.from_
+    assert not source.all_descendants, "collection group queries need their own index scope"
+    filters = (
+        [f.field_filter for f in proto.where.composite_filter.filters]
+        if proto.where.composite_filter.filters
+        else [proto.where.field_filter]
+        if proto.where.field_filter.field.field_path
+        else []
+    )
+    equalities = frozenset(f.field.field_path for f in filters if f.op == _EQUALITY)
+    ranges = [f.field.field_path for f in filters if f.op != _EQUALITY]
+    orders = tuple((o.field.field_path, _DIRECTIONS[o.direction]) for o in proto.order_by)
+    for field in ranges:  # Firestore orders by a range field first if the query does not
+        if field not in [name for name, _ in orders]:
+            orders = ((field, "ASCENDING"), *orders)
+    return QueryShape(source.collection_id, equalities, orders)
+
+
+class _NoPublisher:
+    def publish(self, job: Job, *, topic: str) -> str:
+        raise AssertionError("nothing is published when the queries find nothing")
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[QueryShape]]:
+    """Every query streamed while the test runs; each finds nothing."""
+    shapes: list[QueryShape] = []
+
+    def stream(self: Query, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        shapes.append(shape_of(self))
+        return iter(())
+
+    monkeypatch.setattr(Query, "stream", stream)
+    yield shapes
+
+
+@pytest.fixture
+def db() -> firestore.Client:
+    # Never connects: building queries is local, and `stream` is replaced.
+    return firestore.Client(project="demo-indexes", credentials=AnonymousCredentials())
+
+
+def code_queries(db: firestore.Client, captured: list[QueryShape]) -> set[QueryShape]:
+    settings = Settings()
+    store = CreationStore(db, settings)
+    cursor = encode_cursor(dt.datetime(2030, 1, 1, tzinfo=dt.UTC), "c1")
+    for status in (None, "draft"):
+        for page in (None, cursor):
+            store.list_for_user("alice", status=status, limit=10, cursor=page)
+    Sweeper(
+        db,
+        settings,
+        claims=ClaimStore(db, settings),
+        ledger=Ledger(db, settings),
+        publisher=_NoPublisher(),
+    ).sweep()
+    assert captured, "no query was captured"
+    return {shape.normalized() for shape in captured}
+
+
+def terraform_indexes() -> dict[str, tuple[str, tuple[tuple[str, Direction], ...]]]:
+    root = Module.load(TERRAFORM_DIR)
+    found = {}
+    for name, body in root.resources_of("google_firestore_index").items():
+        assert body.get("query_scope", "COLLECTION") == "COLLECTION", name
+        fields = tuple((f["field_path"], f["order"]) for f in body["fields"])
+        found[name] = (body["collection"], fields)
+    return found
+
+
+def test_the_code_runs_exactly_the_declared_queries(
+    db: firestore.Client, captured: list[QueryShape]
+) -> None:
+    ran = code_queries(db, captured)
+    declared = {query.shape.normalized() for query in QUERIES}
+    assert ran - declared == set(), f"queries missing from shared/indexes.py: {ran - declared}"
+    assert declared - ran == set(), f"declared but never run: {declared - ran}"
+
+
+def test_only_the_known_sites_build_queries() -> None:
+    sites = {
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "shared").rglob("*.py")
+        if _QUERY_CALL.search(path.read_text())
+    }
+    assert sites <= QUERY_SITES, (
+        f"{sorted(sites - QUERY_SITES)} build Firestore queries: declare them in "
+        "shared/indexes.py and capture them in this test"
+    )
+
+
+def test_every_declared_query_has_its_index_in_terraform() -> None:
+    indexes = terraform_indexes()
+    for query in queries_needing_an_index():
+        serving = [
+            name
+            for name, (collection, fields) in indexes.items()
+            if collection == query.shape.collection and query.shape.served_by(fields)
+        ]
+        assert serving, f"no Terraform index serves: {query.name} ({query.shape})"
+
+
+def test_terraform_declares_no_unused_index() -> None:
+    for name, (collection, fields) in terraform_indexes().items():
+        assert fields[-1][0] == DOCUMENT_NAME, f"{name}: end with __name__ as Firestore does"
+        users = [
+            query.name
+            for query in QUERIES
+            if query.shape.collection == collection and query.shape.served_by(fields)
+        ]
+        assert users, f"google_firestore_index.{name} serves no query of shared/indexes.py"
+
+
+def test_served_by_follows_firestore_rules() -> None:
+    shape = QueryShape("c", frozenset({"a", "b"}), (("t", "DESCENDING"),))
+    assert shape.served_by(
+        [("b", "ASCENDING"), ("a", "ASCENDING"), ("t", "DESCENDING"), (DOCUMENT_NAME, "DESCENDING")]
+    )
+    assert not shape.served_by(
+        [("a", "ASCENDING"), ("t", "DESCENDING"), (DOCUMENT_NAME, "DESCENDING")]
+    )
+    assert not shape.served_by(
+        [("a", "ASCENDING"), ("b", "ASCENDING"), ("t", "ASCENDING"), (DOCUMENT_NAME, "ASCENDING")]
+    )
+    assert not QueryShape("c", frozenset({"a"}), ()).needs_composite_index()
+    assert not QueryShape("c", frozenset({"a", "b"}), ()).needs_composite_index()
+    assert not QueryShape("c", frozenset(), (("t", "ASCENDING"),)).needs_composite_index()
