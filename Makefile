@@ -21,8 +21,8 @@ PYTEST := $(PY) -m pytest
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.requirements.stamp
 TERRAFORM ?= terraform
-LINT_PATHS := shared functions tools tests
-TYPECHECK_PATHS := shared functions tools tests
+LINT_PATHS := shared functions tools tests benchmarks
+TYPECHECK_PATHS := shared functions tools tests benchmarks
 
 .PHONY: help venv dev demo test test-unit test-integration pytest lint fmt typecheck token grant env clean distclean
 .PHONY: build terraform-check checkov-venv
