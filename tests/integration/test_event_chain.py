@@ -78,6 +78,13 @@ def deliver(
     return functions[target].post(topic_path(PROJECT, topic), json=body).status_code
 
 
+def run_sweep(settings: Settings) -> int:
+    """One scheduler tick: the sweep function, loaded now (so with the settings of now)."""
+    sweep_app = create_app("sweep", str(REPO / "functions/sweeper/main.py")).test_client()
+    body = push_body(PROJECT, "sweep-push", {})
+    return sweep_app.post(topic_path(PROJECT, settings.sweep_topic), json=body).status_code
+
+
 def job_of(created: dict[str, Any]) -> dict[str, Any]:
     return {"creation_id": created["id"], "user_id": created["user_id"], "type": created["type"]}
 
@@ -386,13 +393,7 @@ def test_a_creation_whose_publish_was_lost_is_swept_and_completed(
     )
     monkeypatch.setenv("SWEEP_PENDING_AFTER_SECONDS", "0.01")
     load_settings.cache_clear()
-    sweep_app = create_app("sweep", str(REPO / "functions/sweeper/main.py")).test_client()
-    assert (
-        sweep_app.post(
-            topic_path(PROJECT, stack.sweep_topic), json=push_body(PROJECT, "sweep-push", {})
-        ).status_code
-        == 200
-    )
+    assert run_sweep(stack) == 200
     [message] = topic_messages(stack.generate_topic)
     job = json.loads(message.message.data)
     assert job["creation_id"] == accepted.creation.id
@@ -416,13 +417,7 @@ def test_sweeper_refunds_a_failure_whose_trigger_was_lost(
     assert ledger.balance("alice") == 9  # failed, but the refund trigger never came
     monkeypatch.setenv("SWEEP_REFUND_AFTER_SECONDS", "0.01")
     load_settings.cache_clear()
-    sweep_app = create_app("sweep", str(REPO / "functions/sweeper/main.py")).test_client()
-    assert (
-        sweep_app.post(
-            topic_path(PROJECT, stack.sweep_topic), json=push_body(PROJECT, "sweep-push", {})
-        ).status_code
-        == 200
-    )
+    assert run_sweep(stack) == 200
     assert ledger.balance("alice") == 10
     assert doc(db, created["id"])["refunded"] is True
 
@@ -451,13 +446,7 @@ def test_an_expired_lease_is_requeued_and_then_exhausted_attempts_fail(
             "lease_expires_at": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
         }
     )
-    sweep_app = create_app("sweep", str(REPO / "functions/sweeper/main.py")).test_client()
-    assert (
-        sweep_app.post(
-            topic_path(PROJECT, stack.sweep_topic), json=push_body(PROJECT, "sweep-push", {})
-        ).status_code
-        == 200
-    )
+    assert run_sweep(stack) == 200
     [message] = topic_messages(stack.generate_topic)
     assert (
         deliver(functions, "generate", stack.generate_topic, json.loads(message.message.data))
