@@ -143,6 +143,8 @@ class Ledger:
             if not creation.exists:
                 return RefundOutcome("missing", None)
             data = creation.to_dict() or {}
+            if not {"status", "user_id", "cost"} <= data.keys():
+                return RefundOutcome("not_refundable", {"id": creation_id, **data})
             status = data["status"]
             updates: dict[str, Any] = {}
             if move is not None and status != move.to:

@@ -20,7 +20,7 @@ from google.cloud.firestore_v1.base_document import DocumentSnapshot
 
 from shared import collections as paths
 from shared.creations import CreationStore, new_creation_id
-from shared.errors import Conflict, QueueUnavailable
+from shared.errors import Conflict, InvalidTransition, QueueUnavailable
 from shared.ledger import Ledger, StatusMove, balance_of
 from shared.log import get_logger, log_fields
 from shared.models import Creation
@@ -91,12 +91,19 @@ class SubmissionService:
             else None
         )
 
+        debit_ref = user_ref.collection(paths.LEDGER).document(paths.debit_entry_id(creation_id))
+
         def attempt() -> Accepted | int:
-            refs = [user_ref] if key_ref is None else [user_ref, key_ref]
+            refs = [user_ref, debit_ref] if key_ref is None else [user_ref, debit_ref, key_ref]
             snapshots = {
                 snap.reference.path: snap
                 for snap in self._db.get_all(refs, retry=self._retry, timeout=self._timeout)
             }
+            debit = snapshots[debit_ref.path]
+            if debit.exists:
+                # An earlier round's commit was applied although its answer was lost (the
+                # client's retry then lost the race against it): this call's debit is done.
+                return int((debit.to_dict() or {})["balance_after"])
             user = snapshots[user_ref.path]
             batch = self._db.batch()
             if key_ref is not None:
@@ -121,7 +128,7 @@ class SubmissionService:
             except STORE_UNAVAILABLE:
                 # The commit's answer was lost, not necessarily the commit: look before
                 # telling the caller nothing was debited.
-                if not self._debit_exists(user_ref, creation_id):
+                if not self._debit_exists(debit_ref):
                     raise
             return balance_after
 
@@ -138,7 +145,7 @@ class SubmissionService:
             "creation accepted",
             extra=log_fields(user_id=user_id, creation_id=creation_id, cost=cost, type=kind),
         )
-        self._enqueue(creation_id, user_id, kind)
+        self._enqueue(creation_id, user_id, kind, key_ref)
         # Committed above, and only final creations can be deleted: it is there.
         return Accepted(self._creations.get_or_raise(creation_id), outcome, replayed=False)
 
@@ -176,11 +183,36 @@ class SubmissionService:
             raise Conflict("the creation made with this Idempotency-Key has been deleted")
         return creation
 
-    def _debit_exists(self, user_ref: firestore.DocumentReference, creation_id: str) -> bool:
-        entry = user_ref.collection(paths.LEDGER).document(paths.debit_entry_id(creation_id))
-        return bool(entry.get(retry=self._retry, timeout=self._timeout).exists)
+    def _release_key(self, key_ref: firestore.DocumentReference, creation_id: str) -> None:
+        """Free an Idempotency-Key whose creation never got going, so a retry can succeed.
 
-    def _enqueue(self, creation_id: str, user_id: str, kind: str) -> None:
+        Best effort: if this delete is lost, a retry with the key sees the failed, refunded
+        creation, which is still the truth.
+        """
+        try:
+            snapshot = key_ref.get(retry=self._retry, timeout=self._timeout)
+            if snapshot.exists and (snapshot.to_dict() or {}).get("creation_id") == creation_id:
+                key_ref.delete(
+                    option=self._db.write_option(last_update_time=snapshot.update_time),
+                    retry=self._retry,
+                    timeout=self._timeout,
+                )
+        except Exception as exc:
+            logger.warning(
+                f"could not release the Idempotency-Key: {type(exc).__name__}",
+                extra=log_fields(creation_id=creation_id),
+            )
+
+    def _debit_exists(self, debit_ref: firestore.DocumentReference) -> bool:
+        return bool(debit_ref.get(retry=self._retry, timeout=self._timeout).exists)
+
+    def _enqueue(
+        self,
+        creation_id: str,
+        user_id: str,
+        kind: str,
+        key_ref: firestore.DocumentReference | None,
+    ) -> None:
         job = Job(creation_id=creation_id, user_id=user_id, type=kind)
         try:
             message_id = self._publisher.publish(job, topic=topic_for(kind, self._settings))
@@ -196,6 +228,14 @@ class SubmissionService:
             )
             try:
                 outcome = self._ledger.refund(creation_id, move=move)
+            except InvalidTransition as moved_on:
+                # The publish timed out here but reached Pub/Sub after all: a worker has the
+                # creation already. It is under way, so the caller gets a normal acceptance.
+                logger.warning(
+                    f"the job was enqueued after all ({moved_on.current}); not failing it",
+                    extra=log_fields(user_id=user_id, creation_id=creation_id),
+                )
+                return
             except Exception:
                 logger.exception(
                     "refund after a failed enqueue did not complete; the sweeper will finish it",
@@ -205,6 +245,8 @@ class SubmissionService:
                     exc.message, refunded=False, creation_id=creation_id
                 ) from exc
             refunded = outcome.result in ("refunded", "already_refunded")
+            if refunded and key_ref is not None:
+                self._release_key(key_ref, creation_id)
             raise QueueUnavailableRefunded(
                 exc.message, refunded=refunded, creation_id=creation_id
             ) from exc

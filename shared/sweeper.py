@@ -19,11 +19,11 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared import collections as paths
-from shared.errors import QueueUnavailable
+from shared.errors import QueueUnavailable, SuiteError
 from shared.generation.claims import ClaimStore, utcnow
 from shared.ledger import Ledger
 from shared.log import get_logger, log_fields
-from shared.occ import store_retry
+from shared.occ import STORE_UNAVAILABLE, store_retry
 from shared.queue import Job, JobPublisher, topic_for
 from shared.settings import Settings
 
@@ -62,22 +62,16 @@ class Sweeper:
         now = self._clock()
         settle = dt.timedelta(seconds=self._settings.sweep_pending_after_seconds)
         for snapshot in self._query("pending", "updated_at", now - settle):
-            self._requeue_or_fail(snapshot, now, report)
+            self._each(snapshot, lambda snap: self._requeue_or_fail(snap, now, report))
         for snapshot in self._query("processing", "lease_expires_at", now):
             requeued_at = (snapshot.to_dict() or {}).get("requeued_at")
             if isinstance(requeued_at, dt.datetime) and requeued_at > now - settle:
                 continue  # re-enqueued recently; give that message time to arrive
-            self._requeue_or_fail(snapshot, now, report)
+            self._each(snapshot, lambda snap: self._requeue_or_fail(snap, now, report))
         refund_cutoff = now - dt.timedelta(seconds=self._settings.sweep_refund_after_seconds)
         for status in ("failed", "canceled"):
             for snapshot in self._unrefunded(status, refund_cutoff):
-                outcome = self._ledger.refund(snapshot.id)
-                if outcome.result == "refunded":
-                    report.refunded.append(snapshot.id)
-                    logger.warning(
-                        "sweeper refunded a creation the refund trigger missed",
-                        extra=log_fields(creation_id=snapshot.id),
-                    )
+                self._each(snapshot, lambda snap: self._refund(snap, report))
         logger.info(
             "sweep done",
             extra=log_fields(
@@ -87,6 +81,26 @@ class Sweeper:
             ),
         )
         return report
+
+    def _refund(self, snapshot: Any, report: SweepReport) -> None:
+        if self._ledger.refund(snapshot.id).result == "refunded":
+            report.refunded.append(snapshot.id)
+            logger.warning(
+                "sweeper refunded a creation the refund trigger missed",
+                extra=log_fields(creation_id=snapshot.id),
+            )
+
+    @staticmethod
+    def _each(snapshot: Any, act: Callable[[Any], None]) -> None:
+        """One creation's trouble (deleted meanwhile, a contended write) never stops the
+        sweep: the next run sees it again."""
+        try:
+            act(snapshot)
+        except (SuiteError, *STORE_UNAVAILABLE) as exc:
+            logger.warning(
+                f"sweeper skipped a creation: {type(exc).__name__}: {exc}",
+                extra=log_fields(creation_id=snapshot.id),
+            )
 
     def _query(self, status: str, field_name: str, before: dt.datetime) -> list[Any]:
         query = (
@@ -114,7 +128,10 @@ class Sweeper:
         requeues = int(data.get("requeues", 0))
         if requeues >= self._settings.max_generation_attempts:
             if self._claims.fail_unfinished(
-                snapshot.id, "not_processed", "The job could not be processed in time."
+                snapshot.id,
+                "not_processed",
+                "The job could not be processed in time.",
+                spare_live_lease=True,
             ):
                 report.failed.append(snapshot.id)
             return

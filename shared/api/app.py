@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import flask
+from google.api_core import exceptions as gexc
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
@@ -66,8 +67,12 @@ class SubmitApi:
         except SuiteError as error:
             response = response_for_error(error, self.settings.busy_retry_after_seconds)
             context["error_code"] = error.code
-        except STORE_UNAVAILABLE as exc:
-            # A plain read that found Firestore unreachable: retryable, and nothing was written.
+        except (*STORE_UNAVAILABLE, gexc.GoogleAPICallError) as exc:
+            # Firestore (or Storage) could not serve a plain call: retryable for the client,
+            # and nothing was written. Errors outside the usual transient set (permission,
+            # cancellation) are logged loudly: they point at the deployment, not the request.
+            if not isinstance(exc, STORE_UNAVAILABLE):
+                logger.error(f"store call failed: {exc!r}", extra=log_fields(**context))
             busy = StoreBusy(f"the store is unavailable: {type(exc).__name__}")
             response = response_for_error(busy, self.settings.busy_retry_after_seconds)
             context["error_code"] = busy.code

@@ -79,6 +79,9 @@ class ClaimStore:
             now = self._clock()
             if status in FINAL_STATUSES:
                 return Skip("final", status)
+            if status == "processing" and data.get("lease_owner") == owner:
+                # An earlier round's claim was applied although its answer was lost.
+                return _claim_from(creation_id, owner, data)
             lease = data.get("lease_expires_at")
             if status == "processing" and isinstance(lease, dt.datetime) and lease > now:
                 return Skip("leased", status)
@@ -108,22 +111,24 @@ class ClaimStore:
                 retry=self._retry,
                 timeout=self._timeout,
             )
-            return Claim(
-                creation_id=creation_id,
-                owner=owner,
-                attempt=attempts,
-                user_id=data["user_id"],
-                type=data["type"],
-                request=dict(data.get("request") or {}),
-                checkpoint=dict(data.get("checkpoint") or {}),
-            )
+            return _claim_from(creation_id, owner, {**data, "attempts": attempts})
 
         return run_optimistic(
             attempt, max_attempts=self._settings.ledger_max_attempts, what="claim"
         )
 
-    def update_owned(self, claim: Claim, fields: dict[str, Any]) -> bool:
-        """Apply `fields` while the claim is still ours; False if it no longer is."""
+    def update_owned(
+        self,
+        claim: Claim,
+        fields: dict[str, Any],
+        *,
+        needed: Callable[[dict[str, Any]], bool] = lambda _data: True,
+    ) -> bool:
+        """Apply `fields` while the claim is still ours; False if it no longer is.
+
+        `needed(current document)` may say the write is unnecessary: then nothing is written
+        (and the answer is still True: the claim is ours).
+        """
         ref = self._ref(claim.creation_id)
 
         def attempt() -> bool:
@@ -135,6 +140,8 @@ class ClaimStore:
                 or data.get("lease_owner") != claim.owner
             ):
                 return False
+            if not needed(data):
+                return True
             ref.update(
                 {**fields, "updated_at": firestore.SERVER_TIMESTAMP},
                 option=self._db.write_option(last_update_time=snapshot.update_time),
@@ -148,7 +155,14 @@ class ClaimStore:
         )
 
     def report_progress(self, claim: Claim, percent: int) -> bool:
-        return self.update_owned(claim, {"progress": max(0, min(99, percent))})
+        """Raise `progress` to `percent` (never lower it: an earlier attempt may have gone
+        further than this one has yet)."""
+        percent = max(0, min(99, percent))
+        return self.update_owned(
+            claim,
+            {"progress": percent},
+            needed=lambda data: percent > int(data.get("progress") or 0),
+        )
 
     def save_checkpoint(self, claim: Claim, values: dict[str, Any]) -> bool:
         return self.update_owned(
@@ -178,17 +192,25 @@ class ClaimStore:
         """Give the lease back after a transient error, so a redelivery may claim at once."""
         return self.update_owned(claim, {"lease_expires_at": self._clock()})
 
-    def fail_unfinished(self, creation_id: str, code: str, message: str) -> bool:
+    def fail_unfinished(
+        self, creation_id: str, code: str, message: str, *, spare_live_lease: bool = False
+    ) -> bool:
         """Fail a `pending`/`processing` creation whoever holds it (dead letters, sweeper).
 
-        Returns False if it was already final (nothing to do)."""
+        Returns False if it was already final (nothing to do), or, with `spare_live_lease`,
+        if a worker holds a live lease on it (it may yet finish).
+        """
         ref = self._ref(creation_id)
 
         def attempt() -> bool:
             snapshot = ref.get(retry=self._retry, timeout=self._timeout)
             if not snapshot.exists:
                 raise NotFound(f"creation {creation_id} does not exist")
-            if (snapshot.to_dict() or {}).get("status") in FINAL_STATUSES:
+            data = snapshot.to_dict() or {}
+            if data.get("status") in FINAL_STATUSES:
+                return False
+            lease = data.get("lease_expires_at")
+            if spare_live_lease and isinstance(lease, dt.datetime) and lease > self._clock():
                 return False
             ref.update(
                 _failure_fields(code, message),
@@ -199,6 +221,18 @@ class ClaimStore:
             return True
 
         return run_optimistic(attempt, max_attempts=self._settings.ledger_max_attempts, what="fail")
+
+
+def _claim_from(creation_id: str, owner: str, data: dict[str, Any]) -> Claim:
+    return Claim(
+        creation_id=creation_id,
+        owner=owner,
+        attempt=int(data.get("attempts", 1)),
+        user_id=data["user_id"],
+        type=data["type"],
+        request=dict(data.get("request") or {}),
+        checkpoint=dict(data.get("checkpoint") or {}),
+    )
 
 
 def _failure_fields(code: str, message: str) -> dict[str, Any]:

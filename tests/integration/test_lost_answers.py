@@ -1,0 +1,153 @@
+"""When Firestore or Pub/Sub applied a call but its answer was lost (and the client library's
+retry then ran into the call's own result), the service must still tell the truth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from google.cloud import firestore
+
+from shared.creations import CreationStore
+from shared.errors import QueueUnavailable
+from shared.generation.claims import Claim, ClaimStore
+from shared.ledger import Ledger
+from shared.queue import Job
+from shared.settings import Settings
+from shared.submission import QueueUnavailableRefunded, SubmissionService
+
+REQUEST = {"prompt": "x", "model": "imagen-4.0-generate-001", "aspect_ratio": "1:1", "count": 1}
+
+
+class RecordingPublisher:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[Job] = []
+        self.fail = fail
+
+    def publish(self, job: Job, *, topic: str) -> str:
+        if self.fail:
+            raise QueueUnavailable("the queue is down")
+        self.sent.append(job)
+        return str(len(self.sent))
+
+
+@pytest.fixture
+def lose_next_commit_answer(db: firestore.Client) -> Iterator[Callable[[], None]]:
+    """Arm: the next commit is applied, then sent again, as a retry after a lost answer does."""
+    api = db._firestore_api
+    original = api.commit
+    armed = {"on": False}
+
+    def commit(*args: Any, **kwargs: Any) -> Any:
+        if armed["on"]:
+            armed["on"] = False
+            kwargs.pop("retry", None)
+            original(*args, **kwargs)  # applied on the server; the answer "never arrives"
+        return original(*args, **kwargs)  # the resend: fails against its own first write
+
+    api.commit = commit
+    yield lambda: armed.update(on=True)
+    api.commit = original
+
+
+def service(db: firestore.Client, settings: Settings, publisher: Any) -> SubmissionService:
+    return SubmissionService(
+        db,
+        settings,
+        ledger=Ledger(db, settings),
+        creations=CreationStore(db, settings),
+        publisher=publisher,
+    )
+
+
+def submit(svc: SubmissionService, key: str | None = None) -> Any:
+    return svc.submit(
+        user_id="u", kind="image", request=REQUEST, cost=10, idempotency_key=key, fingerprint="f"
+    )
+
+
+@pytest.mark.parametrize("key", [None, "order-1"])
+def test_a_lost_commit_answer_is_still_an_acceptance_and_the_job_is_enqueued(
+    db: firestore.Client,
+    stack: Settings,
+    ledger: Ledger,
+    lose_next_commit_answer: Callable[[], None],
+    key: str | None,
+) -> None:
+    ledger.grant("u", 100)
+    publisher = RecordingPublisher()
+    lose_next_commit_answer()
+    accepted = submit(service(db, stack, publisher), key)
+    assert not accepted.replayed
+    assert accepted.balance == 90
+    assert ledger.balance("u") == 90
+    assert [job.creation_id for job in publisher.sent] == [accepted.creation.id]
+    assert len(list(db.collection("creations").stream())) == 1
+
+
+def test_a_lost_claim_answer_still_gives_the_claim(
+    db: firestore.Client,
+    stack: Settings,
+    ledger: Ledger,
+    lose_next_commit_answer: Callable[[], None],
+) -> None:
+    ledger.grant("u", 100)
+    accepted = submit(service(db, stack, RecordingPublisher()))
+    lose_next_commit_answer()
+    claim = ClaimStore(db, stack).claim(accepted.creation.id)
+    assert isinstance(claim, Claim)
+    assert claim.attempt == 1
+
+
+def test_progress_never_goes_back_when_a_creation_is_claimed_again(
+    db: firestore.Client,
+    stack: Settings,
+    ledger: Ledger,
+) -> None:
+    ledger.grant("u", 100)
+    accepted = submit(service(db, stack, RecordingPublisher()))
+    claims = ClaimStore(db, stack)
+    first = claims.claim(accepted.creation.id)
+    assert isinstance(first, Claim)
+    claims.report_progress(first, 70)
+    claims.release(first)
+    second = claims.claim(accepted.creation.id)
+    assert isinstance(second, Claim)
+    claims.report_progress(second, 10)
+    progress = db.collection("creations").document(accepted.creation.id).get().get("progress")
+    assert progress == 70
+
+
+def test_a_key_whose_job_could_not_be_queued_can_be_used_again(
+    db: firestore.Client,
+    stack: Settings,
+    ledger: Ledger,
+) -> None:
+    ledger.grant("u", 100)
+    with pytest.raises(QueueUnavailableRefunded) as caught:
+        submit(service(db, stack, RecordingPublisher(fail=True)), "order-2")
+    assert caught.value.refunded
+    retry = submit(service(db, stack, RecordingPublisher()), "order-2")
+    assert not retry.replayed
+    assert retry.creation.status == "pending"
+    assert ledger.balance("u") == 90
+
+
+def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
+    db: firestore.Client,
+    stack: Settings,
+    ledger: Ledger,
+) -> None:
+    class LatePublisher:
+        """The message reached Pub/Sub and a worker claimed it; only the answer timed out."""
+
+        def publish(self, job: Job, *, topic: str) -> str:
+            ClaimStore(db, stack).claim(job.creation_id)
+            raise QueueUnavailable("publish timed out")
+
+    ledger.grant("u", 100)
+    accepted = submit(service(db, stack, LatePublisher()))
+    assert accepted.creation.status == "processing"
+    assert ledger.balance("u") == 90
+    assert [e["kind"] for e in ledger.entries("u")].count("refund") == 0
