@@ -82,7 +82,7 @@ def run_sweep(settings: Settings) -> int:
     """One scheduler tick: the sweep function, loaded now (so with the settings of now)."""
     sweep_app = create_app("sweep", str(REPO / "functions/sweeper/main.py")).test_client()
     body = push_body(PROJECT, "sweep-push", {})
-    return sweep_app.post(topic_path(PROJECT, settings.sweep_topic), json=body).status_code
+    return int(sweep_app.post(topic_path(PROJECT, settings.sweep_topic), json=body).status_code)
 
 
 def job_of(created: dict[str, Any]) -> dict[str, Any]:
