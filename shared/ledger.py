@@ -18,7 +18,7 @@ from google.cloud.firestore_v1.base_document import DocumentSnapshot
 
 from shared import collections as paths
 from shared.errors import InsufficientTokens, InvalidRequest, InvalidTransition
-from shared.occ import run_optimistic, store_retry
+from shared.occ import read_together, run_optimistic, store_retry
 from shared.settings import Settings
 
 RefundResult = Literal["refunded", "already_refunded", "not_refundable", "missing"]
@@ -201,11 +201,7 @@ class Ledger:
     # --- helpers --------------------------------------------------------------------------------
 
     def _get_all(self, *refs: firestore.DocumentReference) -> list[DocumentSnapshot[Any]]:
-        by_path = {
-            snap.reference.path: snap
-            for snap in self._db.get_all(list(refs), retry=self._retry, timeout=self._timeout)
-        }
-        return [by_path[ref.path] for ref in refs]
+        return read_together(self._db, refs, retry=self._retry, timeout=self._timeout)
 
     def _stage_balance(
         self, batch: firestore.WriteBatch, user: DocumentSnapshot[Any], after: int

@@ -30,7 +30,8 @@ class MediaStore(Protocol):
         ...
 
 
-_STORAGE_TRANSIENT = (
+# Cloud Storage errors worth a retry later (the caller decides how: 503, or a redelivery).
+STORAGE_TRANSIENT = (
     gexc.ServiceUnavailable,
     gexc.InternalServerError,
     gexc.TooManyRequests,
@@ -70,7 +71,7 @@ class GcsMediaStore:
                 if item.duration_seconds is not None:
                     entry["duration_seconds"] = round(item.duration_seconds, 3)
                 media.append(entry)
-        except _STORAGE_TRANSIENT as exc:
+        except STORAGE_TRANSIENT as exc:
             raise StoreBusy(f"media storage is unavailable: {type(exc).__name__}") from exc
         return media
 
@@ -93,5 +94,5 @@ class GcsMediaStore:
                 except gexc.NotFound:
                     pass  # already gone: deleting is idempotent
             return deleted
-        except _STORAGE_TRANSIENT as exc:
+        except STORAGE_TRANSIENT as exc:
             raise StoreBusy(f"media storage is unavailable: {type(exc).__name__}") from exc

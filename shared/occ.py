@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_document import DocumentSnapshot
 
 from shared.errors import StoreBusy
 
@@ -50,6 +52,25 @@ def store_retry(timeout_seconds: float) -> Retry:
         maximum=1.0,
         timeout=timeout_seconds,
     )
+
+
+def read_together(
+    db: firestore.Client,
+    refs: Sequence[firestore.DocumentReference],
+    *,
+    retry: Retry,
+    timeout: float,
+) -> list[DocumentSnapshot[Any]]:
+    """Read `refs` in one round trip; snapshots come back in the order of `refs`.
+
+    (`get_all` answers in whatever order the server likes, and leaves out nothing: a missing
+    document is a snapshot whose `exists` is False.)
+    """
+    by_path = {
+        snapshot.reference.path: snapshot
+        for snapshot in db.get_all(list(refs), retry=retry, timeout=timeout)
+    }
+    return [by_path[ref.path] for ref in refs]
 
 
 def run_optimistic(

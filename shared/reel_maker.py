@@ -12,7 +12,7 @@ from pathlib import Path
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
 
-from shared.media import split_gs_uri
+from shared.media import STORAGE_TRANSIENT, split_gs_uri
 from shared.providers.base import (
     GeneratedMedia,
     GenerationContext,
@@ -74,12 +74,6 @@ class ReelMaker:
             raise ClipMissing(
                 f"Clip {index + 1} is no longer available; it may have been deleted."
             ) from None
-        except (
-            gexc.ServiceUnavailable,
-            gexc.InternalServerError,
-            gexc.TooManyRequests,
-            ConnectionError,
-            TimeoutError,
-        ) as exc:
+        except STORAGE_TRANSIENT as exc:
             raise ProviderTransient(f"Cloud Storage is unavailable: {type(exc).__name__}") from exc
         return target

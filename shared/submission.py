@@ -24,7 +24,7 @@ from shared.errors import Conflict, InvalidTransition, QueueUnavailable
 from shared.ledger import Ledger, StatusMove, balance_of
 from shared.log import get_logger, log_fields
 from shared.models import Creation
-from shared.occ import STORE_UNAVAILABLE, run_optimistic, store_retry
+from shared.occ import STORE_UNAVAILABLE, read_together, run_optimistic, store_retry
 from shared.queue import Job, JobPublisher, topic_for
 from shared.settings import Settings
 
@@ -95,21 +95,16 @@ class SubmissionService:
 
         def attempt() -> Accepted | int:
             refs = [user_ref, debit_ref] if key_ref is None else [user_ref, debit_ref, key_ref]
-            snapshots = {
-                snap.reference.path: snap
-                for snap in self._db.get_all(refs, retry=self._retry, timeout=self._timeout)
-            }
-            debit = snapshots[debit_ref.path]
+            user, debit, *key = read_together(
+                self._db, refs, retry=self._retry, timeout=self._timeout
+            )
             if debit.exists:
                 # An earlier round's commit was applied although its answer was lost (the
                 # client's retry then lost the race against it): this call's debit is done.
                 return int((debit.to_dict() or {})["balance_after"])
-            user = snapshots[user_ref.path]
             batch = self._db.batch()
-            if key_ref is not None:
-                replay = self._replay_or_stage_key(
-                    batch, snapshots[key_ref.path], user_id, fingerprint, creation_id
-                )
+            if key:
+                replay = self._replay_or_stage_key(batch, key[0], user_id, fingerprint, creation_id)
                 if replay is not None:
                     return Accepted(replay, balance_of(user), replayed=True)
             balance_after = self._ledger.stage_debit(

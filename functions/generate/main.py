@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.events import event_handler, job_from_event
-from shared.generation.worker import GenerationWorker
-from shared.log import setup_logging
-from shared.settings import load_settings
+from shared.runtime import per_process
 from shared.wiring import build_generation_worker
 
-
-@lru_cache(maxsize=1)
-def _worker() -> GenerationWorker:
-    settings = load_settings()
-    setup_logging(settings.log_level)
-    return build_generation_worker(settings)
+_worker = per_process(build_generation_worker)
 
 
 @functions_framework.cloud_event

@@ -5,32 +5,17 @@ One source, two deployed functions: both exist so that every failed creation is 
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.events import document_change, event_handler, job_from_event, pubsub_message
-from shared.log import setup_logging
-from shared.settings import load_settings
-from shared.settlement import DeadLetterHandler, RefundHandler
+from shared.runtime import per_process
 from shared.wiring import build_dead_letter_handler, build_refund_handler
 
 DELIVERY_COUNT_ATTRIBUTE = "CloudPubSubDeadLetterSourceDeliveryCount"
 
-
-@lru_cache(maxsize=1)
-def _refunds() -> RefundHandler:
-    settings = load_settings()
-    setup_logging(settings.log_level)
-    return build_refund_handler(settings)
-
-
-@lru_cache(maxsize=1)
-def _dead_letters() -> DeadLetterHandler:
-    settings = load_settings()
-    setup_logging(settings.log_level)
-    return build_dead_letter_handler(settings)
+_refunds = per_process(build_refund_handler)
+_dead_letters = per_process(build_dead_letter_handler)
 
 
 @functions_framework.cloud_event

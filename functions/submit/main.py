@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import flask
 import functions_framework
 
-from shared.api import SubmitApi, build_submit_api
-from shared.log import setup_logging
-from shared.settings import load_settings
+from shared.api import build_submit_api
+from shared.runtime import per_process
 
-
-@lru_cache(maxsize=1)
-def _api() -> SubmitApi:
-    # Built on the first request, not at import: clients need the settings of the process.
-    settings = load_settings()
-    setup_logging(settings.log_level)
-    return build_submit_api(settings)
+_api = per_process(build_submit_api)
 
 
 @functions_framework.http

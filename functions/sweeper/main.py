@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.events import event_handler, pubsub_message
-from shared.log import setup_logging
-from shared.settings import load_settings
-from shared.sweeper import Sweeper
+from shared.runtime import per_process
 from shared.wiring import build_sweeper
 
-
-@lru_cache(maxsize=1)
-def _sweeper() -> Sweeper:
-    settings = load_settings()
-    setup_logging(settings.log_level)
-    return build_sweeper(settings)
+_sweeper = per_process(build_sweeper)
 
 
 @functions_framework.cloud_event
