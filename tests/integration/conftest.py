@@ -19,19 +19,20 @@ from functions_framework import create_app
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import SubscriberClient
 from google.cloud.pubsub_v1.types import ReceivedMessage
+from google.cloud.storage import Bucket
 from openapi_core import OpenAPI
 
-from shared.clients import firestore_client
+from shared.clients import firestore_client, storage_client
 from shared.creations import CreationStore
 from shared.ledger import Ledger
 from shared.settings import Settings, load_settings
+from tests.support.chain import PROJECT
 from tests.support.contract import ContractClient
 from tools.stack.devauth import DevSigner, certs_url, load_or_create_signer
 from tools.stack.emulators import EmulatorSet, free_port, wipe_firestore
 from tools.stack.topology import ensure_resources
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT = "demo-test"
 SUBMIT_SOURCE = REPO / "functions" / "submit" / "main.py"
 
 pytestmark = pytest.mark.integration
@@ -101,6 +102,12 @@ def ledger(stack: Settings) -> Ledger:
 @pytest.fixture
 def creations(stack: Settings) -> CreationStore:
     return CreationStore(firestore_client(stack), stack)
+
+
+@pytest.fixture
+def bucket(stack: Settings) -> Bucket:
+    """The media bucket in the Cloud Storage emulator."""
+    return storage_client(stack).bucket(stack.media_bucket)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from google.cloud.pubsub_v1 import PublisherClient
 
 from shared.ledger import Ledger
 from shared.settings import Settings
-from tests.integration.conftest import PROJECT, SUBMIT_SOURCE
+from tests.integration.conftest import SUBMIT_SOURCE
+from tests.support.chain import PROJECT
 from tests.support.contract import ContractClient
 from tools.stack.devauth import DevSigner, new_signer
 from tools.stack.emulators import free_port

@@ -6,10 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.storage import Bucket
-from google.cloud.storage import Client as StorageClient
 
 from shared.creations import CreationStore
 from shared.ledger import Ledger
@@ -181,16 +179,6 @@ def test_a_draft_is_never_refunded(
 
 
 # --- delete ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def bucket(stack: Settings) -> Bucket:
-    client = StorageClient(
-        project=stack.gcp_project,
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": stack.storage_emulator_host},
-    )
-    return client.bucket(stack.media_bucket)
 
 
 def test_delete_of_a_draft_removes_document_and_media(

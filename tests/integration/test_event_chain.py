@@ -11,19 +11,18 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from functions_framework import create_app
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.storage import Bucket
-from google.cloud.storage import Client as StorageClient
 from PIL import Image
 
 from shared.creations import CreationStore
 from shared.ledger import Ledger
 from shared.media_probe import decode_check, probe
 from shared.settings import Settings, load_settings
-from tests.integration.conftest import PROJECT, REPO
+from tests.integration.conftest import REPO
+from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
 from tests.support.contract import ContractClient
-from tests.support.events import firestore_update, push_body, topic_path
+from tests.support.events import push_body, topic_path
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -46,62 +45,11 @@ def functions(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Fla
     }
 
 
-@pytest.fixture
-def bucket(stack: Settings) -> Bucket:
-    client = StorageClient(
-        project=stack.gcp_project,
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": stack.storage_emulator_host},
-    )
-    return client.bucket(stack.media_bucket)
-
-
-def submit(api: ContractClient, auth: Auth, user: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post("/v1/creations", json=body, headers=auth(user))
-    assert response.status_code == 202, response.json
-    created: dict[str, Any] = response.json or {}
-    return created
-
-
-def deliver(
-    functions: dict[str, FlaskClient],
-    target: str,
-    topic: str,
-    payload: dict[str, Any],
-    *,
-    message_id: str | None = None,
-    attributes: dict[str, str] | None = None,
-) -> int:
-    body = push_body(
-        PROJECT, f"{topic}-push", payload, message_id=message_id, attributes=attributes
-    )
-    return functions[target].post(topic_path(PROJECT, topic), json=body).status_code
-
-
 def run_sweep(settings: Settings) -> int:
     """One scheduler tick: the sweep function, loaded now (so with the settings of now)."""
     sweep_app = create_app("sweep", str(REPO / "functions/sweeper/main.py")).test_client()
     body = push_body(PROJECT, "sweep-push", {})
     return int(sweep_app.post(topic_path(PROJECT, settings.sweep_topic), json=body).status_code)
-
-
-def job_of(created: dict[str, Any]) -> dict[str, Any]:
-    return {"creation_id": created["id"], "user_id": created["user_id"], "type": created["type"]}
-
-
-def settle(functions: dict[str, FlaskClient], db: firestore.Client, creation_id: str) -> int:
-    """Send the refund function the update event Eventarc sends after the last write."""
-    after = db.collection("creations").document(creation_id).get().to_dict()
-    headers, body = firestore_update(PROJECT, f"creations/{creation_id}", None, after)
-    return functions["refund"].post("/", data=body, headers=headers).status_code
-
-
-def doc(db: firestore.Client, creation_id: str) -> dict[str, Any]:
-    return db.collection("creations").document(creation_id).get().to_dict() or {}
-
-
-def kinds(ledger: Ledger, user: str) -> list[str]:
-    return sorted(e["kind"] for e in ledger.entries(user))
 
 
 def download(bucket: Bucket, uri: str, tmp_path: Path) -> Path:

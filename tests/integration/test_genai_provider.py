@@ -48,8 +48,8 @@ from shared.providers.genai import GenaiProvider
 from shared.providers.offline import video_ffmpeg_args
 from shared.queue import Job
 from shared.settings import Settings, load_settings
-from tests.integration.conftest import PROJECT, REPO
-from tests.integration.test_event_chain import deliver, doc, job_of, kinds, settle, submit
+from tests.integration.conftest import REPO
+from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
 from tests.support.contract import ContractClient
 from tests.support.genai_double import (
     GenAIDouble,
@@ -87,11 +87,6 @@ def mp4(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     args = video_ffmpeg_args("veo", None, size=MP4_SIZE, fps=8, duration_seconds=1, output=path)
     run_ffmpeg(args, deadline=time.monotonic() + 60)
     return path.read_bytes()
-
-
-@pytest.fixture
-def bucket(stack: Settings) -> Bucket:
-    return storage_client(stack).bucket(stack.media_bucket)
 
 
 @pytest.fixture

@@ -10,17 +10,15 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from functions_framework import create_app
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.storage import Bucket
-from google.cloud.storage import Client as StorageClient
 
 from shared.ledger import Ledger
 from shared.media_probe import decode_check, probe
 from shared.settings import Settings, load_settings
-from tests.integration.conftest import PROJECT, REPO
+from tests.integration.conftest import REPO
+from tests.support.chain import deliver, doc, job_of, settle
 from tests.support.contract import ContractClient
-from tests.support.events import firestore_update, push_body, topic_path
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -35,28 +33,6 @@ def functions(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Fla
         "refund": "functions/refund/main.py",
     }
     return {t: create_app(t, str(REPO / s)).test_client() for t, s in sources.items()}
-
-
-@pytest.fixture
-def bucket(stack: Settings) -> Bucket:
-    client = StorageClient(
-        project=stack.gcp_project,
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": stack.storage_emulator_host},
-    )
-    return client.bucket(stack.media_bucket)
-
-
-def deliver(
-    functions: dict[str, FlaskClient], target: str, topic: str, created: dict[str, Any]
-) -> int:
-    job = {"creation_id": created["id"], "user_id": created["user_id"], "type": created["type"]}
-    body = push_body(PROJECT, f"{topic}-push", job)
-    return functions[target].post(topic_path(PROJECT, topic), json=body).status_code
-
-
-def doc(db: firestore.Client, creation_id: str) -> dict[str, Any]:
-    return db.collection("creations").document(creation_id).get().to_dict() or {}
 
 
 def make_clip(
@@ -80,7 +56,7 @@ def make_clip(
     )
     assert response.status_code == 202
     created = response.json or {}
-    assert deliver(functions, "generate", stack.generate_topic, created) == 200
+    assert deliver(functions, "generate", stack.generate_topic, job_of(created)) == 200
     return str(created["id"])
 
 
@@ -89,13 +65,6 @@ def order_reel(api: ContractClient, auth: Auth, user: str, clips: list[str]) -> 
     assert response.status_code == 202, response.json
     created: dict[str, Any] = response.json or {}
     return created
-
-
-def settle(functions: dict[str, FlaskClient], db: firestore.Client, creation_id: str) -> None:
-    headers, body = firestore_update(
-        PROJECT, f"creations/{creation_id}", None, doc(db, creation_id)
-    )
-    assert functions["refund"].post("/", data=body, headers=headers).status_code == 200
 
 
 @pytest.fixture
@@ -143,7 +112,7 @@ def test_matching_clips_make_a_reel_whose_duration_is_their_sum(
     assert reel["request"]["clips"] == clips
     assert ledger.balance("alice") == before - reel["cost"]
     values = progress_seen(reel["id"])
-    assert deliver(functions, "stitch", stack.stitch_topic, reel) == 200
+    assert deliver(functions, "stitch", stack.stitch_topic, job_of(reel)) == 200
     creation = doc(db, reel["id"])
     assert creation["status"] == "draft", creation.get("error")
     [item] = creation["media"]
@@ -175,7 +144,7 @@ def test_mixed_aspect_ratios_are_normalised_into_one_reel(
         make_clip(api, auth, functions, stack, "alice", ratio) for ratio in ("16:9", "9:16", "1:1")
     ]
     reel = order_reel(api, auth, "alice", clips)
-    assert deliver(functions, "stitch", stack.stitch_topic, reel) == 200
+    assert deliver(functions, "stitch", stack.stitch_topic, job_of(reel)) == 200
     creation = doc(db, reel["id"])
     assert creation["status"] == "draft", creation.get("error")
     [item] = creation["media"]
@@ -201,7 +170,7 @@ def test_redelivery_makes_one_reel_and_one_debit(
     clips = [make_clip(api, auth, functions, stack, "alice") for _ in range(2)]
     reel = order_reel(api, auth, "alice", clips)
     for _ in range(3):
-        assert deliver(functions, "stitch", stack.stitch_topic, reel) == 200
+        assert deliver(functions, "stitch", stack.stitch_topic, job_of(reel)) == 200
     assert doc(db, reel["id"])["attempts"] == 1
     objects = list(bucket.client.list_blobs(bucket.name, prefix=f"media/alice/{reel['id']}/"))
     assert len(objects) == 1
@@ -221,11 +190,11 @@ def test_a_clip_deleted_before_stitching_fails_the_reel_and_refunds_it(
     reel = order_reel(api, auth, "alice", clips)
     assert api.delete(f"/v1/creations/{clips[1]}", headers=auth("alice")).status_code == 204
     balance = ledger.balance("alice")
-    assert deliver(functions, "stitch", stack.stitch_topic, reel) == 200
+    assert deliver(functions, "stitch", stack.stitch_topic, job_of(reel)) == 200
     creation = doc(db, reel["id"])
     assert creation["status"] == "failed"
     assert creation["error"]["code"] == "clip_missing"
-    settle(functions, db, reel["id"])
+    assert settle(functions, db, reel["id"]) == 200
     assert ledger.balance("alice") == balance + reel["cost"]
 
 
