@@ -235,7 +235,7 @@ module "dead_letter" {
   name           = "dead-letter"
   description    = "Fails the creations of dead-lettered jobs."
   entry_point    = "dead_letter"
-  source_archive = local.sources["refund"]
+  source_archive = local.sources["dead_letter"]
   build          = local.build_settings
 
   min_instances       = local.scaling["dead-letter"].min_instances
@@ -266,7 +266,7 @@ module "sweep" {
   name           = "sweep"
   description    = "Re-enqueues stuck creations and refunds missed ones."
   entry_point    = "sweep"
-  source_archive = local.sources["sweeper"]
+  source_archive = local.sources["sweep"]
   build          = local.build_settings
 
   min_instances       = local.scaling["sweep"].min_instances

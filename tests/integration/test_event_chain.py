@@ -36,8 +36,8 @@ def functions(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Fla
     sources = {
         "generate": "functions/generate/main.py",
         "refund": "functions/refund/main.py",
-        "dead_letter": "functions/refund/main.py",
-        "sweep": "functions/sweeper/main.py",
+        "dead_letter": "functions/dead_letter/main.py",
+        "sweep": "functions/sweep/main.py",
     }
     return {
         target: create_app(target, str(REPO / source)).test_client()
@@ -47,7 +47,7 @@ def functions(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, Fla
 
 def run_sweep(settings: Settings) -> int:
     """One scheduler tick: the sweep function, loaded now (so with the settings of now)."""
-    sweep_app = create_app("sweep", str(REPO / "functions/sweeper/main.py")).test_client()
+    sweep_app = create_app("sweep", str(REPO / "functions/sweep/main.py")).test_client()
     body = push_body(PROJECT, "sweep-push", {})
     return int(sweep_app.post(topic_path(PROJECT, settings.sweep_topic), json=body).status_code)
 

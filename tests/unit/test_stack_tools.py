@@ -95,7 +95,7 @@ def test_read_ports_overrides() -> None:
             "FIRESTORE_PORT": "9000",
             "SUBMIT_PORT": " 9001 ",
             "GCS_PORT": "",
-            "SWEEPER_PORT": "9002",
+            "SWEEP_PORT": "9002",
             "TRIGGER_ROUTER_PORT": "9003",
         }
     )
@@ -118,13 +118,13 @@ def test_ports_by_function_and_in_the_stack_file() -> None:
     assert len(DEFAULT_PORTS.all()) == len(dev.DEFAULT_PORTS)
 
 
-def test_read_sources_overrides_both_refund_entry_points(tmp_path: Path) -> None:
+def test_read_sources_overrides_each_function_by_its_name(tmp_path: Path) -> None:
     stub = tmp_path / "stub.py"
     assert dev.read_sources({}) == {}
-    assert dev.read_sources({"REFUND_SOURCE": str(stub), "SUBMIT_SOURCE": " "}) == {
-        "refund": stub,
-        "dead_letter": stub,
-    }
+    assert dev.read_sources(
+        {"REFUND_SOURCE": str(stub), "DEAD_LETTER_SOURCE": str(stub), "SUBMIT_SOURCE": " "}
+    ) == {"refund": stub, "dead_letter": stub}
+    assert set(dev.SOURCE_OVERRIDES.values()) == set(FUNCTIONS)
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "70000", "-1", "80.5"])
@@ -729,7 +729,7 @@ def test_default_functions(tmp_path: Path) -> None:
     by_name = {f.name: f for f in functions}
     assert set(by_name) == set(FUNCTIONS)
     assert by_name["generate"].source == tmp_path / "g.py"
-    assert by_name["dead_letter"].source == chain.REPO_ROOT / "functions" / "refund" / "main.py"
+    assert by_name["dead_letter"].source == chain.REPO_ROOT / "functions" / "dead_letter" / "main.py"
     assert (by_name["dead_letter"].target, by_name["dead_letter"].port) == ("dead_letter", 8083)
     assert by_name["sweep"].url == "http://127.0.0.1:8084"
     with pytest.raises(ValueError, match="no port"):

@@ -143,8 +143,8 @@ FUNCTIONS: Final[Mapping[str, tuple[str, str]]] = {
     "submit": ("submit", "functions/submit/main.py"),
     "generate": ("generate", "functions/generate/main.py"),
     "refund": ("refund", "functions/refund/main.py"),
-    "dead_letter": ("dead_letter", "functions/refund/main.py"),
-    "sweep": ("sweep", "functions/sweeper/main.py"),
+    "dead_letter": ("dead_letter", "functions/dead_letter/main.py"),
+    "sweep": ("sweep", "functions/sweep/main.py"),
     "stitch": ("stitch", "functions/stitch/main.py"),
 }
 

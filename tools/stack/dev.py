@@ -12,9 +12,9 @@ a local clock standing in for Cloud Scheduler.
 
 Ports are fixed so URLs stay stable across restarts (bookmarks, shell history, a UI's config):
 FIRESTORE_PORT (8090), PUBSUB_PORT (8091), GCS_PORT (8092), SUBMIT_PORT (8080), GENERATE_PORT
-(8081), REFUND_PORT (8082), DEAD_LETTER_PORT (8083), SWEEPER_PORT (8084), STITCH_PORT (8085),
-TRIGGER_ROUTER_PORT (8086). SUBMIT_SOURCE, GENERATE_SOURCE, REFUND_SOURCE (refund and
-dead_letter), SWEEPER_SOURCE and STITCH_SOURCE override a function's source file, e.g. to try
+(8081), REFUND_PORT (8082), DEAD_LETTER_PORT (8083), SWEEP_PORT (8084), STITCH_PORT (8085),
+TRIGGER_ROUTER_PORT (8086). `<FUNCTION>_SOURCE` (SUBMIT_SOURCE, GENERATE_SOURCE, REFUND_SOURCE,
+DEAD_LETTER_SOURCE, SWEEP_SOURCE, STITCH_SOURCE) overrides a function's source file, e.g. to try
 the tooling against a stub.
 SWEEP_INTERVAL_SECONDS (15; 0 = off) and RETRY_MIN_BACKOFF_SECONDS (1) tune the local clock and
 Pub/Sub's retry backoff (maximum 10 s locally).
@@ -59,17 +59,18 @@ DEFAULT_PORTS: Final = {
     "GENERATE_PORT": 8081,
     "REFUND_PORT": 8082,
     "DEAD_LETTER_PORT": 8083,
-    "SWEEPER_PORT": 8084,
+    "SWEEP_PORT": 8084,
     "STITCH_PORT": 8085,
     "TRIGGER_ROUTER_PORT": 8086,
 }
 # Environment variables that replace a function's source (`tools.stack.chain.FUNCTIONS` names).
 SOURCE_OVERRIDES: Final = {
-    "SUBMIT_SOURCE": ("submit",),
-    "GENERATE_SOURCE": ("generate",),
-    "REFUND_SOURCE": ("refund", "dead_letter"),  # one file, two entry points
-    "SWEEPER_SOURCE": ("sweep",),
-    "STITCH_SOURCE": ("stitch",),
+    "SUBMIT_SOURCE": "submit",
+    "GENERATE_SOURCE": "generate",
+    "REFUND_SOURCE": "refund",
+    "DEAD_LETTER_SOURCE": "dead_letter",
+    "SWEEP_SOURCE": "sweep",
+    "STITCH_SOURCE": "stitch",
 }
 
 # The variables `make -s env` exports, in the order it prints them.
@@ -142,7 +143,7 @@ def read_ports(environ: Mapping[str, str]) -> Ports:
         generate=values["GENERATE_PORT"],
         refund=values["REFUND_PORT"],
         dead_letter=values["DEAD_LETTER_PORT"],
-        sweep=values["SWEEPER_PORT"],
+        sweep=values["SWEEP_PORT"],
         stitch=values["STITCH_PORT"],
         router=values["TRIGGER_ROUTER_PORT"],
     )
@@ -155,10 +156,10 @@ def read_ports(environ: Mapping[str, str]) -> Ports:
 def read_sources(environ: Mapping[str, str]) -> dict[str, Path]:
     """Function sources replaced through SOURCE_OVERRIDES, keyed by function name."""
     sources: dict[str, Path] = {}
-    for variable, names in SOURCE_OVERRIDES.items():
+    for variable, name in SOURCE_OVERRIDES.items():
         raw = environ.get(variable, "").strip()
         if raw:
-            sources.update(dict.fromkeys(names, Path(raw).resolve()))
+            sources[name] = Path(raw).resolve()
     return sources
 
 
@@ -356,7 +357,7 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
             "generate": "set GENERATE_PORT",
             "refund": "set REFUND_PORT",
             "dead_letter": "set DEAD_LETTER_PORT",
-            "sweep": "set SWEEPER_PORT",
+            "sweep": "set SWEEP_PORT",
             "stitch": "set STITCH_PORT",
             "router": "set TRIGGER_ROUTER_PORT",
         },
