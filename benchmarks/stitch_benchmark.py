@@ -28,9 +28,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from shared.providers.ffmpeg import ffmpeg_exe, run_ffmpeg
-from shared.providers.offline import video_ffmpeg_args
-from shared.reels import probe_clip, stitch
+from shared.media.ffmpeg import ffmpeg_exe, run_ffmpeg
+from shared.media.providers.offline import video_ffmpeg_args
+from shared.media.reels import probe_clip, stitch
 
 FPS = 24
 WIDE, TALL, SQUARE = (640, 360), (360, 640), (480, 480)

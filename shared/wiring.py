@@ -5,16 +5,17 @@ Entry points call these once per process; tests build the same objects with thei
 
 from __future__ import annotations
 
-from shared.clients import firestore_client, publisher_client, storage_client
-from shared.generation.claims import ClaimStore
-from shared.generation.worker import GenerationWorker
-from shared.ledger import Ledger
-from shared.media import GcsMediaStore
-from shared.providers.selection import build_provider
-from shared.queue import PubSubJobPublisher
-from shared.settings import Settings
-from shared.settlement import DeadLetterHandler, RefundHandler
-from shared.sweeper import Sweeper
+from shared.core.clients import firestore_client, publisher_client, storage_client
+from shared.core.settings import Settings
+from shared.creations.claims import ClaimStore
+from shared.media.providers.selection import build_provider
+from shared.media.storage import GcsMediaStore
+from shared.money.ledger import Ledger
+from shared.money.refunds import RefundHandler
+from shared.work.dead_letters import DeadLetterHandler
+from shared.work.jobs import PubSubJobPublisher
+from shared.work.sweeper import Sweeper
+from shared.work.worker import GenerationWorker
 
 
 def build_generation_worker(settings: Settings) -> GenerationWorker:
@@ -28,7 +29,7 @@ def build_generation_worker(settings: Settings) -> GenerationWorker:
 
 def build_stitch_worker(settings: Settings) -> GenerationWorker:
     # Imported here: only the stitch function ships the reel engine's dependencies in use.
-    from shared.reel_maker import ReelMaker
+    from shared.media.reels.maker import ReelMaker
 
     storage = storage_client(settings)
     return GenerationWorker(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.settings import load_settings
+from shared.core.settings import load_settings
 
 
 @pytest.fixture(autouse=True)

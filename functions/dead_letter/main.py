@@ -1,13 +1,14 @@
-"""`dead_letter`: fails (and so refunds) the creation of a job Pub/Sub gave up on (dead-letter topic push)."""
+"""`dead_letter`: fails (so refunds) the creation of a job Pub/Sub gave up on (dead-letter push)."""
 
 from __future__ import annotations
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.events import event_handler, job_from_event, pubsub_message
-from shared.runtime import per_process
+from shared.core.events import event_handler, pubsub_message
+from shared.core.runtime import per_process
 from shared.wiring import build_dead_letter_handler
+from shared.work.jobs import job_from_event
 
 # Pub/Sub sets it on every message it moves to a dead-letter topic.
 DELIVERY_COUNT_ATTRIBUTE = "CloudPubSubDeadLetterSourceDeliveryCount"

@@ -1,12 +1,12 @@
-"""`refund`: refunds a creation once it is failed or canceled (Firestore trigger on creations/{id})."""
+"""`refund`: refunds a failed or canceled creation (Firestore trigger on creations/{id})."""
 
 from __future__ import annotations
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.events import document_change, event_handler
-from shared.runtime import per_process
+from shared.core.events import document_change, event_handler
+from shared.core.runtime import per_process
 from shared.wiring import build_refund_handler
 
 _refunds = per_process(build_refund_handler)

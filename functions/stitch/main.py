@@ -5,9 +5,10 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.events import event_handler, job_from_event
-from shared.runtime import per_process
+from shared.core.events import event_handler
+from shared.core.runtime import per_process
 from shared.wiring import build_stitch_worker
+from shared.work.jobs import job_from_event
 
 _worker = per_process(build_stitch_worker)
 

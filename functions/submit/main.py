@@ -5,8 +5,8 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from shared.api import build_submit_api
-from shared.runtime import per_process
+from shared.core.runtime import per_process
+from shared.intake.api import build_submit_api
 
 _api = per_process(build_submit_api)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.events import event_handler, pubsub_message
-from shared.runtime import per_process
+from shared.core.events import event_handler, pubsub_message
+from shared.core.runtime import per_process
 from shared.wiring import build_sweeper
 
 _sweeper = per_process(build_sweeper)

@@ -22,10 +22,10 @@ from google.cloud.pubsub_v1.types import ReceivedMessage
 from google.cloud.storage import Bucket
 from openapi_core import OpenAPI
 
-from shared.clients import firestore_client, storage_client
-from shared.creations import CreationStore
-from shared.ledger import Ledger
-from shared.settings import Settings, load_settings
+from shared.core.clients import firestore_client, storage_client
+from shared.core.settings import Settings, load_settings
+from shared.creations.store import CreationStore
+from shared.money.ledger import Ledger
 from tests.support.chain import PROJECT
 from tests.support.contract import ContractClient
 from tools.stack.devauth import DevSigner, certs_url, load_or_create_signer

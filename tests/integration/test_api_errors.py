@@ -11,8 +11,8 @@ from functions_framework import create_app
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient
 
-from shared.ledger import Ledger
-from shared.settings import Settings
+from shared.core.settings import Settings
+from shared.money.ledger import Ledger
 from tests.integration.conftest import SUBMIT_SOURCE
 from tests.support.chain import PROJECT
 from tests.support.contract import ContractClient
@@ -248,7 +248,7 @@ def test_store_unavailable_is_503_busy_and_debits_nothing(
     ledger.grant("alice", 5)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("STORE_TIMEOUT_SECONDS", "1")
-    from shared.settings import load_settings
+    from shared.core.settings import load_settings
 
     load_settings.cache_clear()
     client = ContractClient(create_app("submit", str(SUBMIT_SOURCE)).test_client(), openapi_spec)  # type: ignore[arg-type]

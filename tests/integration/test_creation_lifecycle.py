@@ -9,10 +9,10 @@ import pytest
 from google.cloud import firestore
 from google.cloud.storage import Bucket
 
-from shared.creations import CreationStore
-from shared.ledger import Ledger
-from shared.media import media_prefix
-from shared.settings import Settings
+from shared.core.settings import Settings
+from shared.creations.store import CreationStore
+from shared.media.storage import media_prefix
+from shared.money.ledger import Ledger
 from tests.support.contract import ContractClient
 
 Auth = Callable[[str], dict[str, str]]

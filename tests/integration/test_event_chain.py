@@ -15,10 +15,10 @@ from google.cloud import firestore
 from google.cloud.storage import Bucket
 from PIL import Image
 
-from shared.creations import CreationStore
-from shared.ledger import Ledger
-from shared.media_probe import decode_check, probe
-from shared.settings import Settings, load_settings
+from shared.core.settings import Settings, load_settings
+from shared.creations.store import CreationStore
+from shared.media.probe import decode_check, probe
+from shared.money.ledger import Ledger
 from tests.integration.conftest import REPO
 from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
 from tests.support.contract import ContractClient
@@ -220,7 +220,7 @@ def test_job_for_a_creation_under_a_live_lease_is_acked_without_work(
 ) -> None:
     ledger.grant("alice", 10)
     created = submit(api, auth, "alice", {"type": "image", "prompt": "a kite"})
-    from shared.generation.claims import Claim, ClaimStore
+    from shared.creations.claims import Claim, ClaimStore
 
     claim = ClaimStore(db, stack).claim(created["id"])  # another worker holds it
     assert isinstance(claim, Claim)
@@ -315,8 +315,8 @@ def test_a_creation_whose_publish_was_lost_is_swept_and_completed(
     monkeypatch: pytest.MonkeyPatch,
     topic_messages: Callable[..., list[Any]],
 ) -> None:
-    from shared.creations import CreationStore as Store
-    from shared.submission import SubmissionService
+    from shared.creations.store import CreationStore as Store
+    from shared.intake.submission import SubmissionService
 
     class LostPublisher:
         def publish(self, job: object, *, topic: str) -> str:

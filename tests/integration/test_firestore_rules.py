@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from shared import collections as paths
+from shared.store import paths
 from tests.support.terraform import TERRAFORM_DIR
 from tools.stack.emulators import EmulatorSet, wipe_firestore
 

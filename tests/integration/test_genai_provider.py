@@ -26,13 +26,12 @@ from google.cloud import firestore
 from google.cloud.storage import Bucket
 from PIL import Image
 
-from shared.clients import firestore_client, storage_client
-from shared.generation.claims import ClaimStore
-from shared.generation.worker import GenerationWorker
-from shared.ledger import Ledger
-from shared.media import GcsMediaStore, split_gs_uri
-from shared.media_probe import probe
-from shared.providers.base import (
+from shared.core.clients import firestore_client, storage_client
+from shared.core.settings import Settings, load_settings
+from shared.creations.claims import ClaimStore
+from shared.media.ffmpeg import run_ffmpeg
+from shared.media.probe import probe
+from shared.media.providers.base import (
     EmptyResult,
     GeneratedMedia,
     GenerationContext,
@@ -43,11 +42,12 @@ from shared.providers.base import (
     ProviderTransient,
     SafetyBlocked,
 )
-from shared.providers.ffmpeg import run_ffmpeg
-from shared.providers.genai import GenaiProvider
-from shared.providers.offline import video_ffmpeg_args
-from shared.queue import Job
-from shared.settings import Settings, load_settings
+from shared.media.providers.genai import GenaiProvider
+from shared.media.providers.offline import video_ffmpeg_args
+from shared.media.storage import GcsMediaStore, split_gs_uri
+from shared.money.ledger import Ledger
+from shared.work.jobs import Job
+from shared.work.worker import GenerationWorker
 from tests.integration.conftest import REPO
 from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
 from tests.support.contract import ContractClient

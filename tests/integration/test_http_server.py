@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.ledger import Ledger
-from shared.settings import Settings
+from shared.core.settings import Settings
+from shared.money.ledger import Ledger
 from tests.integration.conftest import REPO, SUBMIT_SOURCE
 from tools.stack.emulators import ManagedProcess, free_port
 

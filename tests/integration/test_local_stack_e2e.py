@@ -19,9 +19,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.storage import Client as StorageClient
 
-from shared.ledger import Ledger
-from shared.media_probe import decode_check, probe
-from shared.settings import Settings
+from shared.core.settings import Settings
+from shared.media.probe import decode_check, probe
+from shared.money.ledger import Ledger
 from tools.stack.chain import FUNCTIONS, Knobs, LocalStack, default_functions
 from tools.stack.devauth import DevSigner
 from tools.stack.emulators import EmulatorSet, free_port

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from shared.creations import CreationStore
-from shared.errors import QueueUnavailable
-from shared.generation.claims import Claim, ClaimStore
-from shared.ledger import Ledger
-from shared.queue import Job
-from shared.settings import Settings
-from shared.submission import QueueUnavailableRefunded, SubmissionService
+from shared.core.errors import QueueUnavailable
+from shared.core.settings import Settings
+from shared.creations.claims import Claim, ClaimStore
+from shared.creations.store import CreationStore
+from shared.intake.submission import QueueUnavailableRefunded, SubmissionService
+from shared.money.ledger import Ledger
+from shared.work.jobs import Job
 
 REQUEST = {"prompt": "x", "model": "imagen-4.0-generate-001", "aspect_ratio": "1:1", "count": 1}
 

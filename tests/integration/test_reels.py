@@ -13,9 +13,9 @@ from functions_framework import create_app
 from google.cloud import firestore
 from google.cloud.storage import Bucket
 
-from shared.ledger import Ledger
-from shared.media_probe import decode_check, probe
-from shared.settings import Settings, load_settings
+from shared.core.settings import Settings, load_settings
+from shared.media.probe import decode_check, probe
+from shared.money.ledger import Ledger
 from tests.integration.conftest import REPO
 from tests.support.chain import deliver, doc, job_of, settle
 from tests.support.contract import ContractClient

@@ -8,8 +8,8 @@ from typing import Any
 
 from google.cloud import firestore
 
-from shared.ledger import Ledger
-from shared.settings import Settings
+from shared.core.settings import Settings
+from shared.money.ledger import Ledger
 from tests.support.contract import ContractClient
 
 Auth = Callable[[str], dict[str, str]]

@@ -26,8 +26,8 @@ import requests
 from google.cloud import firestore, pubsub_v1
 from google.events.cloud.firestore import DocumentEventData
 
-from shared.ledger import Ledger
-from shared.settings import Settings
+from shared.core.settings import Settings
+from shared.money.ledger import Ledger
 from tests.integration.conftest import REPO
 from tools.stack.chain import (
     FIRESTORE_UPDATED,

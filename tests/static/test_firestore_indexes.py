@@ -19,23 +19,23 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.query import Query
 from google.cloud.firestore_v1.types import StructuredQuery
 
-from shared.creations import CreationStore, encode_cursor
-from shared.generation.claims import ClaimStore
-from shared.indexes import (
+from shared.core.settings import Settings
+from shared.creations.claims import ClaimStore
+from shared.creations.store import CreationStore, encode_cursor
+from shared.money.ledger import Ledger
+from shared.store.indexes import (
     DOCUMENT_NAME,
     QUERIES,
     Direction,
     QueryShape,
     queries_needing_an_index,
 )
-from shared.ledger import Ledger
-from shared.queue import Job
-from shared.settings import Settings
-from shared.sweeper import Sweeper
+from shared.work.jobs import Job
+from shared.work.sweeper import Sweeper
 from tests.support.terraform import REPO, TERRAFORM_DIR, Module
 
 # Where the code builds queries; each is exercised below. A new file here needs a new capture.
-QUERY_SITES = {"shared/creations.py", "shared/sweeper.py"}
+QUERY_SITES = {"shared/creations/store.py", "shared/work/sweeper.py"}
 _QUERY_CALL = re.compile(r"\.(where|order_by|collection_group|start_after|start_at)\(")
 
 _EQUALITY = StructuredQuery.FieldFilter.Operator.EQUAL

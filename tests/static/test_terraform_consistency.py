@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from shared import collections as paths
-from shared.settings import Settings
+from shared.core.settings import Settings
+from shared.store import paths
 from tests.support.entry_points import EntryPoint, entry_points
 from tests.support.terraform import (
     EVENT_FUNCTION_DIR,
@@ -411,7 +411,7 @@ def test_idempotency_keys_expire_by_ttl(root: Module) -> None:
         if "ttl_config" in body
     ]
     assert [(b["collection"], b["field"]) for b in ttl] == [(paths.IDEMPOTENCY_KEYS, "expires_at")]
-    source = (REPO / "shared" / "submission.py").read_text()
+    source = (REPO / "shared" / "intake" / "submission.py").read_text()
     assert '"expires_at"' in source, "the code no longer writes expires_at: move the TTL policy"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from google.cloud import firestore
 
-from shared.ledger import Ledger
+from shared.money.ledger import Ledger
 from tests.support.contract import ContractClient
 from tests.support.events import firestore_update, push_body, topic_path
 

@@ -7,9 +7,9 @@ import time
 import jwt
 import pytest
 
-from shared.auth import FirebaseTokenVerifier
-from shared.errors import RetryableError, Unauthenticated
-from shared.settings import Settings
+from shared.core.errors import RetryableError, Unauthenticated
+from shared.core.settings import Settings
+from shared.intake.auth import FirebaseTokenVerifier
 from tools.stack.devauth import DevSigner, new_signer
 
 PROJECT = "demo-auth"

@@ -8,19 +8,19 @@ import pytest
 from google.genai import errors as genai_errors
 from pydantic import SecretStr
 
-from shared.providers.base import (
+from shared.core.settings import Settings
+from shared.media.providers.base import (
     InvalidGenerationRequest,
     ProviderPermanent,
     ProviderTransient,
     SafetyBlocked,
 )
-from shared.providers.genai import GenaiProvider
-from shared.providers.genai.client import GenaiConfigError, build_client
-from shared.providers.genai.errors import from_api_error, from_operation_error
-from shared.providers.genai.models import family_of, unsupported_models
-from shared.providers.genai.provider import veo_writes_to_bucket
-from shared.providers.selection import build_provider
-from shared.settings import Settings
+from shared.media.providers.genai import GenaiProvider
+from shared.media.providers.genai.client import GenaiConfigError, build_client
+from shared.media.providers.genai.errors import from_api_error, from_operation_error
+from shared.media.providers.genai.models import family_of, unsupported_models
+from shared.media.providers.genai.provider import veo_writes_to_bucket
+from shared.media.providers.selection import build_provider
 
 
 @pytest.mark.parametrize(

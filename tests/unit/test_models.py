@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from shared.errors import InvalidRequest
-from shared.models import TRANSITIONS, can_move, creation_cost, parse_creation_request
-from shared.settings import Pricing, Settings
+from shared.core.errors import InvalidRequest
+from shared.core.settings import Pricing, Settings
+from shared.creations.model import TRANSITIONS, can_move, creation_cost, parse_creation_request
 
 
 @pytest.fixture

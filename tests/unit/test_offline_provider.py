@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from shared.media_probe import MediaProbeError, decode_check, image_size, probe
-from shared.providers import offline
-from shared.providers.base import (
+from shared.core.settings import Settings
+from shared.media.probe import MediaProbeError, decode_check, image_size, probe
+from shared.media.providers import offline
+from shared.media.providers.base import (
     EmptyResult,
     GeneratedMedia,
     GenerationContext,
@@ -23,8 +24,7 @@ from shared.providers.base import (
     ProviderTransient,
     SafetyBlocked,
 )
-from shared.providers.offline import OfflineProvider, media_size, video_ffmpeg_args
-from shared.settings import Settings
+from shared.media.providers.offline import OfflineProvider, media_size, video_ffmpeg_args
 
 # Small images keep the tests quick; the aspect-ratio test uses the real default size.
 FAST = Settings(offline_image_long_side_px=128)

@@ -9,18 +9,18 @@ import pytest
 from google.api_core import exceptions as gexc
 from werkzeug.exceptions import MethodNotAllowed
 
-from shared.api.http import read_json_body
-from shared.api.routes import ROUTES
-from shared.creations import decode_cursor, encode_cursor
-from shared.errors import (
+from shared.core.errors import (
     InvalidJson,
     InvalidRequest,
     PayloadTooLarge,
     StoreBusy,
     UnsupportedMediaType,
 )
-from shared.occ import run_optimistic
-from shared.submission import request_fingerprint
+from shared.creations.store import decode_cursor, encode_cursor
+from shared.intake.api.bodies import read_json_body
+from shared.intake.api.routes import ROUTES
+from shared.intake.submission import request_fingerprint
+from shared.store.optimistic import run_optimistic
 
 
 def no_sleep(seconds: float) -> None:

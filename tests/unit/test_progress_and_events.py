@@ -6,8 +6,9 @@ import json
 import pytest
 from cloudevents.http import CloudEvent
 
-from shared.events import MalformedEvent, document_change, job_from_event
-from shared.generation.progress import ThrottledProgress
+from shared.core.events import MalformedEvent, document_change
+from shared.work.jobs import job_from_event
+from shared.work.progress import ThrottledProgress
 from tests.support.events import firestore_update
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from google.events.cloud.firestore import DocumentEventData
 
-from shared.settings import Settings
+from shared.core.settings import Settings
 from tools.stack import chain, cli, demo, dev, emulators, topology, triggers
 from tools.stack.chain import FUNCTIONS
 from tools.stack.emulators import (
@@ -729,7 +729,9 @@ def test_default_functions(tmp_path: Path) -> None:
     by_name = {f.name: f for f in functions}
     assert set(by_name) == set(FUNCTIONS)
     assert by_name["generate"].source == tmp_path / "g.py"
-    assert by_name["dead_letter"].source == chain.REPO_ROOT / "functions" / "dead_letter" / "main.py"
+    assert (
+        by_name["dead_letter"].source == chain.REPO_ROOT / "functions" / "dead_letter" / "main.py"
+    )
     assert (by_name["dead_letter"].target, by_name["dead_letter"].port) == ("dead_letter", 8083)
     assert by_name["sweep"].url == "http://127.0.0.1:8084"
     with pytest.raises(ValueError, match="no port"):

@@ -13,10 +13,10 @@ from typing import Any
 import av
 import pytest
 
-from shared.media_probe import decode_check, probe
-from shared.providers import ffmpeg
-from shared.providers.offline import video_ffmpeg_args
-from shared.reels import (
+from shared.media import ffmpeg
+from shared.media.probe import decode_check, probe
+from shared.media.providers.offline import video_ffmpeg_args
+from shared.media.reels import (
     ClipInfo,
     StitchError,
     StitchResult,
@@ -26,9 +26,9 @@ from shared.reels import (
     probe_clip,
     stitch,
 )
-from shared.reels import stitcher as stitcher_module
-from shared.reels.commands import Canvas, choose_canvas, concat_list
-from shared.reels.mp4_rotation import video_rotation
+from shared.media.reels import stitcher as stitcher_module
+from shared.media.reels.commands import Canvas, choose_canvas, concat_list
+from shared.media.reels.mp4_rotation import video_rotation
 
 # Generous enough that no stitch here comes near it; the deadline tests set their own.
 DEADLINE_SECONDS = 60.0

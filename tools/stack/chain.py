@@ -49,7 +49,7 @@ from google.pubsub_v1.types import (
     Subscription,
 )
 
-from shared.settings import Settings
+from shared.core.settings import Settings
 from tools.stack.emulators import (
     DEFAULT_READY_TIMEOUT,
     LOCALHOST,

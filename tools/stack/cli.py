@@ -97,9 +97,9 @@ def cmd_grant(args: argparse.Namespace) -> int:
     # as the deployed function does; point them at the running stack first.
     os.environ.update({k: str(v) for k, v in stack.get("env", {}).items()})
 
-    from shared.clients import firestore_client
-    from shared.ledger import Ledger
-    from shared.settings import Settings
+    from shared.core.clients import firestore_client
+    from shared.core.settings import Settings
+    from shared.money.ledger import Ledger
 
     settings = Settings()
     balance = Ledger(firestore_client(settings), settings).grant(args.user, args.tokens)

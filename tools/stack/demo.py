@@ -292,9 +292,9 @@ def run(environ: Mapping[str, str]) -> int:
     # The client libraries and Settings read the emulator hosts from the environment.
     os.environ.update({k: str(v) for k, v in stack.get("env", {}).items()})
 
-    from shared.clients import firestore_client, storage_client
-    from shared.ledger import Ledger
-    from shared.settings import Settings
+    from shared.core.clients import firestore_client, storage_client
+    from shared.core.settings import Settings
+    from shared.money.ledger import Ledger
 
     settings = Settings()
     db = firestore_client(settings)

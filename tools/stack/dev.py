@@ -303,7 +303,7 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
     # stay fast, and these pull in pydantic and the Google client libraries (~0.5 s).
     from pydantic import ValidationError
 
-    from shared.settings import Settings
+    from shared.core.settings import Settings
     from tools.stack.chain import Knobs, LocalStack, default_functions
 
     ports = read_ports(environ)

@@ -23,7 +23,7 @@ from google.pubsub_v1 import PublisherClient, SubscriberClient
 from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
-from shared.settings import Settings
+from shared.core.settings import Settings
 
 TAP_SUFFIX = "-tap"
 _TIMEOUT = 10.0  # seconds per admin call; the emulators answer in milliseconds

@@ -1,5 +1,0 @@
-"""The `submit` function's HTTP API (the contract's `/v1/...` calls)."""
-
-from shared.api.app import SubmitApi, build_submit_api
-
-__all__ = ["SubmitApi", "build_submit_api"]

@@ -1,0 +1,33 @@
+"""Google Cloud clients built from settings; against the emulators when their hosts are set."""
+
+from __future__ import annotations
+
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+from google.cloud.pubsub_v1 import PublisherClient
+from google.cloud.pubsub_v1.types import BatchSettings
+from google.cloud.storage import Client as StorageClient
+
+from shared.core.settings import Settings
+
+
+def firestore_client(settings: Settings) -> firestore.Client:
+    # The client library reads FIRESTORE_EMULATOR_HOST itself and then skips credentials.
+    return firestore.Client(project=settings.gcp_project)
+
+
+def publisher_client(settings: Settings) -> PublisherClient:
+    # Batching off: one user's job should leave now, not after a 10 ms batching window.
+    batch = BatchSettings(max_messages=1)
+    return PublisherClient(batch_settings=batch)
+
+
+def storage_client(settings: Settings) -> StorageClient:
+    if settings.storage_emulator_host:
+        return StorageClient(
+            project=settings.gcp_project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=settings.storage_emulator_host),
+        )
+    return StorageClient(project=settings.gcp_project)

@@ -1,0 +1,152 @@
+"""Decoding the events that drive the functions, and the policy for errors while handling them.
+
+Pub/Sub push (through functions-framework): a `google.cloud.pubsub.topic.v1.messagePublished`
+CloudEvent whose data is `{"message": {"data": base64, "attributes": ..., "messageId": ...}}`.
+Firestore (Eventarc): `google.cloud.firestore.document.v1.*` in binary mode, the data a
+protobuf `DocumentEventData`.
+
+Retry policy, in one place: a handler that returns normally acks the event; one that raises
+gets it redelivered (functions-framework answers 500). So permanent problems are logged and
+swallowed, transient ones are re-raised.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cloudevents.http import CloudEvent
+
+from shared.core.errors import PermanentError, RetryableError
+from shared.core.log import get_logger, log_fields
+from shared.store.optimistic import STORE_UNAVAILABLE
+
+logger = get_logger(__name__)
+
+PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+FIRESTORE_DOCUMENT_UPDATED = "google.cloud.firestore.document.v1.updated"
+FIRESTORE_DOCUMENT_WRITTEN = "google.cloud.firestore.document.v1.written"
+
+
+class MalformedEvent(PermanentError):
+    """The event can never be handled (wrong type, undecodable body): ack and log it."""
+
+    code = "malformed_event"
+
+
+@dataclass(frozen=True)
+class PubSubMessage:
+    message_id: str
+    data: bytes
+    attributes: dict[str, str]
+
+
+def pubsub_message(event: CloudEvent) -> PubSubMessage:
+    if event["type"] != PUBSUB_MESSAGE_PUBLISHED:
+        raise MalformedEvent(f"expected a Pub/Sub message, got {event['type']}")
+    payload = event.data
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(message, dict):
+        raise MalformedEvent("the event has no Pub/Sub message")
+    try:
+        data = base64.b64decode(message.get("data") or "", validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedEvent("the message data is not base64") from None
+    attributes = message.get("attributes") or {}
+    return PubSubMessage(
+        message_id=str(message.get("messageId") or message.get("message_id") or event["id"]),
+        data=data,
+        attributes={str(k): str(v) for k, v in attributes.items()},
+    )
+
+
+@dataclass(frozen=True)
+class DocumentChange:
+    """A Firestore document event reduced to what the handlers need."""
+
+    path: str  # e.g. "creations/abc"
+    document_id: str
+    value: dict[str, Any] | None  # None when the document was deleted
+    old_value: dict[str, Any] | None
+    updated_fields: list[str]
+
+
+def document_change(event: CloudEvent) -> DocumentChange:
+    if not str(event["type"]).startswith("google.cloud.firestore.document.v1."):
+        raise MalformedEvent(f"expected a Firestore document event, got {event['type']}")
+    body = event.data
+    if not isinstance(body, bytes | bytearray):
+        raise MalformedEvent("a Firestore event body must be protobuf bytes")
+    # Imported here: submit loads this module (through the job queue) but never decodes a
+    # Firestore event, and does not ship google-events.
+    from google.events.cloud.firestore import DocumentEventData
+
+    data = DocumentEventData()
+    try:
+        data._pb.ParseFromString(bytes(body))
+    except Exception as exc:  # protobuf raises DecodeError, a bare Exception subclass
+        raise MalformedEvent(f"the body is not DocumentEventData: {exc}") from None
+    name = data.value.name if data.value and data.value.name else data.old_value.name
+    if "/documents/" not in name:
+        raise MalformedEvent(f"unexpected document name {name!r}")
+    path = name.split("/documents/", 1)[1]
+    return DocumentChange(
+        path=path,
+        document_id=path.rsplit("/", 1)[-1],
+        value=_fields(data.value) if data.value and data.value.name else None,
+        old_value=_fields(data.old_value) if data.old_value and data.old_value.name else None,
+        updated_fields=list(data.update_mask.field_paths) if data.update_mask else [],
+    )
+
+
+def _fields(document: Any) -> dict[str, Any]:
+    return {key: _value(value) for key, value in document.fields.items()}
+
+
+def _value(value: Any) -> Any:
+    """A Firestore protobuf `Value` as plain Python (enough for status checks)."""
+    kind = value._pb.WhichOneof("value_type")
+    if kind == "map_value":
+        return {k: _value(v) for k, v in value.map_value.fields.items()}
+    if kind == "array_value":
+        return [_value(v) for v in value.array_value.values]
+    if kind == "null_value":
+        return None
+    if kind == "timestamp_value":
+        return value.timestamp_value
+    return getattr(value, kind) if kind else None
+
+
+F = TypeVar("F", bound=Callable[[CloudEvent], None])
+
+
+def event_handler(function: F) -> F:
+    """Apply the retry policy: permanent errors ack, transient ones redeliver."""
+
+    @functools.wraps(function)
+    def wrapper(event: CloudEvent) -> None:
+        fields = {"event_id": event["id"], "event_type": event["type"]}
+        try:
+            function(event)
+        except PermanentError as exc:
+            logger.error(
+                f"event dropped: {exc.message}",
+                extra=log_fields(**fields, error_code=exc.code),
+            )
+        except (RetryableError, *STORE_UNAVAILABLE) as exc:
+            logger.warning(
+                f"event will be retried: {exc}",
+                extra=log_fields(**fields, error=type(exc).__name__),
+            )
+            raise
+        except Exception:
+            logger.exception(
+                "event failed unexpectedly; it will be retried", extra=log_fields(**fields)
+            )
+            raise
+
+    return wrapper  # type: ignore[return-value]

@@ -1,1 +1,0 @@
-"""The work after submit: claiming a creation, running a provider, storing and finishing it."""

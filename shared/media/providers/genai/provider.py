@@ -1,0 +1,115 @@
+"""The google-genai provider: Veo videos, Imagen and Gemini images (PROVIDER=genai).
+
+The model named in the creation's request picks the family (models.py), the family picks
+the SDK call (veo.py, images.py), and errors.py turns whatever goes wrong into the provider
+errors the worker understands. docs/providers.md tells operators how to use it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import cache
+
+from google import genai
+from google.auth.credentials import Credentials
+from google.cloud.storage import Client as StorageClient
+
+from shared.core.clients import storage_client
+from shared.core.log import get_logger, log_fields
+from shared.core.settings import Settings
+from shared.media.providers.base import (
+    GeneratedMedia,
+    GenerationContext,
+    GenerationJob,
+    InvalidGenerationRequest,
+)
+from shared.media.providers.genai.client import build_client
+from shared.media.providers.genai.images import make_gemini_images, make_imagen
+from shared.media.providers.genai.models import (
+    MAKES,
+    MODE_NAMES,
+    family_of,
+    runs_in,
+    unsupported_models,
+)
+from shared.media.providers.genai.request import GenaiRequest
+from shared.media.providers.genai.veo import VeoRunner
+
+logger = get_logger(__name__)
+
+
+class GenaiProvider:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: genai.Client | None = None,
+        credentials: Credentials | None = None,
+        storage: Callable[[], StorageClient] | None = None,
+        veo_output_to_bucket: bool | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`client`/`credentials` replace the ones built from settings (tests). The storage
+        client (for Veo's output in our bucket) is built on first use only.
+        `veo_output_to_bucket` overrides `veo_writes_to_bucket(settings)`."""
+        self._settings = settings
+        self._client = client or build_client(settings, credentials=credentials)
+        self._veo = VeoRunner(
+            self._client,
+            settings,
+            storage or cache(lambda: storage_client(settings)),
+            output_to_bucket=(
+                veo_writes_to_bucket(settings)
+                if veo_output_to_bucket is None
+                else veo_output_to_bucket
+            ),
+            sleep=sleep,
+            wall_clock=wall_clock,
+        )
+        # Said once at startup, where operators look: jobs for these models will fail (and be
+        # refunded) with a message naming the reason.
+        for model, reason in unsupported_models(
+            settings.allowed_models, settings.genai_mode
+        ).items():
+            logger.warning(
+                f"allowed model {model} cannot run with PROVIDER=genai: {reason}",
+                extra=log_fields(model=model),
+            )
+
+    def generate(self, job: GenerationJob, context: GenerationContext) -> list[GeneratedMedia]:
+        request = GenaiRequest.from_job(job)
+        family = family_of(request.model)
+        if family is None:
+            raise InvalidGenerationRequest(
+                f"model: {request.model} is not a Veo, Imagen or Gemini image model."
+            )
+        if MAKES[family] != job.type:
+            raise InvalidGenerationRequest(
+                f"model: {request.model} makes {MAKES[family]}s, not {job.type}s."
+            )
+        if family == "veo":
+            # VeoRunner checks the mode itself: resuming a saved operation works in both.
+            return self._veo.make(job, request, context)
+        mode = self._settings.genai_mode
+        if not runs_in(request.model, mode):
+            raise InvalidGenerationRequest(
+                f"model: {request.model} runs only on Vertex AI; this deployment uses "
+                f"{MODE_NAMES[mode]}."
+            )
+        if family == "imagen":
+            return make_imagen(self._client, self._settings, request, context)
+        return make_gemini_images(self._client, self._settings, request, context)
+
+
+def veo_writes_to_bucket(settings: Settings) -> bool:
+    """Whether Veo is asked to write into the media bucket (`output_gcs_uri`).
+
+    Only Vertex AI has the option. Google cannot write into a local storage emulator, so with
+    STORAGE_EMULATOR_HOST set it is used only when GENAI_BASE_URL points the SDK at a local
+    double, which can; the local stack against the real API gets the video inline instead.
+    """
+    if settings.genai_mode != "vertex":
+        return False
+    return not settings.storage_emulator_host or bool(settings.genai_base_url)

@@ -1,0 +1,289 @@
+"""Veo: one long-running operation per creation, resumed (never restarted) on redelivery.
+
+Start
+    `generate_videos` with one video of the requested duration, aspect ratio, negative
+    prompt and seed. In Vertex AI mode Veo writes the MP4 straight into our bucket, under
+    `media/{uid}/{creation}/veo/` (`output_gcs_uri`): no video travels base64-encoded in an
+    operation answer. Not when our bucket is the local storage emulator, which Google cannot
+    reach (the local stack against the real API): then Veo returns the video in the
+    operation's answer. The operation's name is saved on the creation (`checkpoint.veo_operation`)
+    *before* any waiting, so whatever happens next, no later attempt starts a second, paid
+    operation for the same creation.
+
+Wait
+    `operations.get` with a backoff from GENAI_POLL_INITIAL_SECONDS doubling up to
+    GENAI_POLL_MAX_SECONDS, until this attempt's deadline (`context.deadline`, inside the
+    function's timeout). A status check that fails transiently (429, 5xx, network) is just
+    retried at the next tick: the operation runs on regardless. Progress is an estimate from
+    the time since the operation started (saved with it, so a resumed attempt continues the
+    bar where the last one left it), always below 100.
+
+    Past the deadline: `ProviderTimeout`. The redelivered job finds the saved name and resumes
+    polling the same operation; after MAX_GENERATION_ATTEMPTS attempts the claim fails the
+    creation as `too_many_attempts` and it is refunded.
+
+Finish
+    `operation.error` (the SDK does not raise it) is mapped by `errors.from_operation_error`;
+    a transient one also clears the checkpoint, so the next attempt starts afresh instead of
+    resuming an operation that can only fail again. No video with `rai_media_filtered_count`
+    or reasons is `SafetyBlocked`; no video at all is `EmptyResult`. The video is copied into
+    `context.workdir` (from our bucket, from the answer's bytes, or, in Developer API mode,
+    through `files.download`) and measured; the worker stores it at the creation's usual path.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+from google import genai
+from google.api_core import exceptions as gexc
+from google.cloud.storage import Client as StorageClient
+from google.genai import types
+
+from shared.core.log import get_logger, log_fields
+from shared.core.settings import Settings
+from shared.media.probe import MediaProbeError, probe
+from shared.media.providers.base import (
+    EmptyResult,
+    GeneratedMedia,
+    GenerationContext,
+    GenerationJob,
+    InvalidGenerationRequest,
+    ProviderPermanent,
+    ProviderTimeout,
+    ProviderTransient,
+    SafetyBlocked,
+)
+from shared.media.providers.genai.client import call_options
+from shared.media.providers.genai.errors import brief, from_operation_error, sdk_errors
+from shared.media.providers.genai.models import MODE_NAMES, runs_in
+from shared.media.providers.genai.request import GenaiRequest
+from shared.media.storage import media_prefix, split_gs_uri
+
+logger = get_logger(__name__)
+
+SERVICE = "Veo"
+OPERATION_KEY = "veo_operation"  # checkpoint.veo_operation: the operation's full name
+STARTED_KEY = "veo_started_at"  # checkpoint.veo_started_at: epoch seconds, for progress
+# A typical Veo run; only shapes the progress estimate (half the bar after ~0.7 of this).
+EXPECTED_SECONDS = 90.0
+PROGRESS_START, PROGRESS_SPAN = 5, 90  # the estimate moves from 5 towards 95, never 100
+
+_STORAGE_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.InternalServerError,
+    gexc.TooManyRequests,
+    gexc.GatewayTimeout,
+    requests.RequestException,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class VeoRunner:
+    def __init__(
+        self,
+        client: genai.Client,
+        settings: Settings,
+        storage: Callable[[], StorageClient],
+        *,
+        output_to_bucket: bool,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._output_to_bucket = output_to_bucket
+        self._settings = settings
+        self._storage = storage
+        self._sleep = sleep
+        self._wall_clock = wall_clock
+
+    def make(
+        self, job: GenerationJob, request: GenaiRequest, context: GenerationContext
+    ) -> list[GeneratedMedia]:
+        fields = log_fields(creation_id=job.creation_id, user_id=job.user_id, model=request.model)
+        saved = context.checkpoint.get(OPERATION_KEY)
+        if isinstance(saved, str) and saved:
+            logger.info(f"resuming Veo operation {saved}", extra=fields)
+            # `name` is declared on the SDK's Operation mixin, which type checkers do not see
+            # as a constructor argument; validating a dict is the same thing.
+            operation = types.GenerateVideosOperation.model_validate({"name": saved})
+            started_at = _number(context.checkpoint.get(STARTED_KEY), self._wall_clock())
+            resumed = True
+        else:
+            operation = self._start(job, request, context)
+            started_at = self._wall_clock()
+            # Saved before any waiting: from here on no attempt starts a second operation.
+            # (Raises LostClaim if another worker owns the creation now.)
+            context.save_checkpoint({OPERATION_KEY: operation.name, STARTED_KEY: started_at})
+            logger.info(f"started Veo operation {operation.name}", extra=fields)
+            resumed = False
+        operation = self._wait(operation, started_at, context, check_at_once=resumed)
+        video = self._video_of(operation, context)
+        return [self._fetch(video, context)]
+
+    def _start(
+        self, job: GenerationJob, request: GenaiRequest, context: GenerationContext
+    ) -> types.GenerateVideosOperation:
+        mode = self._settings.genai_mode
+        if not runs_in(request.model, mode):
+            raise InvalidGenerationRequest(
+                f"model: {request.model} makes videos only through Vertex AI; this deployment "
+                f"uses {MODE_NAMES[mode]}, where google-genai cannot start Veo."
+            )
+        output = None
+        if self._output_to_bucket:
+            prefix = media_prefix(job.user_id, job.creation_id)
+            output = f"gs://{self._settings.media_bucket}/{prefix}veo/"
+        config = types.GenerateVideosConfig(
+            number_of_videos=1,
+            duration_seconds=request.duration_seconds,
+            aspect_ratio=request.aspect_ratio,
+            negative_prompt=request.negative_prompt,
+            seed=request.seed,
+            output_gcs_uri=output,
+            # Veo 3 models make a soundtrack when asked (Vertex requires the choice for some of
+            # them); the offline provider's videos have sound too.
+            generate_audio=True if request.model.startswith("veo-3") else None,
+            http_options=call_options(self._settings, context.seconds_left()),
+        )
+        with sdk_errors(SERVICE):
+            operation = self._client.models.generate_videos(
+                model=request.model,
+                source=types.GenerateVideosSource(prompt=request.prompt),
+                config=config,
+            )
+        if not operation.name:
+            raise ProviderPermanent("Veo accepted the request but named no operation to follow.")
+        return operation
+
+    def _wait(
+        self,
+        operation: types.GenerateVideosOperation,
+        started_at: float,
+        context: GenerationContext,
+        *,
+        check_at_once: bool,
+    ) -> types.GenerateVideosOperation:
+        """Poll until done. A resumed operation (a bare name) is checked at once; a fresh one
+        was just described by the start call, so the first check waits one interval."""
+        settings = self._settings
+        interval = settings.genai_poll_initial_seconds
+        wait_first = not check_at_once
+        failed_check: ProviderTransient | None = None
+        while not operation.done:
+            self._report(started_at, context)
+            left = context.seconds_left()
+            if left <= 0:
+                raise _timeout(failed_check)
+            if wait_first:
+                self._sleep(min(interval, left))
+                interval = min(interval * 2, settings.genai_poll_max_seconds)
+            wait_first = True
+            config = types.GetOperationConfig(
+                http_options=call_options(settings, context.seconds_left())
+            )
+            try:
+                with sdk_errors(SERVICE):
+                    operation = self._client.operations.get(operation, config=config)
+                failed_check = None
+            except ProviderTransient as exc:
+                failed_check = exc  # the operation runs on; check again at the next tick
+        return operation
+
+    def _report(self, started_at: float, context: GenerationContext) -> None:
+        elapsed = max(0.0, self._wall_clock() - started_at)
+        share = 1 - math.exp(-elapsed / EXPECTED_SECONDS)
+        context.report_progress(int(PROGRESS_START + PROGRESS_SPAN * share))
+
+    def _video_of(
+        self, operation: types.GenerateVideosOperation, context: GenerationContext
+    ) -> types.Video:
+        if operation.error:
+            error = from_operation_error(operation.error, SERVICE)
+            if isinstance(error, ProviderTransient):
+                # Resuming would only read the same error: let the next attempt start afresh.
+                context.save_checkpoint({OPERATION_KEY: None, STARTED_KEY: None})
+            raise error
+        response = operation.response or operation.result
+        videos = [
+            item.video
+            for item in (response.generated_videos or [] if response else [])
+            if item.video is not None and (item.video.video_bytes or item.video.uri)
+        ]
+        if videos:
+            return videos[0]
+        filtered = response.rai_media_filtered_count if response else None
+        reasons = (
+            [brief(r) for r in (response.rai_media_filtered_reasons or [])] if response else []
+        )
+        if filtered or reasons:
+            detail = "; ".join(reasons) or "no reason given"
+            raise SafetyBlocked(f"Veo withheld the video under its safety rules: {detail}")
+        raise EmptyResult("Veo finished without a video.")
+
+    def _fetch(self, video: types.Video, context: GenerationContext) -> GeneratedMedia:
+        path = context.workdir / "video.mp4"
+        if video.video_bytes:
+            path.write_bytes(video.video_bytes)
+        elif video.uri and video.uri.startswith("gs://"):
+            self._download_object(video.uri, path, context)
+        elif video.uri:
+            # Developer API: the video is a file of the Files API, fetched with our API key.
+            config = types.DownloadFileConfig(
+                http_options=call_options(self._settings, context.seconds_left())
+            )
+            with sdk_errors(SERVICE):
+                self._client.files.download(file=video, destination=str(path), config=config)
+        try:
+            found = probe(path)
+        except MediaProbeError as exc:
+            raise ProviderPermanent(f"Veo returned a video that cannot be read: {exc}") from exc
+        content_type = video.mime_type if (video.mime_type or "").startswith("video/") else None
+        return GeneratedMedia(
+            path,
+            content_type or "video/mp4",
+            found.width,
+            found.height,
+            found.duration_seconds,
+        )
+
+    def _download_object(self, uri: str, path: Path, context: GenerationContext) -> None:
+        bucket, name = split_gs_uri(uri)
+        timeout = min(
+            self._settings.genai_request_timeout_seconds, max(1.0, context.seconds_left())
+        )
+        try:
+            blob = self._storage().bucket(bucket).blob(name)
+            blob.download_to_filename(str(path), timeout=timeout)
+        except gexc.NotFound as exc:
+            path.unlink(missing_ok=True)
+            raise ProviderPermanent(f"Veo reported a video at {uri}, but it is not there.") from exc
+        except _STORAGE_TRANSIENT as exc:
+            path.unlink(missing_ok=True)
+            raise ProviderTransient(
+                f"Could not read Veo's video from Cloud Storage ({type(exc).__name__})."
+            ) from exc
+
+
+def _timeout(failed_check: ProviderTransient | None) -> ProviderTimeout:
+    if failed_check is not None:
+        return ProviderTimeout(
+            "Veo's status checks kept failing until this attempt's deadline "
+            f"({failed_check.message}); the next attempt resumes the same operation."
+        )
+    return ProviderTimeout(
+        "Veo had not finished the video by this attempt's deadline; the next attempt resumes "
+        "the same operation."
+    )
+
+
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return default

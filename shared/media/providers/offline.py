@@ -1,0 +1,481 @@
+"""The offline provider: real images and videos made on this machine, no API key, no network.
+
+It is the default wherever no Google API key is set, so the whole suite (storage, thumbnails,
+players, reels) runs on genuine media files.
+
+What it makes
+    Images: `count` PNGs, `image-{index}.png` (index from 0), drawn with Pillow: a soft
+    gradient from a seeded palette under translucent shapes. Long side
+    `offline_image_long_side_px`.
+    Videos: one `video.mp4`, H.264 (yuv420p, +faststart) with an AAC tone, exactly
+    `duration_seconds` long, long side `offline_video_long_side_px`, `offline_video_fps`,
+    rendered by ffmpeg from lavfi sources: `gradients` (seeded colours, type, rotation speed,
+    seed), drawn at a quarter of the size and scaled up (it is smooth anyway; 2-4x faster),
+    and `sine` at a seeded pitch. Sizes follow `aspect_ratio` with even sides (H.264 needs them).
+    Width, height and duration in the result are measured from the written file.
+
+What decides the pixels
+    A sha256 of (prompt, seed, index). The same request gives byte-identical PNGs and the same
+    ffmpeg recipe; another prompt or seed gives another picture. With no `seed`, the creation id
+    stands in for it: two creations of one prompt differ, as with a real model, while every
+    attempt at one creation makes the same media. A `negative_prompt` turns the palette's hue
+    by a quarter to three quarters of a turn (from its own hash), keeping the composition, so
+    its effect is visible and repeatable.
+
+Simulated latency
+    `offline_latency_seconds` is slept once, after the request is checked, through the injected
+    `sleep`, in steps of at most half a second that each report progress. If it would end past
+    the deadline the provider raises `ProviderTimeout` at once instead of sleeping.
+
+Failure markers (for demos and tests)
+    Put one anywhere in the prompt, in any letter case; the first one wins. They act after the
+    simulated latency, so a demo shows the creation processing before it fails.
+
+    [fail:permanent]     ProviderPermanent (code provider_error)
+    [fail:safety]        SafetyBlocked (safety_blocked)
+    [fail:invalid]       InvalidGenerationRequest (invalid_request)
+    [fail:empty]         EmptyResult (empty_result)
+    [fail:transient]     ProviderTransient (provider_unavailable) on every attempt
+    [fail:transient:N]   ProviderTransient while job.attempt <= N, so attempt N+1 succeeds
+    [fail:timeout]       ProviderTimeout (provider_timeout)
+
+Errors of our own machinery (ffmpeg exiting non-zero, an unreadable output) are
+`ProviderTransient`: they are not the user's fault and may pass on redelivery.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeGuard, TypeVar
+
+from PIL import Image, ImageDraw, ImageFilter
+
+from shared.core.settings import Settings
+from shared.media.ffmpeg import FfmpegError, FfmpegTimedOut, run_ffmpeg
+from shared.media.probe import MediaProbeError, image_size, probe
+from shared.media.providers.base import (
+    EmptyResult,
+    GeneratedMedia,
+    GenerationContext,
+    GenerationJob,
+    InvalidGenerationRequest,
+    ProviderPermanent,
+    ProviderTimeout,
+    ProviderTransient,
+    SafetyBlocked,
+)
+
+T = TypeVar("T")
+RGB = tuple[int, int, int]
+
+# width:height of each aspect ratio the contract allows (videos use the first three).
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {
+    "16:9": (16, 9),
+    "9:16": (9, 16),
+    "1:1": (1, 1),
+    "4:3": (4, 3),
+    "3:4": (3, 4),
+}
+MAX_IMAGE_COUNT = 4  # the contract's maximum
+MAX_VIDEO_SECONDS = 60  # far above the contract's 8 s; only guards against absurd requests
+LATENCY_STEP_SECONDS = 0.5
+LATENCY_PROGRESS_SHARE = 30  # percent of the bar the simulated latency fills, when there is one
+VIDEO_GRADIENT_TYPES = ("linear", "radial", "circular", "spiral", "square")
+AUDIO_SAMPLE_RATE = 44100
+
+_MARKER = re.compile(
+    r"\[fail:(?:(?P<kind>permanent|safety|invalid|empty|timeout)|transient(?::(?P<n>\d+))?)\]",
+    re.IGNORECASE,
+)
+
+# Colour schemes as the hue offsets (in turns) of three colour families: analogous,
+# complementary, triadic, split-complementary. Two shades of each family make six colours.
+_HUE_SCHEMES: tuple[tuple[float, float, float], ...] = (
+    (0.0, 0.08, 0.16),
+    (0.0, 0.5, 0.06),
+    (0.0, 1 / 3, 2 / 3),
+    (0.0, 0.42, 0.58),
+)
+
+
+def media_size(aspect_ratio: str, long_side: int) -> tuple[int, int]:
+    """(width, height) for `aspect_ratio` with the given long side, both even."""
+    wide, tall = ASPECT_RATIOS[aspect_ratio]
+    long_side -= long_side % 2
+    short_side = max(2, 2 * round(long_side * min(wide, tall) / max(wide, tall) / 2))
+    return (long_side, short_side) if wide >= tall else (short_side, long_side)
+
+
+class OfflineProvider:
+    """Makes real PNGs and MP4s locally; see the module docstring for what decides them."""
+
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._settings = settings
+        self._sleep = sleep
+
+    def generate(self, job: GenerationJob, context: GenerationContext) -> list[GeneratedMedia]:
+        request = _Request.from_job(job)
+        progress = _Progress(context.report_progress)
+        latency = self._settings.offline_latency_seconds
+        work_start = LATENCY_PROGRESS_SHARE if latency > 0 else 0
+        self._simulate_latency(latency, context, progress)
+        _fail_if_asked(request.prompt, job.attempt)
+
+        def work_done(fraction: float) -> None:
+            progress.at(work_start + (99 - work_start) * fraction)
+
+        if job.type == "image":
+            return self._make_images(request, context, work_done)
+        return self._make_video(request, context, work_done)
+
+    def _simulate_latency(
+        self, latency: float, context: GenerationContext, progress: _Progress
+    ) -> None:
+        if latency <= 0:
+            return
+        if latency > context.seconds_left():
+            raise ProviderTimeout(
+                f"the offline provider's simulated latency ({latency:g} s) would pass the deadline"
+            )
+        steps = math.ceil(latency / LATENCY_STEP_SECONDS)
+        for step in range(1, steps + 1):
+            self._sleep(latency / steps)
+            progress.at(LATENCY_PROGRESS_SHARE * step / steps)
+
+    def _make_images(
+        self,
+        request: _Request,
+        context: GenerationContext,
+        work_done: Callable[[float], None],
+    ) -> list[GeneratedMedia]:
+        size = media_size(request.aspect_ratio, self._settings.offline_image_long_side_px)
+        made: list[GeneratedMedia] = []
+        for index in range(request.count):
+            if context.seconds_left() <= 0:
+                raise ProviderTimeout("the deadline passed while drawing images")
+            path = context.workdir / f"image-{index}.png"
+            draw_image(request.recipe_key(index), request.negative_prompt, size).save(
+                path, format="PNG"
+            )
+            try:
+                width, height = image_size(path)
+            except MediaProbeError as exc:
+                raise ProviderTransient(f"the offline provider wrote a bad image: {exc}") from exc
+            made.append(GeneratedMedia(path, "image/png", width, height))
+            work_done((index + 1) / request.count)
+        return made
+
+    def _make_video(
+        self,
+        request: _Request,
+        context: GenerationContext,
+        work_done: Callable[[float], None],
+    ) -> list[GeneratedMedia]:
+        settings = self._settings
+        size = media_size(request.aspect_ratio, settings.offline_video_long_side_px)
+        path = context.workdir / "video.mp4"
+        args = video_ffmpeg_args(
+            request.recipe_key(0),
+            request.negative_prompt,
+            size=size,
+            fps=settings.offline_video_fps,
+            duration_seconds=request.duration_seconds,
+            output=path,
+        )
+        if context.seconds_left() <= 0:
+            raise ProviderTimeout("the deadline passed before the video was rendered")
+        try:
+            run_ffmpeg(
+                args,
+                deadline=context.deadline,
+                on_progress=lambda seconds: work_done(min(1.0, seconds / request.duration_seconds)),
+            )
+            found = probe(path)
+        except FfmpegTimedOut as exc:
+            path.unlink(missing_ok=True)
+            raise ProviderTimeout("the deadline passed while rendering the video") from exc
+        except FfmpegError as exc:
+            raise ProviderTransient(
+                f"the offline provider could not render the video: {exc}"
+            ) from exc
+        except MediaProbeError as exc:
+            raise ProviderTransient(f"the offline provider wrote a bad video: {exc}") from exc
+        work_done(1.0)
+        return [
+            GeneratedMedia(path, "video/mp4", found.width, found.height, found.duration_seconds)
+        ]
+
+
+# --- the request ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The parts of the normalised request the offline provider uses, checked."""
+
+    prompt: str
+    aspect_ratio: str
+    seed_key: str | int  # the seed, or the creation id standing in for a missing one
+    negative_prompt: str | None
+    count: int
+    duration_seconds: float
+
+    @classmethod
+    def from_job(cls, job: GenerationJob) -> _Request:
+        request = job.request
+        prompt = request.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidGenerationRequest("prompt: must be a non-empty string")
+        aspect_ratio = request.get("aspect_ratio")
+        if aspect_ratio not in ASPECT_RATIOS:
+            raise InvalidGenerationRequest(
+                f"aspect_ratio: must be one of {sorted(ASPECT_RATIOS)}, not {aspect_ratio!r}"
+            )
+        negative = request.get("negative_prompt")
+        if negative is not None and not isinstance(negative, str):
+            raise InvalidGenerationRequest("negative_prompt: must be a string")
+        seed = request.get("seed")
+        if seed is not None and not _is_int(seed):
+            raise InvalidGenerationRequest("seed: must be an integer")
+        count, duration = 1, 0.0
+        if job.type == "image":
+            count = request.get("count", 1)
+            if not _is_int(count):
+                raise InvalidGenerationRequest("count: must be an integer")
+            if not 1 <= count <= MAX_IMAGE_COUNT:
+                raise InvalidGenerationRequest(f"count: must be 1 to {MAX_IMAGE_COUNT}")
+        elif job.type == "video":
+            seconds = request.get("duration_seconds")
+            if not _is_number(seconds) or not 0 < seconds <= MAX_VIDEO_SECONDS:
+                raise InvalidGenerationRequest(
+                    f"duration_seconds: must be a number above 0 and at most {MAX_VIDEO_SECONDS}"
+                )
+            duration = float(seconds)
+        else:
+            raise InvalidGenerationRequest(f"type: the offline provider cannot make {job.type!r}")
+        return cls(
+            prompt=prompt,
+            aspect_ratio=str(aspect_ratio),
+            seed_key=seed if seed is not None else f"creation:{job.creation_id}",
+            negative_prompt=negative or None,
+            count=count,
+            duration_seconds=duration,
+        )
+
+    def recipe_key(self, index: int) -> str:
+        """What decides one output's look; JSON so no two different inputs share a key."""
+        return json.dumps([self.prompt, self.seed_key, index], ensure_ascii=False)
+
+
+# bool is an int to Python, never a count, seed or duration to us.
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _fail_if_asked(prompt: str, attempt: int) -> None:
+    """Raise what the first failure marker in the prompt asks for, if there is one."""
+    match = _MARKER.search(prompt)
+    if match is None:
+        return
+    kind = (match["kind"] or "transient").lower()
+    if kind == "permanent":
+        raise ProviderPermanent("The offline provider was asked to fail ([fail:permanent]).")
+    if kind == "safety":
+        raise SafetyBlocked("The prompt was blocked by the offline provider ([fail:safety]).")
+    if kind == "invalid":
+        raise InvalidGenerationRequest(
+            "The offline provider rejected the request ([fail:invalid])."
+        )
+    if kind == "empty":
+        raise EmptyResult("The offline provider returned no media ([fail:empty]).")
+    if kind == "timeout":
+        raise ProviderTimeout("The offline provider was asked to time out ([fail:timeout]).")
+    failing_attempts = match["n"]
+    if failing_attempts is None or attempt <= int(failing_attempts):
+        raise ProviderTransient(
+            f"The offline provider was asked to fail attempt {attempt} ({match[0]})."
+        )
+
+
+class _Progress:
+    """Forwards whole percents in 0-99, never going backwards or repeating a value."""
+
+    def __init__(self, report: Callable[[int], None]) -> None:
+        self._report = report
+        self._last = -1
+
+    def at(self, percent: float) -> None:
+        value = min(99, max(0, int(percent)))
+        if value > self._last:
+            self._last = value
+            self._report(value)
+
+
+# --- deterministic choices -----------------------------------------------------------------
+
+
+class _Dice:
+    """A stream of numbers fixed by a key: sha256 in counter mode.
+
+    Not `random.Random`: its methods' algorithms may change between Python versions, and these
+    numbers decide pixels that must stay the same for the same request.
+    """
+
+    def __init__(self, *key: str) -> None:
+        self._key = hashlib.sha256("\0".join(key).encode()).digest()
+        self._counter = 0
+        self._pool = b""
+
+    def unit(self) -> float:
+        """A number in [0, 1)."""
+        if len(self._pool) < 7:
+            block = hashlib.sha256(self._key + self._counter.to_bytes(8, "big")).digest()
+            self._pool += block
+            self._counter += 1
+        chunk, self._pool = self._pool[:7], self._pool[7:]
+        return int.from_bytes(chunk, "big") / 2**56
+
+    def between(self, low: float, high: float) -> float:
+        return low + (high - low) * self.unit()
+
+    def below(self, n: int) -> int:
+        return min(n - 1, int(self.unit() * n))
+
+    def pick(self, options: Sequence[T]) -> T:
+        return options[self.below(len(options))]
+
+
+def _palette(dice: _Dice, negative_prompt: str | None) -> list[RGB]:
+    """Six harmonious colours; a negative prompt turns their hue (see the module docstring)."""
+    base = dice.unit()
+    if negative_prompt:
+        base += _Dice("negative", negative_prompt).between(0.25, 0.75)
+    colours: list[RGB] = []
+    for offset in dice.pick(_HUE_SCHEMES):
+        for _shade in range(2):
+            red, green, blue = colorsys.hsv_to_rgb(
+                (base + offset) % 1.0, dice.between(0.35, 0.9), dice.between(0.45, 1.0)
+            )
+            colours.append((round(red * 255), round(green * 255), round(blue * 255)))
+    return colours
+
+
+def _hex(colour: RGB) -> str:
+    return "0x{:02x}{:02x}{:02x}".format(*colour)
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+def draw_image(key: str, negative_prompt: str | None, size: tuple[int, int]) -> Image.Image:
+    """One picture for `key`: a palette gradient, blurred far shapes, sharp near shapes."""
+    dice = _Dice("image", key)
+    palette = _palette(dice, negative_prompt)
+    width, height = size
+    # A 3x3 grid of colours scaled up smoothly makes a multi-point gradient in milliseconds.
+    grid = Image.new("RGB", (3, 3))
+    grid.putdata([dice.pick(palette) for _ in range(9)])
+    picture = grid.resize(size, Image.Resampling.BICUBIC).convert("RGBA")
+    short = min(width, height)
+    for shapes, blur in ((5 + dice.below(5), short / 40), (3 + dice.below(4), 0.0)):
+        layer = Image.new("RGBA", size, (0, 0, 0, 0))
+        pen = ImageDraw.Draw(layer)
+        for _ in range(shapes):
+            _draw_shape(pen, dice, palette, width, height)
+        if blur:
+            layer = layer.filter(ImageFilter.GaussianBlur(blur))
+        picture.alpha_composite(layer)
+    return picture.convert("RGB")
+
+
+def _draw_shape(
+    pen: ImageDraw.ImageDraw, dice: _Dice, palette: list[RGB], width: int, height: int
+) -> None:
+    x, y = dice.between(0, width), dice.between(0, height)
+    radius = min(width, height) * dice.between(0.04, 0.3)
+    fill = (*dice.pick(palette), 90 + dice.below(120))
+    box = (x - radius, y - radius, x + radius, y + radius)
+    shape = dice.pick(("disc", "ring", "box", "triangle"))
+    if shape == "disc":
+        pen.ellipse(box, fill=fill)
+    elif shape == "ring":
+        pen.ellipse(box, outline=fill, width=max(1, round(radius * dice.between(0.08, 0.3))))
+    elif shape == "box":
+        pen.rounded_rectangle(box, radius=radius * dice.between(0.0, 0.5), fill=fill)
+    else:
+        turn = dice.unit() * 2 * math.pi
+        corners = [
+            (
+                x + radius * math.cos(turn + k * 2 * math.pi / 3),
+                y + radius * math.sin(turn + k * 2 * math.pi / 3),
+            )
+            for k in range(3)
+        ]
+        pen.polygon(corners, fill=fill)
+
+
+# --- videos --------------------------------------------------------------------------------
+
+
+def video_ffmpeg_args(
+    key: str,
+    negative_prompt: str | None,
+    *,
+    size: tuple[int, int],
+    fps: int,
+    duration_seconds: float,
+    output: Path,
+) -> list[str]:
+    """ffmpeg arguments rendering the clip for `key` to `output` (see `run_ffmpeg`)."""
+    dice = _Dice("video", key)
+    palette = _palette(dice, negative_prompt)
+    width, height = size
+    colours = [dice.pick(palette) for _ in range(2 + dice.below(4))]
+    gradients = ":".join(
+        [
+            f"gradients=s={max(16, width // 4)}x{max(16, height // 4)}",
+            f"r={fps}",
+            f"n={len(colours)}",
+            *(f"c{i}={_hex(colour)}" for i, colour in enumerate(colours)),
+            f"type={dice.pick(VIDEO_GRADIENT_TYPES)}",
+            f"speed={dice.between(0.005, 0.04):.4f}",
+            f"seed={int(dice.unit() * 2**32)}",
+            f"d={duration_seconds:g}",
+        ]
+    )
+    tone = ":".join(
+        [
+            f"sine=f={dice.between(196.0, 784.0):.2f}",  # G3 to G5
+            f"b={dice.pick((0, 2, 3, 4))}",  # a higher beep once a second, or none
+            f"r={AUDIO_SAMPLE_RATE}",
+            f"d={duration_seconds:g}",
+        ]
+    )
+    fade_out_at = max(0.0, duration_seconds - 0.3)
+    graph = ";".join(
+        [
+            f"{gradients},scale={width}:{height}:flags=bicubic,format=yuv420p[v]",
+            # Quiet, with short fades so the tone does not click on and off.
+            f"{tone},volume=0.2,afade=t=in:d=0.05,afade=t=out:st={fade_out_at:g}:d=0.3[a]",
+        ]
+    )
+    return [
+        *("-filter_complex", graph, "-map", "[v]", "-map", "[a]"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+        # A keyframe every second keeps the clip seekable and cheap to cut for reels.
+        *("-g", str(fps)),
+        *("-c:a", "aac", "-b:a", "96k"),
+        *("-movflags", "+faststart", "-t", f"{duration_seconds:g}", "-y", str(output)),
+    ]

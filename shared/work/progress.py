@@ -1,0 +1,48 @@
+"""Progress reports thinned out to what a document can take: monotonic, about one write a second."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from shared.core.log import get_logger
+
+logger = get_logger(__name__)
+
+
+class ThrottledProgress:
+    """Calls `write(percent)` only when progress went up and `min_interval` has passed.
+
+    Production Firestore sustains about one write a second per document, and listeners need
+    no more. A failed write is logged and skipped: progress is advisory, the result is not.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[int], object],
+        *,
+        min_interval_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._write = write
+        self._interval = min_interval_seconds
+        self._clock = clock
+        self._written = -1
+        self._last_at = float("-inf")
+
+    @property
+    def written(self) -> int:
+        return self._written
+
+    def __call__(self, percent: int) -> None:
+        percent = max(0, min(99, int(percent)))
+        now = self._clock()
+        if percent <= self._written or now - self._last_at < self._interval:
+            return
+        try:
+            self._write(percent)
+        except Exception as exc:  # advisory: never fail the work over a progress write
+            logger.warning(f"progress write skipped: {type(exc).__name__}: {exc}")
+            return
+        self._written = percent
+        self._last_at = now

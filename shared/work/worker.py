@@ -1,0 +1,128 @@
+"""`generate`: claim a creation, run the provider, store the media, finish it as `draft`.
+
+The finalize step is part of this function rather than a separate function triggered by the
+object's arrival: the worker already knows everything the `media` list needs (type, size,
+dimensions, duration), the claim guards the move to `draft`, and one fewer hop means one
+fewer place where a creation can be left half-done.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from shared.core.errors import PermanentError
+from shared.core.log import get_logger, log_fields
+from shared.core.settings import Settings
+from shared.creations.claims import Claim, ClaimStore, Skip
+from shared.media.providers.base import (
+    EmptyResult,
+    GeneratedMedia,
+    GenerationContext,
+    GenerationJob,
+    Provider,
+)
+from shared.work.jobs import Job
+from shared.work.progress import ThrottledProgress
+
+logger = get_logger(__name__)
+
+OutcomeKind = Literal["draft", "failed", "skipped", "lost_claim"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    detail: str = ""
+
+
+class MediaUploader(Protocol):
+    def upload(
+        self, user_id: str, creation_id: str, items: list[GeneratedMedia]
+    ) -> list[dict[str, object]]: ...
+
+
+class GenerationWorker:
+    def __init__(
+        self,
+        *,
+        claims: ClaimStore,
+        provider: Provider,
+        uploader: MediaUploader,
+        settings: Settings,
+    ) -> None:
+        self._claims = claims
+        self._provider = provider
+        self._uploader = uploader
+        self._settings = settings
+
+    def handle(self, job: Job, *, event_id: str) -> Outcome:
+        fields = {"creation_id": job.creation_id, "user_id": job.user_id, "event_id": event_id}
+        claimed = self._claims.claim(job.creation_id)
+        if isinstance(claimed, Skip):
+            logger.info(f"job skipped: {claimed.reason}", extra=log_fields(**fields))
+            return Outcome("skipped", claimed.reason)
+        claim = claimed
+        fields["attempt"] = str(claim.attempt)
+        logger.info("generation started", extra=log_fields(**fields, type=claim.type))
+        try:
+            media = self._make_and_store(claim)
+        except PermanentError as exc:
+            self._claims.fail(claim, exc.code, exc.message)
+            logger.warning(
+                f"generation failed: {exc.message}",
+                extra=log_fields(**fields, error_code=exc.code),
+            )
+            return Outcome("failed", exc.code)
+        except BaseException:
+            # Transient (or unknown): hand the lease back so the redelivery can start at once.
+            try:
+                self._claims.release(claim)
+            except Exception as release_error:
+                logger.warning(
+                    f"could not release the claim: {release_error}", extra=log_fields(**fields)
+                )
+            raise
+        if not self._claims.complete(claim, media):
+            logger.warning(
+                "claim lost before completion; result dropped", extra=log_fields(**fields)
+            )
+            return Outcome("lost_claim")
+        logger.info("generation done", extra=log_fields(**fields, items=len(media)))
+        return Outcome("draft")
+
+    def _make_and_store(self, claim: Claim) -> list[dict[str, object]]:
+        progress = ThrottledProgress(lambda percent: self._claims.report_progress(claim, percent))
+        with tempfile.TemporaryDirectory(prefix=f"gen-{claim.creation_id}-") as workdir:
+            context = GenerationContext(
+                workdir=Path(workdir),
+                deadline=time.monotonic() + self._settings.generation_timeout_seconds,
+                checkpoint=claim.checkpoint,
+                save_checkpoint=lambda values: self._save_checkpoint(claim, values),
+                report_progress=progress,
+            )
+            job = GenerationJob(
+                creation_id=claim.creation_id,
+                user_id=claim.user_id,
+                type=claim.type,
+                request=claim.request,
+                attempt=claim.attempt,
+            )
+            items = self._provider.generate(job, context)
+            if not items:
+                raise EmptyResult("The model returned no media.")
+            return self._uploader.upload(claim.user_id, claim.creation_id, items)
+
+    def _save_checkpoint(self, claim: Claim, values: dict[str, object]) -> None:
+        if not self._claims.save_checkpoint(claim, dict(values)):
+            # Another worker owns the creation now: stop before spending more.
+            raise LostClaim(f"creation {claim.creation_id} is no longer ours")
+
+
+class LostClaim(PermanentError):
+    """This worker's claim was taken over; stop without touching the creation."""
+
+    code = "lost_claim"
