@@ -1,6 +1,7 @@
-"""Builds each function's collaborators from settings (the only place that does).
+"""Builds each function's collaborators from its settings: the one place that does.
 
-Entry points call these once per process; tests build the same objects with their own parts.
+The entry points (`functions/<name>/main.py`) call these once per process
+(`shared.core.runtime.per_process`); tests build the same objects from their own parts.
 """
 
 from __future__ import annotations
@@ -8,19 +9,57 @@ from __future__ import annotations
 from shared.core.clients import firestore_client, publisher_client, storage_client
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
+from shared.creations.store import CreationStore
+from shared.intake.actions import CreationActions
+from shared.intake.api.app import SubmitApi
+from shared.intake.auth import FirebaseTokenVerifier
+from shared.intake.submission import SubmissionService
 from shared.media.providers.selection import build_provider
 from shared.media.storage import GcsMediaStore
 from shared.money.ledger import Ledger
-from shared.money.refunds import RefundHandler
+from shared.money.refunds import RefundHandler, Refunds
+from shared.store.documents import Documents
+from shared.store.firestore import FirestoreDocuments
 from shared.work.dead_letters import DeadLetterHandler
 from shared.work.jobs import PubSubJobPublisher
 from shared.work.sweeper import Sweeper
 from shared.work.worker import GenerationWorker
 
 
+def documents(settings: Settings) -> Documents:
+    return FirestoreDocuments(firestore_client(settings), settings)
+
+
+def refunds(store: Documents, settings: Settings) -> Refunds:
+    return Refunds(store, settings, Ledger(store, settings))
+
+
+def build_submit_api(settings: Settings) -> SubmitApi:
+    """The HTTP API on the real Firestore, Pub/Sub and Cloud Storage clients."""
+    store = documents(settings)
+    ledger = Ledger(store, settings)
+    refunding = Refunds(store, settings, ledger)
+    publisher = PubSubJobPublisher(publisher_client(settings), settings)
+    return SubmitApi(
+        settings=settings,
+        verifier=FirebaseTokenVerifier(settings),
+        ledger=ledger,
+        creations=CreationStore(store),
+        submissions=SubmissionService(
+            store, settings, ledger=ledger, refunds=refunding, publisher=publisher
+        ),
+        actions=CreationActions(
+            store,
+            settings,
+            refunds=refunding,
+            media=GcsMediaStore(storage_client(settings), settings.media_bucket),
+        ),
+    )
+
+
 def build_generation_worker(settings: Settings) -> GenerationWorker:
     return GenerationWorker(
-        claims=ClaimStore(firestore_client(settings), settings),
+        claims=ClaimStore(documents(settings), settings),
         provider=build_provider(settings),
         uploader=GcsMediaStore(storage_client(settings), settings.media_bucket),
         settings=settings,
@@ -28,12 +67,12 @@ def build_generation_worker(settings: Settings) -> GenerationWorker:
 
 
 def build_stitch_worker(settings: Settings) -> GenerationWorker:
-    # Imported here: only the stitch function ships the reel engine's dependencies in use.
+    # Imported here: only the stitch function ships the reel engine's dependencies (PyAV).
     from shared.media.reels.maker import ReelMaker
 
     storage = storage_client(settings)
     return GenerationWorker(
-        claims=ClaimStore(firestore_client(settings), settings),
+        claims=ClaimStore(documents(settings), settings),
         provider=ReelMaker(storage),
         uploader=GcsMediaStore(storage, settings.media_bucket),
         settings=settings,
@@ -41,19 +80,19 @@ def build_stitch_worker(settings: Settings) -> GenerationWorker:
 
 
 def build_refund_handler(settings: Settings) -> RefundHandler:
-    return RefundHandler(Ledger(firestore_client(settings), settings))
+    return RefundHandler(refunds(documents(settings), settings))
 
 
 def build_dead_letter_handler(settings: Settings) -> DeadLetterHandler:
-    return DeadLetterHandler(ClaimStore(firestore_client(settings), settings))
+    return DeadLetterHandler(ClaimStore(documents(settings), settings))
 
 
 def build_sweeper(settings: Settings) -> Sweeper:
-    db = firestore_client(settings)
+    store = documents(settings)
     return Sweeper(
-        db,
+        store,
         settings,
-        claims=ClaimStore(db, settings),
-        ledger=Ledger(db, settings),
+        claims=ClaimStore(store, settings),
+        refunds=refunds(store, settings),
         publisher=PubSubJobPublisher(publisher_client(settings), settings),
     )

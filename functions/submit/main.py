@@ -6,7 +6,7 @@ import flask
 import functions_framework
 
 from shared.core.runtime import per_process
-from shared.intake.api import build_submit_api
+from shared.wiring import build_submit_api
 
 _api = per_process(build_submit_api)
 

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from cloudevents.http import CloudEvent
 
+from shared.core.calls import TRANSIENT_ERRORS
 from shared.core.errors import PermanentError, RetryableError
 from shared.core.log import get_logger, log_fields
-from shared.store.optimistic import STORE_UNAVAILABLE
 
 logger = get_logger(__name__)
 
@@ -137,7 +137,7 @@ def event_handler(function: F) -> F:
                 f"event dropped: {exc.message}",
                 extra=log_fields(**fields, error_code=exc.code),
             )
-        except (RetryableError, *STORE_UNAVAILABLE) as exc:
+        except (RetryableError, *TRANSIENT_ERRORS) as exc:
             logger.warning(
                 f"event will be retried: {exc}",
                 extra=log_fields(**fields, error=type(exc).__name__),

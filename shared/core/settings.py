@@ -12,8 +12,6 @@ GOOGLE_SECURETOKEN_CERTS_URL = (
     "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
 )
 
-CreationKind = str  # "image" | "video" | "reel"; validated where requests are parsed
-
 
 class Pricing(BaseModel):
     """Token prices. Cost of a request = the matching unit price times its size."""
@@ -71,7 +69,9 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: PositiveInt = 48
     store_timeout_seconds: float = Field(default=10.0, gt=0)
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
-    ledger_max_attempts: PositiveInt = 25
+    # Rounds of read-decide-commit a guarded write gets while other writers keep winning (the
+    # ledger, claims, refunds, deletes) before the caller hears `503 busy`.
+    store_max_attempts: PositiveInt = 25
     busy_retry_after_seconds: PositiveInt = 1
 
     # Work after submit: leases, attempts and deadlines (seconds).

@@ -14,32 +14,36 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from google.cloud import firestore
+from typing import Any, Literal, TypeVar
 
 from shared.core.errors import NotFound
 from shared.core.settings import Settings
-from shared.creations.model import FINAL_STATUSES
+from shared.creations import lifecycle
+from shared.creations.model import Job
+from shared.creations.progress import working_percent
 from shared.store import paths
-from shared.store.optimistic import run_optimistic, store_retry
+from shared.store.documents import SERVER_TIME, Batch, Documents, Snapshot
+from shared.store.optimistic import run_optimistic
 
-SkipReason = Literal["missing", "final", "leased", "exhausted", "lost_lease"]
+T = TypeVar("T")
+SkipReason = Literal["missing", "final", "leased", "exhausted"]
 
 
 @dataclass(frozen=True)
 class Claim:
-    creation_id: str
+    """One worker's hold on one creation, for one attempt."""
+
+    job: Job
     owner: str
     attempt: int
-    user_id: str
-    type: str
-    request: dict[str, Any]
+    request: dict[str, Any]  # as stored; `shared.creations.requests.stored_request` checks it
     checkpoint: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Skip:
+    """Why there is nothing to do (the event is acked)."""
+
     reason: SkipReason
     status: str | None = None
 
@@ -48,149 +52,111 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def lease_is_live(creation: Snapshot, now: dt.datetime) -> bool:
+    lease = creation.get("lease_expires_at")
+    return isinstance(lease, dt.datetime) and lease > now
+
+
 class ClaimStore:
     def __init__(
         self,
-        db: firestore.Client,
+        store: Documents,
         settings: Settings,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        self._db = db
+        self._store = store
         self._settings = settings
         self._clock = clock
-        self._timeout = settings.store_timeout_seconds
-        self._retry = store_retry(settings.store_timeout_seconds)
-
-    def _ref(self, creation_id: str) -> firestore.DocumentReference:
-        return self._db.collection(paths.CREATIONS).document(creation_id)
 
     def claim(self, creation_id: str) -> Claim | Skip:
-        """Take the creation for one attempt, or say why not (then the event is acked)."""
-        ref = self._ref(creation_id)
+        """Take the creation for one attempt, or say why not."""
+        path = paths.creation(creation_id)
         owner = uuid.uuid4().hex
 
         def attempt() -> Claim | Skip:
-            snapshot = ref.get(retry=self._retry, timeout=self._timeout)
-            if not snapshot.exists:
+            (creation,) = self._store.read(path)
+            if not creation.exists:
                 return Skip("missing")
-            data = snapshot.to_dict() or {}
-            status = data["status"]
-            now = self._clock()
-            if status in FINAL_STATUSES:
+            status = creation.get("status")
+            if status in lifecycle.FINAL_STATUSES:
                 return Skip("final", status)
-            if status == "processing" and data.get("lease_owner") == owner:
+            if status == "processing" and creation.get("lease_owner") == owner:
                 # An earlier round's claim was applied although its answer was lost.
-                return _claim_from(creation_id, owner, data)
-            lease = data.get("lease_expires_at")
-            if status == "processing" and isinstance(lease, dt.datetime) and lease > now:
+                return _claim_of(creation, owner)
+            now = self._clock()
+            if status == "processing" and lease_is_live(creation, now):
                 return Skip("leased", status)
-            attempts = int(data.get("attempts", 0)) + 1
-            guard = self._db.write_option(last_update_time=snapshot.update_time)
+            attempts = int(creation.get("attempts", 0)) + 1
+            batch = Batch()
             if attempts > self._settings.max_generation_attempts:
-                ref.update(
-                    _failure_fields(
-                        "too_many_attempts",
-                        f"Generation was tried {attempts - 1} times without finishing.",
-                    ),
-                    option=guard,
-                    retry=self._retry,
-                    timeout=self._timeout,
+                lifecycle.stage_move(
+                    batch,
+                    creation,
+                    "failed",
+                    {"error": _error("too_many_attempts", attempts - 1)},
                 )
+                self._store.commit(batch)
                 return Skip("exhausted", "failed")
-            ref.update(
-                {
-                    "status": "processing",
-                    "attempts": attempts,
-                    "lease_owner": owner,
-                    "lease_expires_at": now + dt.timedelta(seconds=self._settings.lease_seconds),
-                    "started_at": data.get("started_at") or firestore.SERVER_TIMESTAMP,
-                    "updated_at": firestore.SERVER_TIMESTAMP,
-                },
-                option=guard,
-                retry=self._retry,
-                timeout=self._timeout,
-            )
-            return _claim_from(creation_id, owner, {**data, "attempts": attempts})
+            hold = {
+                "attempts": attempts,
+                "lease_owner": owner,
+                "lease_expires_at": now + dt.timedelta(seconds=self._settings.lease_seconds),
+                "started_at": creation.get("started_at") or SERVER_TIME,
+            }
+            if status == "processing":  # a re-claim: the worker before died or gave up
+                batch.update(creation, {**hold, "updated_at": SERVER_TIME})
+            else:
+                lifecycle.stage_move(batch, creation, "processing", hold)
+            return _claim_of(self._store.commit(batch)[path], owner)
 
-        return run_optimistic(
-            attempt, max_attempts=self._settings.ledger_max_attempts, what="claim"
-        )
-
-    def update_owned(
-        self,
-        claim: Claim,
-        fields: dict[str, Any],
-        *,
-        needed: Callable[[dict[str, Any]], bool] = lambda _data: True,
-    ) -> bool:
-        """Apply `fields` while the claim is still ours; False if it no longer is.
-
-        `needed(current document)` may say the write is unnecessary: then nothing is written
-        (and the answer is still True: the claim is ours).
-        """
-        ref = self._ref(claim.creation_id)
-
-        def attempt() -> bool:
-            snapshot = ref.get(retry=self._retry, timeout=self._timeout)
-            data = snapshot.to_dict() if snapshot.exists else None
-            if (
-                data is None
-                or data.get("status") != "processing"
-                or data.get("lease_owner") != claim.owner
-            ):
-                return False
-            if not needed(data):
-                return True
-            ref.update(
-                {**fields, "updated_at": firestore.SERVER_TIMESTAMP},
-                option=self._db.write_option(last_update_time=snapshot.update_time),
-                retry=self._retry,
-                timeout=self._timeout,
-            )
-            return True
-
-        return run_optimistic(
-            attempt, max_attempts=self._settings.ledger_max_attempts, what="update"
-        )
+        return self._settled(attempt, "claim")
 
     def report_progress(self, claim: Claim, percent: int) -> bool:
         """Raise `progress` to `percent` (never lower it: an earlier attempt may have gone
         further than this one has yet)."""
-        percent = max(0, min(99, percent))
-        return self.update_owned(
-            claim,
-            {"progress": percent},
-            needed=lambda data: percent > int(data.get("progress") or 0),
-        )
+        percent = working_percent(percent)
+
+        def raise_progress(batch: Batch, creation: Snapshot) -> None:
+            if percent > int(creation.get("progress") or 0):
+                batch.update(creation, {"progress": percent, "updated_at": SERVER_TIME})
+
+        return self._while_owned(claim, raise_progress)
 
     def save_checkpoint(self, claim: Claim, values: dict[str, Any]) -> bool:
-        return self.update_owned(
-            claim, {f"checkpoint.{key}": value for key, value in values.items()}
+        fields = {f"checkpoint.{key}": value for key, value in values.items()}
+        return self._while_owned(
+            claim,
+            lambda batch, creation: batch.update(creation, {**fields, "updated_at": SERVER_TIME}),
         )
 
     def complete(self, claim: Claim, media: list[dict[str, Any]]) -> bool:
         """`processing → draft` with the media; False if the claim was lost meanwhile."""
-        return self.update_owned(
+        return self._while_owned(
             claim,
-            {
-                "status": "draft",
-                "media": media,
-                "progress": 100,
-                "error": None,
-                "completed_at": firestore.SERVER_TIMESTAMP,
-                "lease_owner": None,
-                "lease_expires_at": None,
-            },
+            lambda batch, creation: lifecycle.stage_move(
+                batch, creation, "draft", {"media": media, "progress": 100, "error": None}
+            ),
         )
 
     def fail(self, claim: Claim, code: str, message: str) -> bool:
         """`processing → failed` (the refund follows from the status change)."""
-        return self.update_owned(claim, _failure_fields(code, message))
+        return self._while_owned(
+            claim,
+            lambda batch, creation: lifecycle.stage_move(
+                batch, creation, "failed", {"error": {"code": code, "message": message}}
+            ),
+        )
 
     def release(self, claim: Claim) -> bool:
         """Give the lease back after a transient error, so a redelivery may claim at once."""
-        return self.update_owned(claim, {"lease_expires_at": self._clock()})
+        now = self._clock()
+        return self._while_owned(
+            claim,
+            lambda batch, creation: batch.update(
+                creation, {"lease_expires_at": now, "updated_at": SERVER_TIME}
+            ),
+        )
 
     def fail_unfinished(
         self, creation_id: str, code: str, message: str, *, spare_live_lease: bool = False
@@ -198,49 +164,66 @@ class ClaimStore:
         """Fail a `pending`/`processing` creation whoever holds it (dead letters, sweeper).
 
         Returns False if it was already final (nothing to do), or, with `spare_live_lease`,
-        if a worker holds a live lease on it (it may yet finish).
+        if a worker holds a live lease on it (it may yet finish). Raises `NotFound`.
         """
-        ref = self._ref(creation_id)
+        path = paths.creation(creation_id)
 
         def attempt() -> bool:
-            snapshot = ref.get(retry=self._retry, timeout=self._timeout)
-            if not snapshot.exists:
+            (creation,) = self._store.read(path)
+            if not creation.exists:
                 raise NotFound(f"creation {creation_id} does not exist")
-            data = snapshot.to_dict() or {}
-            if data.get("status") in FINAL_STATUSES:
+            if creation.get("status") in lifecycle.FINAL_STATUSES:
                 return False
-            lease = data.get("lease_expires_at")
-            if spare_live_lease and isinstance(lease, dt.datetime) and lease > self._clock():
+            if spare_live_lease and lease_is_live(creation, self._clock()):
                 return False
-            ref.update(
-                _failure_fields(code, message),
-                option=self._db.write_option(last_update_time=snapshot.update_time),
-                retry=self._retry,
-                timeout=self._timeout,
+            batch = Batch()
+            lifecycle.stage_move(
+                batch, creation, "failed", {"error": {"code": code, "message": message}}
             )
+            self._store.commit(batch)
             return True
 
-        return run_optimistic(attempt, max_attempts=self._settings.ledger_max_attempts, what="fail")
+        return self._settled(attempt, "fail")
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _while_owned(self, claim: Claim, stage: Callable[[Batch, Snapshot], object]) -> bool:
+        """Stage and commit a write while the claim is still ours; False once it is not.
+
+        `stage` may add nothing (the write is not needed): then nothing is committed, and the
+        answer is still True (the claim is ours).
+        """
+        path = paths.creation(claim.job.creation_id)
+
+        def attempt() -> bool:
+            (creation,) = self._store.read(path)
+            if creation.get("status") != "processing" or creation.get("lease_owner") != claim.owner:
+                return False
+            batch = Batch()
+            stage(batch, creation)
+            if batch:
+                self._store.commit(batch)
+            return True
+
+        return self._settled(attempt, "update")
+
+    def _settled(self, attempt: Callable[[], T], what: str) -> T:
+        return run_optimistic(attempt, max_attempts=self._settings.store_max_attempts, what=what)
 
 
-def _claim_from(creation_id: str, owner: str, data: dict[str, Any]) -> Claim:
+def _claim_of(creation: Snapshot, owner: str) -> Claim:
     return Claim(
-        creation_id=creation_id,
+        job=Job(
+            creation_id=creation.id,
+            user_id=creation.get("user_id"),
+            type=creation.get("type"),
+        ),
         owner=owner,
-        attempt=int(data.get("attempts", 1)),
-        user_id=data["user_id"],
-        type=data["type"],
-        request=dict(data.get("request") or {}),
-        checkpoint=dict(data.get("checkpoint") or {}),
+        attempt=int(creation.get("attempts", 1)),
+        request=dict(creation.get("request") or {}),
+        checkpoint=dict(creation.get("checkpoint") or {}),
     )
 
 
-def _failure_fields(code: str, message: str) -> dict[str, Any]:
-    return {
-        "status": "failed",
-        "error": {"code": code, "message": message},
-        "completed_at": firestore.SERVER_TIMESTAMP,
-        "updated_at": firestore.SERVER_TIMESTAMP,
-        "lease_owner": None,
-        "lease_expires_at": None,
-    }
+def _error(code: str, tries: int) -> dict[str, str]:
+    return {"code": code, "message": f"Generation was tried {tries} times without finishing."}

@@ -1,7 +1,8 @@
-"""The creation store: `creations/{id}` documents, their listing and their status moves.
+"""Reading creations: one, several, one page of a user's; and adding a new one to a batch.
 
-Status moves are guarded by the document's update time, so two writers never both move the
-same creation, and `TRANSITIONS` (the contract's state machine) refuses backwards moves.
+Every change after that is a claim (`shared.creations.claims`), a refund
+(`shared.money.refunds`) or a deletion (`shared.intake.actions`), and every status change goes
+through `shared.creations.lifecycle`.
 """
 
 from __future__ import annotations
@@ -13,145 +14,52 @@ import json
 import uuid
 from typing import Any
 
-from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
-
-from shared.core.errors import Conflict, InvalidRequest, InvalidTransition, NotFound
-from shared.core.settings import Settings
-from shared.creations.model import FINAL_STATUSES, Creation, can_move
+from shared.core.errors import InvalidRequest, NotFound
+from shared.creations import lifecycle
+from shared.creations.model import Creation
+from shared.creations.requests import StoredRequest, document_of
 from shared.store import paths
-from shared.store.optimistic import run_optimistic, store_retry
+from shared.store.documents import DOCUMENT_NAME, Batch, Documents, Query, Snapshot
 
 
 def new_creation_id() -> str:
     return uuid.uuid4().hex
 
 
+def stage_create(
+    batch: Batch, *, creation_id: str, user_id: str, request: StoredRequest, cost: int
+) -> None:
+    """Add the new `pending` creation to `batch` (a create: it never overwrites)."""
+    lifecycle.stage_new(
+        batch,
+        paths.creation(creation_id),
+        {"user_id": user_id, "type": request.TYPE, "request": document_of(request), "cost": cost},
+    )
+
+
+def owned(snapshot: Snapshot, user_id: str) -> Creation:
+    """The caller's creation; anyone else's is reported as missing, never as forbidden."""
+    if not snapshot.exists or snapshot.get("user_id") != user_id:
+        raise NotFound(f"no creation {snapshot.id}")
+    return Creation.of(snapshot)
+
+
 class CreationStore:
-    def __init__(self, db: firestore.Client, settings: Settings) -> None:
-        self._db = db
-        self._settings = settings
-        self._timeout = settings.store_timeout_seconds
-        self._retry = store_retry(settings.store_timeout_seconds)
-
-    def ref(self, creation_id: str) -> firestore.DocumentReference:
-        return self._db.collection(paths.CREATIONS).document(creation_id)
-
-    # --- writes -------------------------------------------------------------------------------
-
-    def stage_create(
-        self,
-        batch: firestore.WriteBatch,
-        *,
-        creation_id: str,
-        user_id: str,
-        kind: str,
-        request: dict[str, Any],
-        cost: int,
-    ) -> None:
-        """Add the new `pending` creation to `batch` (a `create`: never overwrites)."""
-        now = firestore.SERVER_TIMESTAMP
-        batch.create(
-            self.ref(creation_id),
-            {
-                "user_id": user_id,
-                "type": kind,
-                "status": "pending",
-                "progress": 0,
-                "request": request,
-                "cost": cost,
-                "media": [],
-                "error": None,
-                "refunded": False,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-                "completed_at": None,
-            },
-        )
-
-    def move(
-        self,
-        creation_id: str,
-        to: str,
-        *,
-        fields: dict[str, Any] | None = None,
-    ) -> Creation:
-        """Move a creation to `to` if the state machine allows it; returns it after the move.
-
-        Raises `NotFound`, or `InvalidTransition` for a move the contract forbids.
-        """
-        ref = self.ref(creation_id)
-
-        def attempt() -> Creation:
-            snapshot = ref.get(retry=self._retry, timeout=self._timeout)
-            if not snapshot.exists:
-                raise NotFound(f"creation {creation_id} does not exist")
-            current = (snapshot.to_dict() or {})["status"]
-            if not can_move(current, to):
-                raise InvalidTransition(
-                    f"creation {creation_id} is {current}; it cannot become {to}",
-                    current=current,
-                    wanted=to,
-                )
-            updates: dict[str, Any] = {"status": to, "updated_at": firestore.SERVER_TIMESTAMP}
-            if to in FINAL_STATUSES:
-                updates["completed_at"] = firestore.SERVER_TIMESTAMP
-            updates.update(fields or {})
-            ref.update(
-                updates,
-                option=self._db.write_option(last_update_time=snapshot.update_time),
-                retry=self._retry,
-                timeout=self._timeout,
-            )
-            return self.get_or_raise(creation_id)
-
-        return run_optimistic(attempt, max_attempts=self._settings.ledger_max_attempts, what="move")
-
-    def delete_final(self, user_id: str, creation_id: str) -> None:
-        """Delete a finished creation's document; `409` while it is pending or processing."""
-        ref = self.ref(creation_id)
-
-        def attempt() -> None:
-            snapshot = ref.get(retry=self._retry, timeout=self._timeout)
-            data = snapshot.to_dict() if snapshot.exists else None
-            if data is None or data.get("user_id") != user_id:
-                return  # already gone: deleting is idempotent
-            if data["status"] not in FINAL_STATUSES:
-                raise Conflict(f"the creation is {data['status']}; it can be deleted once finished")
-            ref.delete(
-                option=self._db.write_option(last_update_time=snapshot.update_time),
-                retry=self._retry,
-                timeout=self._timeout,
-            )
-
-        run_optimistic(attempt, max_attempts=self._settings.ledger_max_attempts, what="delete")
-
-    # --- reads --------------------------------------------------------------------------------
+    def __init__(self, store: Documents) -> None:
+        self._store = store
 
     def get(self, creation_id: str) -> Creation | None:
-        snapshot = self.ref(creation_id).get(retry=self._retry, timeout=self._timeout)
-        if not snapshot.exists:
-            return None
-        return Creation.model_validate({"id": snapshot.id, **(snapshot.to_dict() or {})})
+        (snapshot,) = self._store.read(paths.creation(creation_id))
+        return Creation.of(snapshot) if snapshot.exists else None
+
+    def get_owned(self, user_id: str, creation_id: str) -> Creation:
+        (snapshot,) = self._store.read(paths.creation(creation_id))
+        return owned(snapshot, user_id)
 
     def get_many(self, creation_ids: list[str]) -> dict[str, Creation]:
         """The creations that exist among `creation_ids`, by id (one round trip)."""
-        refs = [self.ref(cid) for cid in dict.fromkeys(creation_ids)]
-        found: dict[str, Creation] = {}
-        for snapshot in self._db.get_all(refs, retry=self._retry, timeout=self._timeout):
-            if snapshot.exists:
-                found[snapshot.id] = Creation.model_validate(
-                    {"id": snapshot.id, **(snapshot.to_dict() or {})}
-                )
-        return found
-
-    def get_owned(self, user_id: str, creation_id: str) -> Creation:
-        """The caller's creation; anyone else's is reported as missing, never as forbidden."""
-        creation = self.get(creation_id)
-        if creation is None or creation.user_id != user_id:
-            raise NotFound(f"no creation {creation_id}")
-        return creation
+        wanted = [paths.creation(cid) for cid in dict.fromkeys(creation_ids)]
+        return {s.id: Creation.of(s) for s in self._store.read(*wanted) if s.exists}
 
     def list_for_user(
         self,
@@ -162,32 +70,27 @@ class CreationStore:
         cursor: str | None,
     ) -> tuple[list[Creation], str | None]:
         """One page of the user's creations, newest first, and the cursor of the next page."""
-        query = self._db.collection(paths.CREATIONS).where(
-            filter=FieldFilter("user_id", "==", user_id)
-        )
+        equal: tuple[tuple[str, Any], ...] = (("user_id", user_id),)
         if status is not None:
-            query = query.where(filter=FieldFilter("status", "==", status))
-        query = query.order_by("created_at", direction=firestore.Query.DESCENDING).order_by(
-            "__name__", direction=firestore.Query.DESCENDING
-        )
+            equal += (("status", status),)
+        start_after = None
         if cursor is not None:
             created_at, after_id = decode_cursor(cursor)
-            query = query.start_after({"created_at": created_at, "__name__": self.ref(after_id)})
-        snapshots = list(query.limit(limit + 1).stream(retry=self._retry, timeout=self._timeout))
-        items = [
-            Creation.model_validate({"id": snap.id, **(snap.to_dict() or {})})
-            for snap in snapshots[:limit]
-        ]
+            start_after = (created_at, paths.creation(after_id))
+        snapshots = self._store.query(
+            Query(
+                paths.CREATIONS,
+                equal=equal,
+                order=(("created_at", "DESCENDING"), (DOCUMENT_NAME, "DESCENDING")),
+                start_after=start_after,
+                limit=limit + 1,
+            )
+        )
+        items = [Creation.of(snapshot) for snapshot in snapshots[:limit]]
         next_cursor = None
         if len(snapshots) > limit and items[-1].created_at is not None:
             next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
         return items, next_cursor
-
-    def get_or_raise(self, creation_id: str) -> Creation:
-        creation = self.get(creation_id)
-        if creation is None:
-            raise NotFound(f"creation {creation_id} does not exist")
-        return creation
 
 
 def encode_cursor(created_at: dt.datetime, creation_id: str) -> str:

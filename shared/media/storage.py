@@ -7,6 +7,7 @@ from typing import Any, Protocol
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
 
+from shared.core.calls import TRANSIENT_ERRORS
 from shared.core.errors import StoreBusy
 from shared.creations.model import Creation
 from shared.media.providers.base import GeneratedMedia
@@ -28,17 +29,6 @@ class MediaStore(Protocol):
     def delete_media(self, creation: Creation) -> int:
         """Delete every stored object of `creation`; return how many were deleted."""
         ...
-
-
-# Cloud Storage errors worth a retry later (the caller decides how: 503, or a redelivery).
-STORAGE_TRANSIENT = (
-    gexc.ServiceUnavailable,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.GatewayTimeout,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 class GcsMediaStore:
@@ -71,7 +61,7 @@ class GcsMediaStore:
                 if item.duration_seconds is not None:
                     entry["duration_seconds"] = round(item.duration_seconds, 3)
                 media.append(entry)
-        except STORAGE_TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise StoreBusy(f"media storage is unavailable: {type(exc).__name__}") from exc
         return media
 
@@ -94,5 +84,5 @@ class GcsMediaStore:
                 except gexc.NotFound:
                     pass  # already gone: deleting is idempotent
             return deleted
-        except STORAGE_TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise StoreBusy(f"media storage is unavailable: {type(exc).__name__}") from exc

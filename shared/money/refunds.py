@@ -1,31 +1,148 @@
-"""Refunds for creations that end `failed` or `canceled`.
+"""Refunds for creations that end `failed` or `canceled`, exactly once.
 
 `refund` runs on every update of a `creations/{id}` document (Eventarc's Firestore trigger), so
 whoever marks a creation failed — generate, stitch, the dead-letter subscriber, the sweeper,
-submit — the refund follows, and the ledger's deterministic entry id makes it exactly once.
+submit — the refund follows. Where the caller is told in the answer (cancel, a job that could
+not be queued), the move to the final status and the refund are one atomic write instead, and
+the trigger then finds nothing to do. Either way the ledger's deterministic `refund:{creation}`
+entry is created once, ever: a second refund changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from shared.core.errors import InvalidTransition
 from shared.core.events import DocumentChange
 from shared.core.log import get_logger, log_fields
-from shared.creations.model import REFUNDABLE_STATUSES
+from shared.core.settings import Settings
+from shared.creations import lifecycle
 from shared.money.ledger import Ledger
+from shared.store import paths
+from shared.store.documents import SERVER_TIME, Batch, Documents, Snapshot
+from shared.store.optimistic import run_optimistic
 
 logger = get_logger(__name__)
+T = TypeVar("T")
+
+RefundResult = Literal["refunded", "already_refunded", "not_refundable", "missing"]
+
+
+@dataclass(frozen=True)
+class FinalMove:
+    """A move to a final status made in the same write as the refund."""
+
+    to: Literal["failed", "canceled"]
+    allowed_from: frozenset[str]
+    error: dict[str, str] | None = None
+
+
+CANCEL = FinalMove("canceled", frozenset({"pending"}))
+NOT_QUEUED = FinalMove(
+    "failed",
+    frozenset({"pending"}),
+    {"code": "queue_unavailable", "message": "The job could not be queued."},
+)
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    result: RefundResult
+    creation: Snapshot | None  # the document as it is now
+    balance: int | None = None  # the owner's balance after a refund made now
+
+
+class Refunds:
+    def __init__(self, store: Documents, settings: Settings, ledger: Ledger) -> None:
+        self._store = store
+        self._settings = settings
+        self._ledger = ledger
+
+    def refund(self, creation_id: str, *, move: FinalMove | None = None) -> RefundOutcome:
+        """Give a `failed`/`canceled` creation's cost back, exactly once.
+
+        With `move`, the creation is first moved to `move.to` in the same atomic write; a
+        creation in a status outside `move.allowed_from` raises `InvalidTransition`. A `draft`
+        (or still running) creation is never refunded.
+        """
+
+        def attempt() -> RefundOutcome:
+            (creation,) = self._store.read(paths.creation(creation_id))
+            if not creation.exists:
+                return RefundOutcome("missing", None)
+            user_id = creation.get("user_id")
+            if not isinstance(user_id, str) or "cost" not in (creation.data or {}):
+                return RefundOutcome("not_refundable", creation)
+            user, entry = self._store.read(
+                paths.user(user_id), paths.refund_entry(user_id, creation_id)
+            )
+            return self.refund_read(creation, user, entry, move=move)
+
+        return self._settled(attempt, "refund")
+
+    def refund_read(
+        self,
+        creation: Snapshot,
+        user: Snapshot,
+        entry: Snapshot,
+        *,
+        move: FinalMove | None = None,
+    ) -> RefundOutcome:
+        """`refund` on documents already read: the creation, its owner, its refund entry.
+
+        Commits at most one batch; raises `LostRace` if any of them changed since (read
+        again and call again, as `run_optimistic` does).
+        """
+        status = str(creation.get("status"))
+        moving = move if move is not None and status != move.to else None
+        if moving is not None and status not in moving.allowed_from:
+            raise InvalidTransition(
+                f"the creation is {status}; it cannot become {moving.to}",
+                current=status,
+                wanted=moving.to,
+            )
+        if (moving.to if moving else status) not in lifecycle.REFUNDABLE_STATUSES:
+            return RefundOutcome("not_refundable", creation)
+        if creation.get("refunded") and moving is None:
+            return RefundOutcome("already_refunded", creation)
+        batch = Batch()
+        balance = None
+        if not entry.exists:
+            cost = int(creation.get("cost"))
+            balance = self._ledger.stage_refund(batch, user, cost=cost, creation_id=creation.id)
+        # else: the entry exists but the flag (or the move) is missing: finish them.
+        if moving is not None:
+            lifecycle.stage_move(
+                batch, creation, moving.to, {"error": moving.error, "refunded": True}
+            )
+        else:
+            batch.update(creation, {"refunded": True, "updated_at": SERVER_TIME})
+        now = self._store.commit(batch)[creation.path]
+        return RefundOutcome(
+            "refunded" if balance is not None else "already_refunded", now, balance
+        )
+
+    def _settled(self, attempt: Callable[[], T], what: str) -> T:
+        return run_optimistic(attempt, max_attempts=self._settings.store_max_attempts, what=what)
 
 
 class RefundHandler:
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
+    """The `refund` function: refunds the creation of a Firestore update if it now needs it."""
+
+    def __init__(self, refunds: Refunds) -> None:
+        self._refunds = refunds
 
     def on_creation_change(self, change: DocumentChange, *, event_id: str) -> str:
-        """Refund the creation if it now needs it; return what happened (for logs and tests)."""
+        """What happened (for logs and tests)."""
         if change.value is None:
             return "deleted"
-        if change.value.get("status") not in REFUNDABLE_STATUSES or change.value.get("refunded"):
+        if change.value.get("status") not in lifecycle.REFUNDABLE_STATUSES or change.value.get(
+            "refunded"
+        ):
             return "nothing_to_do"  # most updates: progress, processing, draft
-        outcome = self._ledger.refund(change.document_id)
+        outcome = self._refunds.refund(change.document_id)
         logger.info(
             f"refund: {outcome.result}",
             extra=log_fields(

@@ -1,27 +1,42 @@
-"""Firestore collection names and document ids: one place, so rules, indexes and code agree."""
+"""Where each kind of document lives: one place, so security rules, indexes and code agree."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
-USERS = "users"
-LEDGER = "ledger"  # subcollection of users/{uid}
-CREATIONS = "creations"
-IDEMPOTENCY_KEYS = "idempotency_keys"
-
-
-def debit_entry_id(creation_id: str) -> str:
-    return f"debit:{creation_id}"
+USERS: Final = "users"
+LEDGER: Final = "ledger"  # subcollection of users/{uid}
+CREATIONS: Final = "creations"
+IDEMPOTENCY_KEYS: Final = "idempotency_keys"
 
 
-def refund_entry_id(creation_id: str) -> str:
-    return f"refund:{creation_id}"
+def creation(creation_id: str) -> str:
+    return f"{CREATIONS}/{creation_id}"
 
 
-def grant_entry_id(grant_id: str) -> str:
-    return f"grant:{grant_id}"
+def user(user_id: str) -> str:
+    return f"{USERS}/{user_id}"
 
 
-def idempotency_doc_id(user_id: str, key: str) -> str:
+def ledger(user_id: str) -> str:
+    """The collection of a user's ledger entries."""
+    return f"{user(user_id)}/{LEDGER}"
+
+
+def debit_entry(user_id: str, creation_id: str) -> str:
+    return f"{ledger(user_id)}/debit:{creation_id}"
+
+
+def refund_entry(user_id: str, creation_id: str) -> str:
+    return f"{ledger(user_id)}/refund:{creation_id}"
+
+
+def grant_entry(user_id: str, grant_id: str) -> str:
+    return f"{ledger(user_id)}/grant:{grant_id}"
+
+
+def idempotency_key(user_id: str, key: str) -> str:
     """Keys are per user; hashed so any header value makes a valid document id."""
-    return hashlib.sha256(f"{user_id}\n{key}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{user_id}\n{key}".encode()).hexdigest()
+    return f"{IDEMPOTENCY_KEYS}/{digest}"

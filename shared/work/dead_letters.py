@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared.core.errors import NotFound
 from shared.core.log import get_logger, log_fields
 from shared.creations.claims import ClaimStore
-from shared.work.jobs import Job
+from shared.creations.model import Job
 
 logger = get_logger(__name__)
 

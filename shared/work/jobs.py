@@ -1,4 +1,9 @@
-"""The job queue: the message that says which creation to make, publishing it, receiving it."""
+"""The job queue: a message naming one creation to make, how it is published, how it is read.
+
+A job carries only `Job` (creation id, user id, type); everything else is in the creation's
+document, which the worker claims before acting. Images and videos go to `GENERATE_TOPIC`,
+reels to `STITCH_TOPIC`.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,14 @@ import json
 from typing import Protocol
 
 from cloudevents.http import CloudEvent
-from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry
 from google.cloud.pubsub_v1 import PublisherClient
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from shared.core.calls import bounded_retry
 from shared.core.errors import QueueUnavailable
 from shared.core.events import MalformedEvent, pubsub_message
 from shared.core.settings import Settings
-
-
-class Job(BaseModel):
-    """The body of a work message: which creation to make. Everything else is in Firestore."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    creation_id: str
-    user_id: str
-    type: str
+from shared.creations.model import Job
 
 
 class JobPublisher(Protocol):
@@ -32,8 +27,8 @@ class JobPublisher(Protocol):
         ...
 
 
-def topic_for(kind: str, settings: Settings) -> str:
-    return settings.stitch_topic if kind == "reel" else settings.generate_topic
+def topic_for(creation_type: str, settings: Settings) -> str:
+    return settings.stitch_topic if creation_type == "reel" else settings.generate_topic
 
 
 class PubSubJobPublisher:
@@ -47,20 +42,14 @@ class PubSubJobPublisher:
     def publish(self, job: Job, *, topic: str) -> str:
         topic_path = self._client.topic_path(self._project, topic)
         data = json.dumps(job.model_dump()).encode()
-        # The client retries transient errors in the background; bound that by our own timeout
-        # so a message we report as not enqueued is not published later (and if it were, the
-        # worker would find the creation already failed and skip it).
-        retry = Retry(
-            predicate=lambda exc: isinstance(exc, gexc.ServiceUnavailable | gexc.DeadlineExceeded),
-            initial=0.05,
-            maximum=1.0,
-            timeout=self._timeout,
-        )
         try:
+            # The client retries in the background; our timeout bounds that, so a message we
+            # report as not enqueued is rarely published later (and if it is, the worker finds
+            # the creation failed and skips it, or submit sees it claimed and says accepted).
             future = self._client.publish(
                 topic_path,
                 data,
-                retry=retry,
+                retry=bounded_retry(self._timeout),
                 timeout=self._timeout,
                 creation_id=job.creation_id,
                 type=job.type,
@@ -73,7 +62,7 @@ class PubSubJobPublisher:
 
 
 def job_from_event(event: CloudEvent) -> Job:
-    """The job a work message carries."""
+    """The job a work message (a Pub/Sub push) carries."""
     message = pubsub_message(event)
     try:
         return Job.model_validate(json.loads(message.data))

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from shared.core.log import get_logger
+from shared.creations.progress import working_percent
 
 logger = get_logger(__name__)
 
@@ -35,7 +36,7 @@ class ThrottledProgress:
         return self._written
 
     def __call__(self, percent: int) -> None:
-        percent = max(0, min(99, int(percent)))
+        percent = working_percent(percent)
         now = self._clock()
         if percent <= self._written or now - self._last_at < self._interval:
             return

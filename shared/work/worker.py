@@ -18,14 +18,9 @@ from shared.core.errors import PermanentError
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore, Skip
-from shared.media.providers.base import (
-    EmptyResult,
-    GeneratedMedia,
-    GenerationContext,
-    GenerationJob,
-    Provider,
-)
-from shared.work.jobs import Job
+from shared.creations.model import Job
+from shared.creations.requests import stored_request
+from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
 from shared.work.progress import ThrottledProgress
 
 logger = get_logger(__name__)
@@ -67,7 +62,7 @@ class GenerationWorker:
             return Outcome("skipped", claimed.reason)
         claim = claimed
         fields["attempt"] = str(claim.attempt)
-        logger.info("generation started", extra=log_fields(**fields, type=claim.type))
+        logger.info("generation started", extra=log_fields(**fields, type=claim.job.type))
         try:
             media = self._make_and_store(claim)
         except PermanentError as exc:
@@ -95,31 +90,27 @@ class GenerationWorker:
         return Outcome("draft")
 
     def _make_and_store(self, claim: Claim) -> list[dict[str, object]]:
+        job = claim.job
+        request = stored_request(job.type, claim.request)  # the one check of what was asked
         progress = ThrottledProgress(lambda percent: self._claims.report_progress(claim, percent))
-        with tempfile.TemporaryDirectory(prefix=f"gen-{claim.creation_id}-") as workdir:
+        with tempfile.TemporaryDirectory(prefix=f"gen-{job.creation_id}-") as workdir:
             context = GenerationContext(
                 workdir=Path(workdir),
                 deadline=time.monotonic() + self._settings.generation_timeout_seconds,
+                attempt=claim.attempt,
                 checkpoint=claim.checkpoint,
                 save_checkpoint=lambda values: self._save_checkpoint(claim, values),
                 report_progress=progress,
             )
-            job = GenerationJob(
-                creation_id=claim.creation_id,
-                user_id=claim.user_id,
-                type=claim.type,
-                request=claim.request,
-                attempt=claim.attempt,
-            )
-            items = self._provider.generate(job, context)
+            items = self._provider.generate(job, request, context)
             if not items:
                 raise EmptyResult("The model returned no media.")
-            return self._uploader.upload(claim.user_id, claim.creation_id, items)
+            return self._uploader.upload(job.user_id, job.creation_id, items)
 
     def _save_checkpoint(self, claim: Claim, values: dict[str, object]) -> None:
         if not self._claims.save_checkpoint(claim, dict(values)):
             # Another worker owns the creation now: stop before spending more.
-            raise LostClaim(f"creation {claim.creation_id} is no longer ours")
+            raise LostClaim(f"creation {claim.job.creation_id} is no longer ours")
 
 
 class LostClaim(PermanentError):

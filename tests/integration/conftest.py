@@ -26,6 +26,9 @@ from shared.core.clients import firestore_client, storage_client
 from shared.core.settings import Settings, load_settings
 from shared.creations.store import CreationStore
 from shared.money.ledger import Ledger
+from shared.money.refunds import Refunds
+from shared.store.documents import Documents
+from shared.store.firestore import FirestoreDocuments
 from tests.support.chain import PROJECT
 from tests.support.contract import ContractClient
 from tools.stack.devauth import DevSigner, certs_url, load_or_create_signer
@@ -95,13 +98,24 @@ def assert_every_ledger_balances(settings: Settings) -> None:
 
 
 @pytest.fixture
-def ledger(stack: Settings) -> Ledger:
-    return Ledger(firestore_client(stack), stack)
+def documents(db: firestore.Client, stack: Settings) -> Documents:
+    """The suite's document store on the emulator (the same adapter production uses)."""
+    return FirestoreDocuments(db, stack)
 
 
 @pytest.fixture
-def creations(stack: Settings) -> CreationStore:
-    return CreationStore(firestore_client(stack), stack)
+def ledger(documents: Documents, stack: Settings) -> Ledger:
+    return Ledger(documents, stack)
+
+
+@pytest.fixture
+def refunds(documents: Documents, stack: Settings, ledger: Ledger) -> Refunds:
+    return Refunds(documents, stack, ledger)
+
+
+@pytest.fixture
+def creations(documents: Documents) -> CreationStore:
+    return CreationStore(documents)
 
 
 @pytest.fixture

@@ -10,9 +10,13 @@ from google.cloud import firestore
 from google.cloud.storage import Bucket
 
 from shared.core.settings import Settings
+from shared.creations.model import Status
 from shared.creations.store import CreationStore
 from shared.media.storage import media_prefix
 from shared.money.ledger import Ledger
+from shared.money.refunds import Refunds
+from shared.store.documents import Documents
+from tests.support.chain import move
 from tests.support.contract import ContractClient
 
 Auth = Callable[[str], dict[str, str]]
@@ -142,40 +146,40 @@ def test_cancel_of_pending_refunds_once_and_a_second_cancel_is_409(
 
 @pytest.mark.parametrize("status", ["processing", "draft", "failed"])
 def test_cancel_outside_pending_is_409_and_refunds_nothing(
-    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore, status: str
+    api: ContractClient, auth: Auth, ledger: Ledger, documents: Documents, status: Status
 ) -> None:
     ledger.grant("alice", 10)
     created = submit(api, auth, "alice")
-    creations.move(created["id"], "processing")
+    move(documents, created["id"], "processing")
     if status != "processing":
-        creations.move(created["id"], status)
+        move(documents, created["id"], status)
     response = api.post(f"/v1/creations/{created['id']}:cancel", headers=auth("alice"))
     assert response.status_code == 409
     assert ledger.balance("alice") == 9
 
 
 def test_refund_is_applied_once_however_often_it_is_asked(
-    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+    api: ContractClient, auth: Auth, ledger: Ledger, documents: Documents, refunds: Refunds
 ) -> None:
     ledger.grant("alice", 10)
     created = submit(api, auth, "alice")
-    creations.move(created["id"], "failed", fields={"error": {"code": "x", "message": "x"}})
-    results = [ledger.refund(created["id"]).result for _ in range(3)]
+    move(documents, created["id"], "failed", fields={"error": {"code": "x", "message": "x"}})
+    results = [refunds.refund(created["id"]).result for _ in range(3)]
     assert results == ["refunded", "already_refunded", "already_refunded"]
     assert ledger.balance("alice") == 10
 
 
 def test_a_draft_is_never_refunded(
-    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+    api: ContractClient, auth: Auth, ledger: Ledger, documents: Documents, refunds: Refunds
 ) -> None:
     ledger.grant("alice", 10)
     created = submit(api, auth, "alice")
-    creations.move(created["id"], "processing")
-    creations.move(created["id"], "draft", fields={"progress": 100})
-    assert ledger.refund(created["id"]).result == "not_refundable"
+    move(documents, created["id"], "processing")
+    move(documents, created["id"], "draft", fields={"progress": 100})
+    assert refunds.refund(created["id"]).result == "not_refundable"
     assert ledger.balance("alice") == 9
     with pytest.raises(Exception, match="cannot become"):
-        creations.move(created["id"], "processing")
+        move(documents, created["id"], "processing")
 
 
 # --- delete ---------------------------------------------------------------------------------
@@ -185,7 +189,7 @@ def test_delete_of_a_draft_removes_document_and_media(
     api: ContractClient,
     auth: Auth,
     ledger: Ledger,
-    creations: CreationStore,
+    documents: Documents,
     bucket: Bucket,
     db: firestore.Client,
 ) -> None:
@@ -194,8 +198,9 @@ def test_delete_of_a_draft_removes_document_and_media(
     name = media_prefix("alice", created["id"]) + "image-0.png"
     bucket.blob(name).upload_from_string(b"\x89PNG fake", content_type="image/png")
     bucket.blob("media/alice/other/keep.png").upload_from_string(b"keep")
-    creations.move(created["id"], "processing")
-    creations.move(
+    move(documents, created["id"], "processing")
+    move(
+        documents,
         created["id"],
         "draft",
         fields={
@@ -224,11 +229,11 @@ def test_delete_while_pending_is_409(api: ContractClient, auth: Auth, ledger: Le
 
 
 def test_delete_of_an_unrefunded_failure_refunds_it_first(
-    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+    api: ContractClient, auth: Auth, ledger: Ledger, documents: Documents
 ) -> None:
     ledger.grant("alice", 10)
     created = submit(api, auth, "alice")
-    creations.move(created["id"], "failed", fields={"error": {"code": "x", "message": "x"}})
+    move(documents, created["id"], "failed", fields={"error": {"code": "x", "message": "x"}})
     assert api.delete(f"/v1/creations/{created['id']}", headers=auth("alice")).status_code == 204
     assert ledger.balance("alice") == 10
 
@@ -237,13 +242,13 @@ def test_delete_of_an_unrefunded_failure_refunds_it_first(
 
 
 def test_list_is_newest_first_own_only_and_pages_without_gaps(
-    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+    api: ContractClient, auth: Auth, ledger: Ledger, documents: Documents
 ) -> None:
     ledger.grant("alice", 20)
     ledger.grant("bob", 5)
     made = [submit(api, auth, "alice", {**IMAGE, "prompt": f"p{i}"})["id"] for i in range(5)]
     submit(api, auth, "bob")
-    creations.move(made[1], "canceled")
+    move(documents, made[1], "canceled")
     seen: list[str] = []
     cursor: str | None = None
     while True:

@@ -16,9 +16,13 @@ from google.cloud.storage import Bucket
 from PIL import Image
 
 from shared.core.settings import Settings, load_settings
-from shared.creations.store import CreationStore
+from shared.creations.claims import Claim, ClaimStore
+from shared.creations.requests import ImageRequest
+from shared.intake.submission import SubmissionService
 from shared.media.probe import decode_check, probe
 from shared.money.ledger import Ledger
+from shared.money.refunds import Refunds
+from shared.store.documents import Documents
 from tests.integration.conftest import REPO
 from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
 from tests.support.contract import ContractClient
@@ -216,13 +220,11 @@ def test_job_for_a_creation_under_a_live_lease_is_acked_without_work(
     db: firestore.Client,
     functions: dict[str, FlaskClient],
     stack: Settings,
-    creations: CreationStore,
+    documents: Documents,
 ) -> None:
     ledger.grant("alice", 10)
     created = submit(api, auth, "alice", {"type": "image", "prompt": "a kite"})
-    from shared.creations.claims import Claim, ClaimStore
-
-    claim = ClaimStore(db, stack).claim(created["id"])  # another worker holds it
+    claim = ClaimStore(documents, stack).claim(created["id"])  # another worker holds it
     assert isinstance(claim, Claim)
     assert deliver(functions, "generate", stack.generate_topic, job_of(created)) == 200
     creation = doc(db, created["id"])
@@ -309,32 +311,27 @@ def test_dead_letter_for_a_draft_leaves_it_alone(
 def test_a_creation_whose_publish_was_lost_is_swept_and_completed(
     auth: Auth,
     ledger: Ledger,
+    refunds: Refunds,
+    documents: Documents,
     db: firestore.Client,
     functions: dict[str, FlaskClient],
     stack: Settings,
     monkeypatch: pytest.MonkeyPatch,
     topic_messages: Callable[..., list[Any]],
 ) -> None:
-    from shared.creations.store import CreationStore as Store
-    from shared.intake.submission import SubmissionService
-
     class LostPublisher:
         def publish(self, job: object, *, topic: str) -> str:
             return "lost"  # the process "died" after the commit: nothing was published
 
     ledger.grant("alice", 10)
     service = SubmissionService(
-        db, stack, ledger=ledger, creations=Store(db, stack), publisher=LostPublisher()
+        documents, stack, ledger=ledger, refunds=refunds, publisher=LostPublisher()
     )
     accepted = service.submit(
         user_id="alice",
-        kind="image",
-        request={
-            "prompt": "lost",
-            "model": stack.default_image_model,
-            "aspect_ratio": "1:1",
-            "count": 1,
-        },
+        request=ImageRequest(
+            prompt="lost", model=stack.default_image_model, aspect_ratio="1:1", count=1
+        ),
         cost=1,
         idempotency_key=None,
         fingerprint="f",

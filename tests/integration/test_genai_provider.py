@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import google.oauth2.credentials
 import pytest
@@ -29,13 +29,14 @@ from PIL import Image
 from shared.core.clients import firestore_client, storage_client
 from shared.core.settings import Settings, load_settings
 from shared.creations.claims import ClaimStore
+from shared.creations.model import Job
+from shared.creations.requests import StoredRequest, stored_request
 from shared.media.ffmpeg import run_ffmpeg
 from shared.media.probe import probe
 from shared.media.providers.base import (
     EmptyResult,
     GeneratedMedia,
     GenerationContext,
-    GenerationJob,
     InvalidGenerationRequest,
     ProviderPermanent,
     ProviderTimeout,
@@ -46,7 +47,7 @@ from shared.media.providers.genai import GenaiProvider
 from shared.media.providers.offline import video_ffmpeg_args
 from shared.media.storage import GcsMediaStore, split_gs_uri
 from shared.money.ledger import Ledger
-from shared.work.jobs import Job
+from shared.store.firestore import FirestoreDocuments
 from shared.work.worker import GenerationWorker
 from tests.integration.conftest import REPO
 from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
@@ -175,12 +176,24 @@ def after_checks(double: GenAIDouble, count: int) -> Callable[[], bool]:
     return lambda: len(double.calls("fetchPredictOperation")) >= count
 
 
-def job(kind: str, **request: Any) -> GenerationJob:
+class Order(NamedTuple):
+    """A creation as the worker hands it to a provider: `provider.generate(*order, context)`."""
+
+    job: Job
+    request: StoredRequest
+
+    @property
+    def creation_id(self) -> str:
+        return self.job.creation_id
+
+
+def job(kind: str, **request: Any) -> Order:
     # A fresh creation id each time: the storage emulator keeps objects between tests.
-    return GenerationJob(creation_id=uuid.uuid4().hex, user_id="u1", type=kind, request=request)
+    named = Job(creation_id=uuid.uuid4().hex, user_id="u1", type=kind)
+    return Order(named, stored_request(kind, request))
 
 
-def video_job(**request: Any) -> GenerationJob:
+def video_job(**request: Any) -> Order:
     return job(
         "video",
         **{"model": VEO, "prompt": "waves", "aspect_ratio": "16:9", "duration_seconds": 4}
@@ -188,7 +201,7 @@ def video_job(**request: Any) -> GenerationJob:
     )
 
 
-def image_job(model: str = IMAGEN, **request: Any) -> GenerationJob:
+def image_job(model: str = IMAGEN, **request: Any) -> Order:
     return job(
         "image", **{"model": model, "prompt": "a fox", "aspect_ratio": "1:1", "count": 1} | request
     )
@@ -218,7 +231,7 @@ def test_veo_on_vertex_writes_to_our_bucket_and_saves_the_operation_first(
     run.context.save_checkpoint = save
 
     request = video_job(prompt="waves at dusk", negative_prompt="fog", seed=7)
-    [item] = provider_for(settings).generate(request, run.context)
+    [item] = provider_for(settings).generate(*request, run.context)
     prefix = f"media/u1/{request.creation_id}/veo/"
 
     [start] = double.calls("predictLongRunning")
@@ -256,7 +269,7 @@ def test_veo_on_vertex_without_bucket_output_takes_the_video_inline(
     # What the local stack against the real API does: Google cannot write to the emulator.
     provider = provider_for(settings, veo_output_to_bucket=False)
     request = video_job()
-    [item] = provider.generate(request, Run(tmp_path).context)
+    [item] = provider.generate(*request, Run(tmp_path).context)
     assert "storageUri" not in double.calls("predictLongRunning")[0].body["parameters"]
     assert_is_the_clip(item)
     prefix = f"media/u1/{request.creation_id}/"
@@ -266,7 +279,7 @@ def test_veo_on_vertex_without_bucket_output_takes_the_video_inline(
 def test_imagen_on_vertex(settings: Settings, double: GenAIDouble, tmp_path: Path) -> None:
     run = Run(tmp_path)
     made = provider_for(settings).generate(
-        image_job(count=2, aspect_ratio="4:3", negative_prompt="blur", seed=11), run.context
+        *image_job(count=2, aspect_ratio="4:3", negative_prompt="blur", seed=11), run.context
     )
     [call] = double.calls("predict")
     assert call.path == f"{VERTEX_BASE}/{IMAGEN}:predict"
@@ -290,7 +303,7 @@ def test_imagen_on_vertex(settings: Settings, double: GenAIDouble, tmp_path: Pat
 def test_imagen_without_a_seed_keeps_the_watermark(
     settings: Settings, double: GenAIDouble, tmp_path: Path
 ) -> None:
-    provider_for(settings).generate(image_job(), Run(tmp_path).context)
+    provider_for(settings).generate(*image_job(), Run(tmp_path).context)
     parameters = double.calls("predict")[0].body["parameters"]
     assert "seed" not in parameters
     assert "addWatermark" not in parameters
@@ -301,7 +314,7 @@ def test_gemini_image_on_vertex_calls_once_per_image(
     settings: Settings, double: GenAIDouble, tmp_path: Path
 ) -> None:
     made = provider_for(settings).generate(
-        image_job(GEMINI, count=2, aspect_ratio="16:9", negative_prompt="text", seed=5),
+        *image_job(GEMINI, count=2, aspect_ratio="16:9", negative_prompt="text", seed=5),
         Run(tmp_path).context,
     )
     calls = double.calls("generateContent")
@@ -325,7 +338,7 @@ def test_gemini_image_in_developer_mode_uses_the_api_key(
     use_settings: Callable[..., Settings], double: GenAIDouble, tmp_path: Path
 ) -> None:
     settings = use_settings(genai_mode="developer", genai_api_key="dev-key")
-    [item] = GenaiProvider(settings).generate(image_job(GEMINI), Run(tmp_path).context)
+    [item] = GenaiProvider(settings).generate(*image_job(GEMINI), Run(tmp_path).context)
     [call] = double.requests
     assert call.path == f"/v1/models/{GEMINI}:generateContent"
     assert call.headers["x-goog-api-key"] == "dev-key"
@@ -339,12 +352,12 @@ def test_veo_and_imagen_in_developer_mode_are_refused_before_any_request(
     use_settings: Callable[..., Settings],
     double: GenAIDouble,
     tmp_path: Path,
-    request_job: GenerationJob,
+    request_job: Order,
 ) -> None:
     # google-genai 3.6.1 raises ValueError for generate_videos / generate_images in this mode.
     settings = use_settings(genai_mode="developer", genai_api_key="dev-key")
     with pytest.raises(InvalidGenerationRequest, match="Vertex AI") as failure:
-        GenaiProvider(settings).generate(request_job, Run(tmp_path).context)
+        GenaiProvider(settings).generate(*request_job, Run(tmp_path).context)
     assert failure.value.code == "invalid_request"
     assert double.requests == []
 
@@ -357,7 +370,7 @@ def test_developer_mode_resumes_a_saved_veo_operation_and_downloads_its_file(
     double.add_operation(name, VEO, vertex=False)
     double.veo.polls_before_done = 1
     run = Run(tmp_path, checkpoint={"veo_operation": name, "veo_started_at": time.time()})
-    [item] = GenaiProvider(settings).generate(video_job(), run.context)
+    [item] = GenaiProvider(settings).generate(*video_job(), run.context)
     assert [(r.method, r.action) for r in double.requests] == [
         ("GET", "getOperation"),
         ("GET", "getOperation"),
@@ -374,7 +387,7 @@ def test_developer_mode_resumes_a_saved_veo_operation_and_downloads_its_file(
 def test_veo_safety_filter(settings: Settings, double: GenAIDouble, tmp_path: Path) -> None:
     double.veo.outcome = "filtered"
     with pytest.raises(SafetyBlocked, match="usage guidelines") as failure:
-        provider_for(settings).generate(video_job(), Run(tmp_path).context)
+        provider_for(settings).generate(*video_job(), Run(tmp_path).context)
     assert failure.value.code == "safety_blocked"
 
 
@@ -421,7 +434,7 @@ def test_image_safety_and_empty_answers(
 ) -> None:
     double.script("predict" if model == IMAGEN else "generateContent", *scripted)
     with pytest.raises(error, match=words):
-        provider_for(settings).generate(image_job(model), Run(tmp_path).context)
+        provider_for(settings).generate(*image_job(model), Run(tmp_path).context)
 
 
 def test_imagen_withholding_some_images_fails_the_whole_creation(
@@ -429,7 +442,7 @@ def test_imagen_withholding_some_images_fails_the_whole_creation(
 ) -> None:
     double.imagen_filtered = ["Filtered: 58061214"]
     with pytest.raises(SafetyBlocked, match="1 of 3 images"):
-        provider_for(settings).generate(image_job(count=3), Run(tmp_path).context)
+        provider_for(settings).generate(*image_job(count=3), Run(tmp_path).context)
 
 
 # --- HTTP errors ------------------------------------------------------------------------------
@@ -468,7 +481,7 @@ def test_http_errors_are_mapped(
 ) -> None:
     double.script("predict", reply)
     with pytest.raises(error) as failure:
-        provider_for(settings).generate(image_job(), Run(tmp_path).context)
+        provider_for(settings).generate(*image_job(), Run(tmp_path).context)
     if code is not None:
         assert getattr(failure.value, "code", None) == code
     assert type(failure.value) is not ProviderTimeout
@@ -483,7 +496,7 @@ def test_an_unreachable_service_is_transient(
         pass
     settings = use_settings(genai_base_url=url)
     with pytest.raises(ProviderTransient, match="could not be reached"):
-        provider_for(settings).generate(image_job(), Run(tmp_path).context)
+        provider_for(settings).generate(*image_job(), Run(tmp_path).context)
 
 
 # --- Veo: operations that fail, never finish, or keep failing checks -------------------------
@@ -495,7 +508,7 @@ def test_veo_operation_that_ends_with_an_invalid_argument_error(
     double.veo.outcome = "error"
     double.veo.error = {"code": 3, "message": "Duration 5s is not supported by this model."}
     with pytest.raises(InvalidGenerationRequest, match="Duration 5s"):
-        provider_for(settings).generate(video_job(), Run(tmp_path).context)
+        provider_for(settings).generate(*video_job(), Run(tmp_path).context)
 
 
 def test_veo_operation_that_ends_with_an_internal_error_is_retried_afresh(
@@ -505,7 +518,7 @@ def test_veo_operation_that_ends_with_an_internal_error_is_retried_afresh(
     double.veo.error = {"code": 13, "message": "Internal error."}
     run = Run(tmp_path)
     with pytest.raises(ProviderTransient):
-        provider_for(settings).generate(video_job(), run.context)
+        provider_for(settings).generate(*video_job(), run.context)
     # The saved operation is forgotten: resuming it could only read the same error.
     assert run.saved[-1] == {"veo_operation": None, "veo_started_at": None}
 
@@ -516,7 +529,7 @@ def test_veo_operation_that_never_finishes_times_out_with_its_name_saved(
     double.veo.polls_before_done = 10**9
     run = Run(tmp_path, expired=after_checks(double, 2))
     with pytest.raises(ProviderTimeout, match="resumes the same operation") as failure:
-        provider_for(settings).generate(video_job(), run.context)
+        provider_for(settings).generate(*video_job(), run.context)
     assert failure.value.code == "provider_timeout"
     assert run.saved[0]["veo_operation"]
     assert len(double.calls("predictLongRunning")) == 1
@@ -529,7 +542,7 @@ def test_veo_status_checks_failing_until_the_deadline(
     double.always("fetchPredictOperation", api_error(500, "INTERNAL", "Backend error."))
     run = Run(tmp_path, expired=after_checks(double, 3))
     with pytest.raises(ProviderTimeout, match="status checks kept failing"):
-        provider_for(settings).generate(video_job(), run.context)
+        provider_for(settings).generate(*video_job(), run.context)
     assert len(double.calls("fetchPredictOperation")) == 3  # checked again, not given up
     assert len(double.calls("predictLongRunning")) == 1
     assert run.saved[0]["veo_operation"]
@@ -540,7 +553,7 @@ def test_veo_status_checks_failing_until_the_deadline(
 
 def worker_for(settings: Settings) -> GenerationWorker:
     return GenerationWorker(
-        claims=ClaimStore(firestore_client(settings), settings),
+        claims=ClaimStore(FirestoreDocuments(firestore_client(settings), settings), settings),
         provider=provider_for(settings),
         uploader=GcsMediaStore(storage_client(settings), settings.media_bucket),
         settings=settings,

@@ -22,6 +22,7 @@ from google.cloud.storage import Client as StorageClient
 from shared.core.settings import Settings
 from shared.media.probe import decode_check, probe
 from shared.money.ledger import Ledger
+from shared.store.firestore import FirestoreDocuments
 from tools.stack.chain import FUNCTIONS, Knobs, LocalStack, default_functions
 from tools.stack.devauth import DevSigner
 from tools.stack.emulators import EmulatorSet, free_port
@@ -119,7 +120,7 @@ def start_stack(
         stack=stack,
         settings=settings,
         db=db,
-        ledger=Ledger(db, settings),
+        ledger=Ledger(FirestoreDocuments(db, settings), settings),
         headers=lambda uid: {"Authorization": f"Bearer {signer.mint(uid, settings.gcp_project)}"},
     )
 

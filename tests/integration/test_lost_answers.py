@@ -12,12 +12,14 @@ from google.cloud import firestore
 from shared.core.errors import QueueUnavailable
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
-from shared.creations.store import CreationStore
+from shared.creations.model import Job
+from shared.creations.requests import ImageRequest
 from shared.intake.submission import QueueUnavailableRefunded, SubmissionService
 from shared.money.ledger import Ledger
-from shared.work.jobs import Job
+from shared.money.refunds import Refunds
+from shared.store.firestore import FirestoreDocuments
 
-REQUEST = {"prompt": "x", "model": "imagen-4.0-generate-001", "aspect_ratio": "1:1", "count": 1}
+REQUEST = ImageRequest(prompt="x", model="imagen-4.0-generate-001", aspect_ratio="1:1", count=1)
 
 
 class RecordingPublisher:
@@ -52,19 +54,23 @@ def lose_next_commit_answer(db: firestore.Client) -> Iterator[Callable[[], None]
 
 
 def service(db: firestore.Client, settings: Settings, publisher: Any) -> SubmissionService:
+    documents = FirestoreDocuments(db, settings)
+    ledger = Ledger(documents, settings)
     return SubmissionService(
-        db,
+        documents,
         settings,
-        ledger=Ledger(db, settings),
-        creations=CreationStore(db, settings),
+        ledger=ledger,
+        refunds=Refunds(documents, settings, ledger),
         publisher=publisher,
     )
 
 
+def claims(db: firestore.Client, settings: Settings) -> ClaimStore:
+    return ClaimStore(FirestoreDocuments(db, settings), settings)
+
+
 def submit(svc: SubmissionService, key: str | None = None) -> Any:
-    return svc.submit(
-        user_id="u", kind="image", request=REQUEST, cost=10, idempotency_key=key, fingerprint="f"
-    )
+    return svc.submit(user_id="u", request=REQUEST, cost=10, idempotency_key=key, fingerprint="f")
 
 
 @pytest.mark.parametrize("key", [None, "order-1"])
@@ -95,7 +101,7 @@ def test_a_lost_claim_answer_still_gives_the_claim(
     ledger.grant("u", 100)
     accepted = submit(service(db, stack, RecordingPublisher()))
     lose_next_commit_answer()
-    claim = ClaimStore(db, stack).claim(accepted.creation.id)
+    claim = claims(db, stack).claim(accepted.creation.id)
     assert isinstance(claim, Claim)
     assert claim.attempt == 1
 
@@ -107,14 +113,14 @@ def test_progress_never_goes_back_when_a_creation_is_claimed_again(
 ) -> None:
     ledger.grant("u", 100)
     accepted = submit(service(db, stack, RecordingPublisher()))
-    claims = ClaimStore(db, stack)
-    first = claims.claim(accepted.creation.id)
+    store = claims(db, stack)
+    first = store.claim(accepted.creation.id)
     assert isinstance(first, Claim)
-    claims.report_progress(first, 70)
-    claims.release(first)
-    second = claims.claim(accepted.creation.id)
+    store.report_progress(first, 70)
+    store.release(first)
+    second = store.claim(accepted.creation.id)
     assert isinstance(second, Claim)
-    claims.report_progress(second, 10)
+    store.report_progress(second, 10)
     progress = db.collection("creations").document(accepted.creation.id).get().get("progress")
     assert progress == 70
 
@@ -143,7 +149,7 @@ def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
         """The message reached Pub/Sub and a worker claimed it; only the answer timed out."""
 
         def publish(self, job: Job, *, topic: str) -> str:
-            ClaimStore(db, stack).claim(job.creation_id)
+            claims(db, stack).claim(job.creation_id)
             raise QueueUnavailable("publish timed out")
 
     ledger.grant("u", 100)

@@ -28,6 +28,7 @@ from google.events.cloud.firestore import DocumentEventData
 
 from shared.core.settings import Settings
 from shared.money.ledger import Ledger
+from shared.store.firestore import FirestoreDocuments
 from tests.integration.conftest import REPO
 from tools.stack.chain import (
     FIRESTORE_UPDATED,
@@ -388,7 +389,7 @@ def test_the_real_chain_makes_a_draft_and_refunds_a_failure(
     user = "e2e-user"
     headers = {"Authorization": f"Bearer {signer.mint(user, settings.gcp_project)}"}
     db = firestore.Client(project=settings.gcp_project)
-    ledger = Ledger(db, settings)
+    ledger = Ledger(FirestoreDocuments(db, settings), settings)
 
     with stack:
         ledger.grant(user, 10)

@@ -1,7 +1,7 @@
 """Every Firestore query the code runs has its composite index in Terraform.
 
 Three links, each checked: the queries the code really builds (captured from `CreationStore`
-and `Sweeper` with a client that never connects) are the ones declared in `shared/indexes.py`;
+and `Sweeper` with a client that never connects) are the ones declared in `shared/store/indexes.py`;
 each declared query that needs a composite index has one in terraform/firestore.tf; and
 Terraform declares no index that no query uses.
 """
@@ -21,8 +21,11 @@ from google.cloud.firestore_v1.types import StructuredQuery
 
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
+from shared.creations.model import Job
 from shared.creations.store import CreationStore, encode_cursor
 from shared.money.ledger import Ledger
+from shared.money.refunds import Refunds
+from shared.store.firestore import FirestoreDocuments
 from shared.store.indexes import (
     DOCUMENT_NAME,
     QUERIES,
@@ -30,13 +33,15 @@ from shared.store.indexes import (
     QueryShape,
     queries_needing_an_index,
 )
-from shared.work.jobs import Job
 from shared.work.sweeper import Sweeper
 from tests.support.terraform import REPO, TERRAFORM_DIR, Module
 
-# Where the code builds queries; each is exercised below. A new file here needs a new capture.
+# Where the code asks the store for a query; each is exercised below. A new file here needs a
+# new capture. Only the Firestore adapter turns them into Firestore queries.
 QUERY_SITES = {"shared/creations/store.py", "shared/work/sweeper.py"}
-_QUERY_CALL = re.compile(r"\.(where|order_by|collection_group|start_after|start_at)\(")
+ADAPTER = "shared/store/firestore.py"
+_PORT_QUERY = re.compile(r"\bQuery\(")
+_FIRESTORE_QUERY_CALL = re.compile(r"\.(where|order_by|collection_group|start_after|start_at)\(")
 
 _EQUALITY = StructuredQuery.FieldFilter.Operator.EQUAL
 _DIRECTIONS: dict[int, Direction] = {
@@ -92,16 +97,18 @@ def db() -> firestore.Client:
 
 def code_queries(db: firestore.Client, captured: list[QueryShape]) -> set[QueryShape]:
     settings = Settings()
-    store = CreationStore(db, settings)
+    documents = FirestoreDocuments(db, settings)
+    store = CreationStore(documents)
     cursor = encode_cursor(dt.datetime(2030, 1, 1, tzinfo=dt.UTC), "c1")
     for status in (None, "draft"):
         for page in (None, cursor):
             store.list_for_user("alice", status=status, limit=10, cursor=page)
+    ledger = Ledger(documents, settings)
     Sweeper(
-        db,
+        documents,
         settings,
-        claims=ClaimStore(db, settings),
-        ledger=Ledger(db, settings),
+        claims=ClaimStore(documents, settings),
+        refunds=Refunds(documents, settings, ledger),
         publisher=_NoPublisher(),
     ).sweep()
     assert captured, "no query was captured"
@@ -123,19 +130,28 @@ def test_the_code_runs_exactly_the_declared_queries(
 ) -> None:
     ran = code_queries(db, captured)
     declared = {query.shape.normalized() for query in QUERIES}
-    assert ran - declared == set(), f"queries missing from shared/indexes.py: {ran - declared}"
+    assert ran - declared == set(), (
+        f"queries missing from shared/store/indexes.py: {ran - declared}"
+    )
     assert declared - ran == set(), f"declared but never run: {declared - ran}"
 
 
-def test_only_the_known_sites_build_queries() -> None:
-    sites = {
+def _files_matching(pattern: re.Pattern[str]) -> set[str]:
+    return {
         path.relative_to(REPO).as_posix()
         for path in (REPO / "shared").rglob("*.py")
-        if _QUERY_CALL.search(path.read_text())
+        if pattern.search(path.read_text())
     }
+
+
+def test_only_the_known_sites_build_queries() -> None:
+    sites = _files_matching(_PORT_QUERY) - {"shared/store/documents.py"}
     assert sites <= QUERY_SITES, (
-        f"{sorted(sites - QUERY_SITES)} build Firestore queries: declare them in "
-        "shared/indexes.py and capture them in this test"
+        f"{sorted(sites - QUERY_SITES)} build queries: declare them in "
+        "shared/store/indexes.py and capture them in this test"
+    )
+    assert _files_matching(_FIRESTORE_QUERY_CALL) <= {ADAPTER}, (
+        "only the Firestore adapter may build Firestore queries"
     )
 
 
@@ -158,7 +174,7 @@ def test_terraform_declares_no_unused_index() -> None:
             for query in QUERIES
             if query.shape.collection == collection and query.shape.served_by(fields)
         ]
-        assert users, f"google_firestore_index.{name} serves no query of shared/indexes.py"
+        assert users, f"google_firestore_index.{name} serves no query of shared/store/indexes.py"
 
 
 def test_served_by_follows_firestore_rules() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from shared.core.settings import Settings
+from shared.intake.idempotency import EXPIRES_AT
 from shared.store import paths
 from tests.support.entry_points import EntryPoint, entry_points
 from tests.support.terraform import (
@@ -43,7 +44,7 @@ LEFT_TO_DEFAULTS: dict[str, str] = {
     "idempotency_ttl_hours": "48 h: the contract promises at least 24 h; the TTL policy follows",
     "store_timeout_seconds": "tuned in code against the client libraries' retries",
     "publish_timeout_seconds": "tuned in code against the client libraries' retries",
-    "ledger_max_attempts": "tuned in code (optimistic rounds before 503 busy)",
+    "store_max_attempts": "tuned in code (optimistic rounds before 503 busy)",
     "busy_retry_after_seconds": "the Retry-After the API documents",
     "max_generation_attempts": "how often a job is retried before it fails: a product rule",
     "sweep_pending_after_seconds": "a product rule of the sweeper, same everywhere",
@@ -410,9 +411,8 @@ def test_idempotency_keys_expire_by_ttl(root: Module) -> None:
         for body in root.resources_of("google_firestore_field").values()
         if "ttl_config" in body
     ]
-    assert [(b["collection"], b["field"]) for b in ttl] == [(paths.IDEMPOTENCY_KEYS, "expires_at")]
-    source = (REPO / "shared" / "intake" / "submission.py").read_text()
-    assert '"expires_at"' in source, "the code no longer writes expires_at: move the TTL policy"
+    # The field the code stamps every key with (shared/intake/idempotency.py) is the TTL field.
+    assert [(b["collection"], b["field"]) for b in ttl] == [(paths.IDEMPOTENCY_KEYS, EXPIRES_AT)]
 
 
 def test_security_rules_are_deployed_from_the_tested_file(root: Module) -> None:

@@ -6,7 +6,10 @@ import pytest
 
 from shared.core.errors import InvalidRequest
 from shared.core.settings import Pricing, Settings
-from shared.creations.model import TRANSITIONS, can_move, creation_cost, parse_creation_request
+from shared.creations.lifecycle import TRANSITIONS, can_move
+from shared.creations.requests import ReelRequest, document_of
+from shared.intake.requests import parse_creation_request
+from shared.money.pricing import creation_cost
 
 
 @pytest.fixture
@@ -18,7 +21,7 @@ def settings() -> Settings:
 
 def test_image_request_gets_defaults_and_trimmed_prompt(settings: Settings) -> None:
     request = parse_creation_request({"type": "image", "prompt": "  a red fox  "}, settings)
-    assert request == {
+    assert document_of(request) == {
         "prompt": "a red fox",
         "model": settings.default_image_model,
         "aspect_ratio": "1:1",
@@ -37,11 +40,14 @@ def test_video_request_gets_default_duration_and_keeps_options(settings: Setting
         },
         settings,
     )
-    assert request["duration_seconds"] == 8
-    assert request["negative_prompt"] == "boats"
-    assert request["seed"] == 7
-    assert request["aspect_ratio"] == "9:16"
-    assert request["model"] == settings.default_video_model
+    assert document_of(request) == {
+        "prompt": "waves",
+        "model": settings.default_video_model,
+        "aspect_ratio": "9:16",
+        "duration_seconds": 8,
+        "negative_prompt": "boats",
+        "seed": 7,
+    }
 
 
 @pytest.mark.parametrize(
@@ -89,9 +95,10 @@ def test_cost_follows_the_pricing_table(settings: Settings) -> None:
     video = parse_creation_request(
         {"type": "video", "prompt": "x", "duration_seconds": 5}, settings
     )
-    assert creation_cost("image", image, settings) == 6
-    assert creation_cost("video", video, settings) == 15
-    assert creation_cost("reel", {}, settings) == 5
+    reel = ReelRequest(clips=["a", "b"], sources=["gs://b/a", "gs://b/b"], duration_seconds=8.0)
+    assert creation_cost(image, settings) == 6
+    assert creation_cost(video, settings) == 15
+    assert creation_cost(reel, settings) == 5
 
 
 def test_status_only_moves_forward() -> None:
@@ -118,5 +125,5 @@ def test_a_model_can_have_its_own_unit_price() -> None:
     standard = parse_creation_request(
         {"type": "video", "prompt": "x", "duration_seconds": 5}, settings
     )
-    assert creation_cost("video", premium, settings) == 20
-    assert creation_cost("video", standard, settings) == 5
+    assert creation_cost(premium, settings) == 20
+    assert creation_cost(standard, settings) == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +12,14 @@ import pytest
 from PIL import Image
 
 from shared.core.settings import Settings
+from shared.creations.model import Job
+from shared.creations.requests import ReelRequest, StoredRequestInvalid, stored_request
 from shared.media.probe import MediaProbeError, decode_check, image_size, probe
 from shared.media.providers import offline
 from shared.media.providers.base import (
     EmptyResult,
     GeneratedMedia,
     GenerationContext,
-    GenerationJob,
     InvalidGenerationRequest,
     ProviderPermanent,
     ProviderTimeout,
@@ -30,14 +32,26 @@ from shared.media.providers.offline import OfflineProvider, media_size, video_ff
 FAST = Settings(offline_image_long_side_px=128)
 
 
-def image_job(
-    prompt: str = "a lighthouse at dusk", *, attempt: int = 1, **request: Any
-) -> GenerationJob:
+@dataclass(frozen=True)
+class Order:
+    """One creation as the worker hands it over: which one, its stored request, the attempt."""
+
+    job: Job
+    request: dict[str, Any]
+    attempt: int = 1
+
+    def again(self, *, attempt: int | None = None, creation_id: str | None = None) -> Order:
+        job = self.job.model_copy(update={"creation_id": creation_id or self.job.creation_id})
+        return Order(job, self.request, attempt or self.attempt)
+
+
+def image_job(prompt: str = "a lighthouse at dusk", *, attempt: int = 1, **request: Any) -> Order:
     body = {"prompt": prompt, "model": "imagen-4.0-generate-001", "aspect_ratio": "1:1", "count": 1}
-    return GenerationJob("c-1", "u-1", "image", {**body, **request}, attempt=attempt)
+    job = Job(creation_id="c-1", user_id="u-1", type="image")
+    return Order(job, {**body, **request}, attempt)
 
 
-def video_job(seconds: float = 4, **request: Any) -> GenerationJob:
+def video_job(seconds: int = 4, **request: Any) -> Order:
     body = {
         "prompt": "waves on a pebble beach",
         "model": "veo-3.0-fast-generate-001",
@@ -45,22 +59,35 @@ def video_job(seconds: float = 4, **request: Any) -> GenerationJob:
         "duration_seconds": seconds,
         "seed": 11,
     }
-    return GenerationJob("c-2", "u-1", "video", {**body, **request})
+    return Order(Job(creation_id="c-2", user_id="u-1", type="video"), {**body, **request})
 
 
 def context_in(
-    workdir: Path, *, seconds: float = 30.0, progress: Callable[[int], None] | None = None
+    workdir: Path,
+    *,
+    seconds: float = 30.0,
+    progress: Callable[[int], None] | None = None,
+    attempt: int = 1,
 ) -> GenerationContext:
     workdir.mkdir(parents=True, exist_ok=True)
     return GenerationContext(
         workdir=workdir,
         deadline=time.monotonic() + seconds,
+        attempt=attempt,
         report_progress=progress or (lambda _percent: None),
     )
 
 
-def make(job: GenerationJob, workdir: Path, settings: Settings = FAST) -> list[GeneratedMedia]:
-    return OfflineProvider(settings).generate(job, context_in(workdir))
+def generate(
+    provider: OfflineProvider, order: Order, context: GenerationContext
+) -> list[GeneratedMedia]:
+    """What the worker does: check the stored request, then hand it to the provider."""
+    request = stored_request(order.job.type, order.request)
+    return provider.generate(order.job, request, context)
+
+
+def make(order: Order, workdir: Path, settings: Settings = FAST) -> list[GeneratedMedia]:
+    return generate(OfflineProvider(settings), order, context_in(workdir, attempt=order.attempt))
 
 
 # --- images --------------------------------------------------------------------------------
@@ -109,7 +136,7 @@ def test_count_images_are_made(tmp_path: Path) -> None:
 
 
 def test_same_request_same_bytes_and_each_input_changes_the_image(tmp_path: Path) -> None:
-    def png(name: str, job: GenerationJob) -> bytes:
+    def png(name: str, job: Order) -> bytes:
         return make(job, tmp_path / name)[0].path.read_bytes()
 
     first = png("a", image_job(seed=5))
@@ -125,8 +152,8 @@ def test_same_request_same_bytes_and_each_input_changes_the_image(tmp_path: Path
 
 def test_without_a_seed_the_creation_id_decides(tmp_path: Path) -> None:
     job = image_job()
-    other_creation = GenerationJob("c-other", job.user_id, job.type, job.request)
-    retry = GenerationJob(job.creation_id, job.user_id, job.type, job.request, attempt=2)
+    other_creation = job.again(creation_id="c-other")
+    retry = job.again(attempt=2)
 
     first = make(job, tmp_path / "a")[0].path.read_bytes()
 
@@ -146,16 +173,18 @@ def test_without_a_seed_the_creation_id_decides(tmp_path: Path) -> None:
     ],
 )
 def test_bad_requests_are_invalid(tmp_path: Path, change: dict[str, Any], field: str) -> None:
-    with pytest.raises(InvalidGenerationRequest, match=field):
+    with pytest.raises(StoredRequestInvalid, match=field) as caught:
         make(image_job(**change), tmp_path)
+    assert caught.value.code == "invalid_request"
 
 
 def test_bad_video_duration_and_unknown_type_are_invalid(tmp_path: Path) -> None:
-    with pytest.raises(InvalidGenerationRequest, match="duration_seconds"):
+    with pytest.raises(StoredRequestInvalid, match="duration_seconds"):
         make(video_job(0), tmp_path)
-    reel = GenerationJob("c-3", "u-1", "reel", {"prompt": "x", "aspect_ratio": "16:9"})
+    reel = ReelRequest(clips=["a", "b"], sources=["gs://m/a", "gs://m/b"], duration_seconds=8)
+    job = Job(creation_id="c-3", user_id="u-1", type="reel")
     with pytest.raises(InvalidGenerationRequest, match="type"):
-        make(reel, tmp_path)
+        OfflineProvider(FAST).generate(job, reel, context_in(tmp_path))
 
 
 # --- videos --------------------------------------------------------------------------------
@@ -176,7 +205,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Made]:
         progress: list[int] = []
         workdir = tmp_path_factory.mktemp(f"video-{seconds}")
         context = context_in(workdir, progress=progress.append)
-        [media] = OfflineProvider(Settings()).generate(video_job(seconds), context)
+        [media] = generate(OfflineProvider(Settings()), video_job(seconds), context)
         made[seconds] = Made(media, progress, seconds)
     return made
 
@@ -225,7 +254,7 @@ def test_video_progress_rises_to_99(videos: dict[int, Made], seconds: int) -> No
 def test_video_size_follows_the_aspect_ratio(
     tmp_path: Path, aspect_ratio: str, size: tuple[int, int]
 ) -> None:
-    [media] = make(video_job(1, aspect_ratio=aspect_ratio), tmp_path, Settings())
+    [media] = make(video_job(4, aspect_ratio=aspect_ratio), tmp_path, Settings())
 
     assert (media.width, media.height) == size
     assert (probe(media.path).width, probe(media.path).height) == size
@@ -249,7 +278,7 @@ def test_video_past_the_deadline_is_killed(tmp_path: Path) -> None:
     before = child_pids()  # e.g. the session's emulators, when integration tests run too
 
     with pytest.raises(ProviderTimeout):
-        OfflineProvider(settings).generate(video_job(8), context_in(tmp_path, seconds=0.3))
+        generate(OfflineProvider(settings), video_job(8), context_in(tmp_path, seconds=0.3))
 
     assert not (tmp_path / "video.mp4").exists()
     assert child_pids() - before == set(), "ffmpeg was left running"
@@ -272,7 +301,7 @@ def test_ffmpeg_failure_is_transient_with_its_stderr(
     monkeypatch.setattr(offline, "video_ffmpeg_args", broken_recipe)
 
     with pytest.raises(ProviderTransient, match="no_such_source") as caught:
-        make(video_job(1), tmp_path)
+        make(video_job(4), tmp_path)
     assert type(caught.value) is ProviderTransient
 
 
@@ -334,7 +363,7 @@ def test_latency_sleeps_through_the_injected_sleep_in_steps(tmp_path: Path) -> N
         Settings(offline_image_long_side_px=128, offline_latency_seconds=2.0), sleep=slept.append
     )
 
-    provider.generate(image_job(), context_in(tmp_path, progress=progress.append))
+    generate(provider, image_job(), context_in(tmp_path, progress=progress.append))
 
     assert sum(slept) == pytest.approx(2.0)
     assert len(slept) == 4
@@ -351,13 +380,13 @@ def test_latency_past_the_deadline_times_out_without_sleeping(tmp_path: Path) ->
     )
 
     with pytest.raises(ProviderTimeout):
-        provider.generate(image_job(), context_in(tmp_path, seconds=1.0))
+        generate(provider, image_job(), context_in(tmp_path, seconds=1.0))
     assert slept == []
 
 
 def test_a_passed_deadline_times_out(tmp_path: Path) -> None:
     with pytest.raises(ProviderTimeout):
-        OfflineProvider(FAST).generate(image_job(), context_in(tmp_path, seconds=-1))
+        generate(OfflineProvider(FAST), image_job(), context_in(tmp_path, seconds=-1))
 
 
 # --- probing -------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import datetime as dt
 import flask
 import pytest
 from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
 from werkzeug.exceptions import MethodNotAllowed
 
 from shared.core.errors import (
@@ -16,10 +18,13 @@ from shared.core.errors import (
     StoreBusy,
     UnsupportedMediaType,
 )
+from shared.core.settings import Settings
 from shared.creations.store import decode_cursor, encode_cursor
 from shared.intake.api.bodies import read_json_body
 from shared.intake.api.routes import ROUTES
-from shared.intake.submission import request_fingerprint
+from shared.intake.idempotency import request_fingerprint
+from shared.store.documents import Batch, LostRace
+from shared.store.firestore import FirestoreDocuments
 from shared.store.optimistic import run_optimistic
 
 
@@ -28,12 +33,7 @@ def no_sleep(seconds: float) -> None:
 
 
 def test_optimistic_loop_retries_lost_races_then_returns() -> None:
-    outcomes: list[Exception | str] = [
-        gexc.FailedPrecondition("stale"),
-        gexc.AlreadyExists("taken"),
-        gexc.Aborted("x"),
-        "done",
-    ]
+    outcomes: list[Exception | str] = [LostRace("stale"), LostRace("taken"), LostRace("x"), "done"]
 
     def attempt() -> str:
         outcome = outcomes.pop(0)
@@ -50,7 +50,7 @@ def test_optimistic_loop_gives_up_as_busy_after_max_attempts() -> None:
     def attempt() -> None:
         nonlocal calls
         calls += 1
-        raise gexc.FailedPrecondition("stale")
+        raise LostRace("stale")
 
     with pytest.raises(StoreBusy, match="contended"):
         run_optimistic(attempt, max_attempts=4, what="test", sleep=no_sleep)
@@ -63,11 +63,41 @@ def test_optimistic_loop_turns_unavailability_into_busy_at_once() -> None:
     def attempt() -> None:
         nonlocal calls
         calls += 1
-        raise gexc.ServiceUnavailable("down")
+        raise StoreBusy("the store is unavailable (read): ServiceUnavailable")
 
     with pytest.raises(StoreBusy, match="unavailable"):
         run_optimistic(attempt, max_attempts=4, what="test", sleep=no_sleep)
     assert calls == 1
+
+
+@pytest.mark.parametrize(
+    ("raised", "becomes"),
+    [
+        (gexc.FailedPrecondition("stale"), LostRace),
+        (gexc.AlreadyExists("taken"), LostRace),
+        (gexc.Aborted("contention"), LostRace),
+        (gexc.Conflict("conflict"), LostRace),
+        (gexc.NotFound("deleted since read"), LostRace),
+        (gexc.ServiceUnavailable("down"), StoreBusy),
+        (gexc.DeadlineExceeded("slow"), StoreBusy),
+        (gexc.TooManyRequests("quota"), StoreBusy),
+        (gexc.PermissionDenied("iam"), gexc.PermissionDenied),
+    ],
+)
+def test_firestore_errors_become_the_ports_errors(
+    raised: Exception, becomes: type[Exception]
+) -> None:
+    db = firestore.Client(project="demo-offline", credentials=AnonymousCredentials())
+    api = db._firestore_api
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    api.commit = fail
+    batch = Batch()
+    batch.create("c/a", {"n": 1})
+    with pytest.raises(becomes):
+        FirestoreDocuments(db, Settings()).commit(batch)
 
 
 def test_optimistic_loop_lets_other_errors_through() -> None:

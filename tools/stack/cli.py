@@ -97,12 +97,12 @@ def cmd_grant(args: argparse.Namespace) -> int:
     # as the deployed function does; point them at the running stack first.
     os.environ.update({k: str(v) for k, v in stack.get("env", {}).items()})
 
-    from shared.core.clients import firestore_client
     from shared.core.settings import Settings
     from shared.money.ledger import Ledger
+    from shared.wiring import documents
 
     settings = Settings()
-    balance = Ledger(firestore_client(settings), settings).grant(args.user, args.tokens)
+    balance = Ledger(documents(settings), settings).grant(args.user, args.tokens)
     print(f"granted {args.tokens} tokens to {args.user}; balance {balance}")
     return 0
 

@@ -295,6 +295,7 @@ def run(environ: Mapping[str, str]) -> int:
     from shared.core.clients import firestore_client, storage_client
     from shared.core.settings import Settings
     from shared.money.ledger import Ledger
+    from shared.wiring import documents
 
     settings = Settings()
     db = firestore_client(settings)
@@ -306,7 +307,7 @@ def run(environ: Mapping[str, str]) -> int:
         submit_url=stack["env"]["SUBMIT_URL"],
         token=token,
         user=user,
-        ledger=Ledger(db, settings),
+        ledger=Ledger(documents(settings), settings),
         storage=storage_client(settings),
         watcher=watcher,
     )

@@ -1,5 +1,5 @@
 """The `submit` function's HTTP API (the contract's `/v1/...` calls)."""
 
-from shared.intake.api.app import SubmitApi, build_submit_api
+from shared.intake.api.app import SubmitApi
 
-__all__ = ["SubmitApi", "build_submit_api"]
+__all__ = ["SubmitApi"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from werkzeug.routing import BaseConverter, Map, Rule
 
+from shared.creations.model import CREATION_ID_PATTERN
+
 
 class CreationIdConverter(BaseConverter):
-    regex = r"[A-Za-z0-9_-]{1,128}"
+    regex = CREATION_ID_PATTERN
 
 
+# Each endpoint names the `SubmitApi` handler of the same name (see `SubmitApi.handlers`).
 ROUTES = Map(
     [
         Rule("/v1/creations", methods=["POST"], endpoint="create_creation"),

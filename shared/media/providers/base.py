@@ -9,17 +9,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from shared.core.errors import PermanentError, RetryableError
-
-
-@dataclass(frozen=True)
-class GenerationJob:
-    """One creation to make. `request` is the normalised request stored on the creation."""
-
-    creation_id: str
-    user_id: str
-    type: str  # "image" | "video"
-    request: dict[str, Any]
-    attempt: int = 1  # 1 on the first delivery, then 2, 3, ... (from the creation's claim)
+from shared.creations.model import Job
+from shared.creations.requests import StoredRequest
 
 
 @dataclass
@@ -27,14 +18,16 @@ class GenerationContext:
     """What the running generation may use besides the job.
 
     `workdir` is a private temporary folder the caller removes afterwards. `deadline` is a
-    `time.monotonic()` value: past it the provider should raise `ProviderTimeout`.
-    `checkpoint` holds what a previous attempt saved (e.g. a long-running operation's name);
-    `save_checkpoint` persists new values on the creation before the provider waits on them.
-    `report_progress` takes 0-99 (the caller writes 100 at draft).
+    `time.monotonic()` value: past it the provider should raise `ProviderTimeout`. `attempt` is
+    1 on the creation's first claim, then 2, 3, ... `checkpoint` holds what a previous attempt
+    saved (e.g. a long-running operation's name); `save_checkpoint` persists new values on the
+    creation before the provider waits on them. `report_progress` takes 0-99 (the caller
+    writes 100 at draft).
     """
 
     workdir: Path
     deadline: float
+    attempt: int = 1
     checkpoint: dict[str, Any] = field(default_factory=dict)
     save_checkpoint: Callable[[dict[str, Any]], None] = lambda _values: None
     report_progress: Callable[[int], None] = lambda _percent: None
@@ -59,10 +52,13 @@ class GeneratedMedia:
 
 
 class Provider(Protocol):
-    def generate(self, job: GenerationJob, context: GenerationContext) -> list[GeneratedMedia]:
-        """Make the media of `job` in `context.workdir`.
+    def generate(
+        self, job: Job, request: StoredRequest, context: GenerationContext
+    ) -> list[GeneratedMedia]:
+        """Make what `request` asks for (for the creation `job` names) in `context.workdir`.
 
-        Raises `ProviderTransient` (retry later) or `ProviderPermanent` (fail the creation).
+        Raises `ProviderTransient` (retry later) or `ProviderPermanent` (fail the creation);
+        `InvalidGenerationRequest` for a request it does not make.
         """
         ...
 

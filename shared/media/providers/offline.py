@@ -54,18 +54,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard, TypeVar
+from typing import TypeVar
 
 from PIL import Image, ImageDraw, ImageFilter
 
 from shared.core.settings import Settings
+from shared.creations.model import Job
+from shared.creations.progress import RisingPercent
+from shared.creations.requests import (
+    IMAGE_ASPECT_RATIOS,
+    ImageRequest,
+    MediaRequest,
+    StoredRequest,
+    VideoRequest,
+)
 from shared.media.ffmpeg import FfmpegError, FfmpegTimedOut, run_ffmpeg
 from shared.media.probe import MediaProbeError, image_size, probe
 from shared.media.providers.base import (
     EmptyResult,
     GeneratedMedia,
     GenerationContext,
-    GenerationJob,
     InvalidGenerationRequest,
     ProviderPermanent,
     ProviderTimeout,
@@ -76,16 +84,10 @@ from shared.media.providers.base import (
 T = TypeVar("T")
 RGB = tuple[int, int, int]
 
-# width:height of each aspect ratio the contract allows (videos use the first three).
+# (width, height) proportions of each aspect ratio the contract allows: "16:9" -> (16, 9).
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {
-    "16:9": (16, 9),
-    "9:16": (9, 16),
-    "1:1": (1, 1),
-    "4:3": (4, 3),
-    "3:4": (3, 4),
+    ratio: (int(ratio.split(":")[0]), int(ratio.split(":")[1])) for ratio in IMAGE_ASPECT_RATIOS
 }
-MAX_IMAGE_COUNT = 4  # the contract's maximum
-MAX_VIDEO_SECONDS = 60  # far above the contract's 8 s; only guards against absurd requests
 LATENCY_STEP_SECONDS = 0.5
 LATENCY_PROGRESS_SHARE = 30  # percent of the bar the simulated latency fills, when there is one
 VIDEO_GRADIENT_TYPES = ("linear", "radial", "circular", "spiral", "square")
@@ -121,23 +123,29 @@ class OfflineProvider:
         self._settings = settings
         self._sleep = sleep
 
-    def generate(self, job: GenerationJob, context: GenerationContext) -> list[GeneratedMedia]:
-        request = _Request.from_job(job)
-        progress = _Progress(context.report_progress)
+    def generate(
+        self, job: Job, request: StoredRequest, context: GenerationContext
+    ) -> list[GeneratedMedia]:
+        if not isinstance(request, ImageRequest | VideoRequest):
+            raise InvalidGenerationRequest(
+                f"type: the offline provider cannot make {request.TYPE}s"
+            )
+        recipe = Recipe(request, job.creation_id)
+        progress = RisingPercent(context.report_progress)
         latency = self._settings.offline_latency_seconds
         work_start = LATENCY_PROGRESS_SHARE if latency > 0 else 0
         self._simulate_latency(latency, context, progress)
-        _fail_if_asked(request.prompt, job.attempt)
+        _fail_if_asked(request.prompt, context.attempt)
 
         def work_done(fraction: float) -> None:
-            progress.at(work_start + (99 - work_start) * fraction)
+            progress(work_start + (99 - work_start) * fraction)
 
-        if job.type == "image":
-            return self._make_images(request, context, work_done)
-        return self._make_video(request, context, work_done)
+        if isinstance(request, ImageRequest):
+            return self._make_images(request, recipe, context, work_done)
+        return self._make_video(request, recipe, context, work_done)
 
     def _simulate_latency(
-        self, latency: float, context: GenerationContext, progress: _Progress
+        self, latency: float, context: GenerationContext, progress: RisingPercent
     ) -> None:
         if latency <= 0:
             return
@@ -148,11 +156,12 @@ class OfflineProvider:
         steps = math.ceil(latency / LATENCY_STEP_SECONDS)
         for step in range(1, steps + 1):
             self._sleep(latency / steps)
-            progress.at(LATENCY_PROGRESS_SHARE * step / steps)
+            progress(LATENCY_PROGRESS_SHARE * step / steps)
 
     def _make_images(
         self,
-        request: _Request,
+        request: ImageRequest,
+        recipe: Recipe,
         context: GenerationContext,
         work_done: Callable[[float], None],
     ) -> list[GeneratedMedia]:
@@ -162,9 +171,7 @@ class OfflineProvider:
             if context.seconds_left() <= 0:
                 raise ProviderTimeout("the deadline passed while drawing images")
             path = context.workdir / f"image-{index}.png"
-            draw_image(request.recipe_key(index), request.negative_prompt, size).save(
-                path, format="PNG"
-            )
+            draw_image(recipe.key(index), request.negative_prompt, size).save(path, format="PNG")
             try:
                 width, height = image_size(path)
             except MediaProbeError as exc:
@@ -175,7 +182,8 @@ class OfflineProvider:
 
     def _make_video(
         self,
-        request: _Request,
+        request: VideoRequest,
+        recipe: Recipe,
         context: GenerationContext,
         work_done: Callable[[float], None],
     ) -> list[GeneratedMedia]:
@@ -183,7 +191,7 @@ class OfflineProvider:
         size = media_size(request.aspect_ratio, settings.offline_video_long_side_px)
         path = context.workdir / "video.mp4"
         args = video_ffmpeg_args(
-            request.recipe_key(0),
+            recipe.key(0),
             request.negative_prompt,
             size=size,
             fps=settings.offline_video_fps,
@@ -214,74 +222,23 @@ class OfflineProvider:
         ]
 
 
-# --- the request ---------------------------------------------------------------------------
+# --- what decides the output ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Request:
-    """The parts of the normalised request the offline provider uses, checked."""
+class Recipe:
+    """What decides the look of each output: the prompt and the seed, or the creation id
+    standing in for a missing seed."""
 
-    prompt: str
-    aspect_ratio: str
-    seed_key: str | int  # the seed, or the creation id standing in for a missing one
-    negative_prompt: str | None
-    count: int
-    duration_seconds: float
+    request: MediaRequest
+    creation_id: str
 
-    @classmethod
-    def from_job(cls, job: GenerationJob) -> _Request:
-        request = job.request
-        prompt = request.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidGenerationRequest("prompt: must be a non-empty string")
-        aspect_ratio = request.get("aspect_ratio")
-        if aspect_ratio not in ASPECT_RATIOS:
-            raise InvalidGenerationRequest(
-                f"aspect_ratio: must be one of {sorted(ASPECT_RATIOS)}, not {aspect_ratio!r}"
-            )
-        negative = request.get("negative_prompt")
-        if negative is not None and not isinstance(negative, str):
-            raise InvalidGenerationRequest("negative_prompt: must be a string")
-        seed = request.get("seed")
-        if seed is not None and not _is_int(seed):
-            raise InvalidGenerationRequest("seed: must be an integer")
-        count, duration = 1, 0.0
-        if job.type == "image":
-            count = request.get("count", 1)
-            if not _is_int(count):
-                raise InvalidGenerationRequest("count: must be an integer")
-            if not 1 <= count <= MAX_IMAGE_COUNT:
-                raise InvalidGenerationRequest(f"count: must be 1 to {MAX_IMAGE_COUNT}")
-        elif job.type == "video":
-            seconds = request.get("duration_seconds")
-            if not _is_number(seconds) or not 0 < seconds <= MAX_VIDEO_SECONDS:
-                raise InvalidGenerationRequest(
-                    f"duration_seconds: must be a number above 0 and at most {MAX_VIDEO_SECONDS}"
-                )
-            duration = float(seconds)
-        else:
-            raise InvalidGenerationRequest(f"type: the offline provider cannot make {job.type!r}")
-        return cls(
-            prompt=prompt,
-            aspect_ratio=str(aspect_ratio),
-            seed_key=seed if seed is not None else f"creation:{job.creation_id}",
-            negative_prompt=negative or None,
-            count=count,
-            duration_seconds=duration,
+    def key(self, index: int) -> str:
+        """One output's key; JSON so no two different inputs share a key."""
+        seed_key = (
+            self.request.seed if self.request.seed is not None else f"creation:{self.creation_id}"
         )
-
-    def recipe_key(self, index: int) -> str:
-        """What decides one output's look; JSON so no two different inputs share a key."""
-        return json.dumps([self.prompt, self.seed_key, index], ensure_ascii=False)
-
-
-# bool is an int to Python, never a count, seed or duration to us.
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+        return json.dumps([self.request.prompt, seed_key, index], ensure_ascii=False)
 
 
 def _fail_if_asked(prompt: str, attempt: int) -> None:
@@ -307,20 +264,6 @@ def _fail_if_asked(prompt: str, attempt: int) -> None:
         raise ProviderTransient(
             f"The offline provider was asked to fail attempt {attempt} ({match[0]})."
         )
-
-
-class _Progress:
-    """Forwards whole percents in 0-99, never going backwards or repeating a value."""
-
-    def __init__(self, report: Callable[[int], None]) -> None:
-        self._report = report
-        self._last = -1
-
-    def at(self, percent: float) -> None:
-        value = min(99, max(0, int(percent)))
-        if value > self._last:
-            self._last = value
-            self._report(value)
 
 
 # --- deterministic choices -----------------------------------------------------------------

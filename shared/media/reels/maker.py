@@ -6,21 +6,24 @@ claims, leases, progress writes, deterministic upload, `draft` move and refunds 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
 
+from shared.core.calls import TRANSIENT_ERRORS
+from shared.creations.model import Job
+from shared.creations.requests import ReelRequest, StoredRequest
 from shared.media.providers.base import (
     GeneratedMedia,
     GenerationContext,
-    GenerationJob,
+    InvalidGenerationRequest,
     ProviderPermanent,
     ProviderTransient,
 )
 from shared.media.reels.stitcher import StitchResult, stitch
-from shared.media.storage import STORAGE_TRANSIENT, split_gs_uri
+from shared.media.storage import split_gs_uri
 
 # Share of the progress bar spent fetching clips; the join takes the rest.
 DOWNLOAD_SHARE = 20
@@ -39,10 +42,12 @@ class ReelMaker:
         self._storage = storage
         self._stitch = stitch_clips
 
-    def generate(self, job: GenerationJob, context: GenerationContext) -> list[GeneratedMedia]:
-        sources: Sequence[str] = job.request.get("sources") or []
-        if len(sources) < 2:
-            raise ProviderPermanent("A reel needs at least two clips.")
+    def generate(
+        self, job: Job, request: StoredRequest, context: GenerationContext
+    ) -> list[GeneratedMedia]:
+        if not isinstance(request, ReelRequest):
+            raise InvalidGenerationRequest(f"type: Reel Maker does not make {request.TYPE}s")
+        sources = request.sources
         clips = []
         for index, uri in enumerate(sources):
             clips.append(self._download(uri, context.workdir / f"clip-{index:02d}.mp4", index))
@@ -74,6 +79,6 @@ class ReelMaker:
             raise ClipMissing(
                 f"Clip {index + 1} is no longer available; it may have been deleted."
             ) from None
-        except STORAGE_TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             raise ProviderTransient(f"Cloud Storage is unavailable: {type(exc).__name__}") from exc
         return target

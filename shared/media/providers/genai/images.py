@@ -28,6 +28,7 @@ from google.genai import types
 from PIL import Image, UnidentifiedImageError
 
 from shared.core.settings import Settings
+from shared.creations.requests import SEED_LIMIT, ImageRequest
 from shared.media.probe import MediaProbeError, image_size
 from shared.media.providers.base import (
     EmptyResult,
@@ -39,9 +40,7 @@ from shared.media.providers.base import (
 )
 from shared.media.providers.genai.client import call_options
 from shared.media.providers.genai.errors import brief, sdk_errors
-from shared.media.providers.genai.request import GenaiRequest
 
-SEED_LIMIT = 2**32  # seeds are unsigned 32-bit
 # What we store, by the format Pillow finds in the bytes (the declared MIME type may differ).
 FORMATS = {
     "PNG": ("image/png", ".png"),
@@ -65,7 +64,7 @@ SAFETY_FINISH = frozenset(
 
 
 def make_imagen(
-    client: genai.Client, settings: Settings, request: GenaiRequest, context: GenerationContext
+    client: genai.Client, settings: Settings, request: ImageRequest, context: GenerationContext
 ) -> list[GeneratedMedia]:
     service = "Imagen"
     context.report_progress(10)
@@ -104,7 +103,7 @@ def make_imagen(
 def make_gemini_images(
     client: genai.Client,
     settings: Settings,
-    request: GenaiRequest,
+    request: ImageRequest,
     context: GenerationContext,
 ) -> list[GeneratedMedia]:
     service = f"The image model {request.model}"

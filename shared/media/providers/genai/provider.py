@@ -18,10 +18,11 @@ from google.cloud.storage import Client as StorageClient
 from shared.core.clients import storage_client
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
+from shared.creations.model import Job
+from shared.creations.requests import ImageRequest, StoredRequest, VideoRequest
 from shared.media.providers.base import (
     GeneratedMedia,
     GenerationContext,
-    GenerationJob,
     InvalidGenerationRequest,
 )
 from shared.media.providers.genai.client import build_client
@@ -33,7 +34,6 @@ from shared.media.providers.genai.models import (
     runs_in,
     unsupported_models,
 )
-from shared.media.providers.genai.request import GenaiRequest
 from shared.media.providers.genai.veo import VeoRunner
 
 logger = get_logger(__name__)
@@ -78,18 +78,21 @@ class GenaiProvider:
                 extra=log_fields(model=model),
             )
 
-    def generate(self, job: GenerationJob, context: GenerationContext) -> list[GeneratedMedia]:
-        request = GenaiRequest.from_job(job)
+    def generate(
+        self, job: Job, request: StoredRequest, context: GenerationContext
+    ) -> list[GeneratedMedia]:
+        if not isinstance(request, ImageRequest | VideoRequest):
+            raise InvalidGenerationRequest(f"type: Google's models do not make {request.TYPE}s.")
         family = family_of(request.model)
         if family is None:
             raise InvalidGenerationRequest(
                 f"model: {request.model} is not a Veo, Imagen or Gemini image model."
             )
-        if MAKES[family] != job.type:
+        if MAKES[family] != request.TYPE:
             raise InvalidGenerationRequest(
-                f"model: {request.model} makes {MAKES[family]}s, not {job.type}s."
+                f"model: {request.model} makes {MAKES[family]}s, not {request.TYPE}s."
             )
-        if family == "veo":
+        if isinstance(request, VideoRequest):
             # VeoRunner checks the mode itself: resuming a saved operation works in both.
             return self._veo.make(job, request, context)
         mode = self._settings.genai_mode

@@ -39,20 +39,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
 from google import genai
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
 from google.genai import types
 
+from shared.core.calls import TRANSIENT_ERRORS
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
+from shared.creations.model import Job
+from shared.creations.requests import VideoRequest
 from shared.media.probe import MediaProbeError, probe
 from shared.media.providers.base import (
     EmptyResult,
     GeneratedMedia,
     GenerationContext,
-    GenerationJob,
     InvalidGenerationRequest,
     ProviderPermanent,
     ProviderTimeout,
@@ -62,7 +63,6 @@ from shared.media.providers.base import (
 from shared.media.providers.genai.client import call_options
 from shared.media.providers.genai.errors import brief, from_operation_error, sdk_errors
 from shared.media.providers.genai.models import MODE_NAMES, runs_in
-from shared.media.providers.genai.request import GenaiRequest
 from shared.media.storage import media_prefix, split_gs_uri
 
 logger = get_logger(__name__)
@@ -73,16 +73,6 @@ STARTED_KEY = "veo_started_at"  # checkpoint.veo_started_at: epoch seconds, for 
 # A typical Veo run; only shapes the progress estimate (half the bar after ~0.7 of this).
 EXPECTED_SECONDS = 90.0
 PROGRESS_START, PROGRESS_SPAN = 5, 90  # the estimate moves from 5 towards 95, never 100
-
-_STORAGE_TRANSIENT = (
-    gexc.ServiceUnavailable,
-    gexc.InternalServerError,
-    gexc.TooManyRequests,
-    gexc.GatewayTimeout,
-    requests.RequestException,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 class VeoRunner:
@@ -104,7 +94,7 @@ class VeoRunner:
         self._wall_clock = wall_clock
 
     def make(
-        self, job: GenerationJob, request: GenaiRequest, context: GenerationContext
+        self, job: Job, request: VideoRequest, context: GenerationContext
     ) -> list[GeneratedMedia]:
         fields = log_fields(creation_id=job.creation_id, user_id=job.user_id, model=request.model)
         saved = context.checkpoint.get(OPERATION_KEY)
@@ -128,7 +118,7 @@ class VeoRunner:
         return [self._fetch(video, context)]
 
     def _start(
-        self, job: GenerationJob, request: GenaiRequest, context: GenerationContext
+        self, job: Job, request: VideoRequest, context: GenerationContext
     ) -> types.GenerateVideosOperation:
         mode = self._settings.genai_mode
         if not runs_in(request.model, mode):
@@ -264,7 +254,7 @@ class VeoRunner:
         except gexc.NotFound as exc:
             path.unlink(missing_ok=True)
             raise ProviderPermanent(f"Veo reported a video at {uri}, but it is not there.") from exc
-        except _STORAGE_TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             path.unlink(missing_ok=True)
             raise ProviderTransient(
                 f"Could not read Veo's video from Cloud Storage ({type(exc).__name__})."

@@ -1,0 +1,148 @@
+"""What a creation was asked to make: one typed, normalised request per creation type.
+
+`submit` builds one of these from the HTTP body (`shared.intake.requests`), stores it on the
+creation as its `request` map (`document_of`), and the worker reads it back with
+`stored_request` and hands it to the provider. The rules here are the contract's, so a stored
+request that breaks them (an old version's, a hand edit) fails the creation with
+`invalid_request` instead of reaching a paid model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Final, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.core.errors import PermanentError
+from shared.creations.model import CREATION_ID, CreationType
+
+ImageAspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4"]
+VideoAspectRatio = Literal["16:9", "9:16", "1:1"]
+IMAGE_ASPECT_RATIOS: Final[tuple[str, ...]] = get_args(ImageAspectRatio)
+VIDEO_ASPECT_RATIOS: Final[tuple[str, ...]] = get_args(VideoAspectRatio)
+
+MAX_PROMPT_CHARS: Final = 2000
+SEED_LIMIT: Final = 2**32  # Veo and Imagen take an unsigned 32-bit seed
+MAX_IMAGES: Final = 4
+MIN_VIDEO_SECONDS, MAX_VIDEO_SECONDS = 4, 8
+MIN_REEL_CLIPS, MAX_REEL_CLIPS = 2, 20
+MAX_TITLE_CHARS: Final = 200
+
+
+class StoredRequestInvalid(PermanentError):
+    """The creation's stored request breaks the rules; the message names the field."""
+
+    code = "invalid_request"
+
+
+class _Stored(BaseModel):
+    # Strict: a stored "8" is not a duration and `true` is not a count.
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    TYPE: ClassVar[CreationType]
+
+
+class _Prompted(_Stored):
+    prompt: str
+    model: str = Field(min_length=1, max_length=200)
+    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    seed: int | None = Field(default=None, ge=0, lt=SEED_LIMIT)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_is_trimmed_and_bounded(cls, value: str) -> str:
+        return trimmed_prompt(value)
+
+
+class ImageRequest(_Prompted):
+    TYPE: ClassVar[CreationType] = "image"
+
+    aspect_ratio: ImageAspectRatio
+    count: int = Field(ge=1, le=MAX_IMAGES)
+
+
+class VideoRequest(_Prompted):
+    TYPE: ClassVar[CreationType] = "video"
+
+    aspect_ratio: VideoAspectRatio
+    duration_seconds: int = Field(ge=MIN_VIDEO_SECONDS, le=MAX_VIDEO_SECONDS)
+
+
+class ReelRequest(_Stored):
+    """A reel: its clips (creation ids, in order), their media as they were when it was asked
+    for (`sources`), their total length, and an optional title."""
+
+    TYPE: ClassVar[CreationType] = "reel"
+
+    clips: list[str] = Field(min_length=MIN_REEL_CLIPS, max_length=MAX_REEL_CLIPS)
+    sources: list[str] = Field(min_length=MIN_REEL_CLIPS, max_length=MAX_REEL_CLIPS)
+    duration_seconds: float = Field(ge=0)
+    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_CHARS)
+
+    @field_validator("clips")
+    @classmethod
+    def _clips_are_creation_ids(cls, value: list[str]) -> list[str]:
+        for index, clip in enumerate(value):
+            if not CREATION_ID.fullmatch(clip):
+                raise FieldRuleError(f"clips[{index}]", "is not a creation id")
+        return value
+
+
+MediaRequest = ImageRequest | VideoRequest
+StoredRequest = ImageRequest | VideoRequest | ReelRequest
+_BY_TYPE: Final[dict[str, type[StoredRequest]]] = {
+    model.TYPE: model for model in (ImageRequest, VideoRequest, ReelRequest)
+}
+
+
+def trimmed_prompt(value: str) -> str:
+    trimmed = value.strip()
+    if not trimmed:
+        raise ValueError("must not be empty")
+    if len(trimmed) > MAX_PROMPT_CHARS:
+        raise ValueError(f"must be at most {MAX_PROMPT_CHARS} characters")
+    return trimmed
+
+
+def stored_request(creation_type: str, data: Any) -> StoredRequest:
+    """The request stored on a creation of `creation_type`, checked.
+
+    Raises `StoredRequestInvalid` naming the first broken field.
+    """
+    model = _BY_TYPE.get(creation_type)
+    if model is None:
+        raise StoredRequestInvalid(f"type: no creation is of type {creation_type!r}")
+    if not isinstance(data, dict):
+        raise StoredRequestInvalid("request: the creation has no request")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise StoredRequestInvalid(describe(exc)) from None
+
+
+def document_of(request: StoredRequest) -> dict[str, Any]:
+    """The request as the creation's `request` map: options that were not given are absent."""
+    return request.model_dump(mode="json", exclude_none=True)
+
+
+class FieldRuleError(ValueError):
+    """A rule about one field, raised inside a validator; `describe` names that field."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+
+
+def describe(exc: ValidationError) -> str:
+    """One readable line naming the first broken field (`count: must be ...`)."""
+    error = exc.errors()[0]
+    context_error = error.get("ctx", {}).get("error")
+    if isinstance(context_error, FieldRuleError):
+        return str(context_error)
+    field = ".".join(str(part) for part in error["loc"]) or "body"
+    if error["type"] == "extra_forbidden":
+        return f"{field}: unknown field"
+    if error["type"] == "missing":
+        return f"{field}: is required"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{field}: {message}"

@@ -1,0 +1,90 @@
+"""What a user may do to a creation they already have: cancel it, or delete it.
+
+Each reads the creation, its owner's balance and its refund entry in one round trip, decides,
+and writes once (delete writes twice when it must refund first). A lost race reads again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from shared.core.errors import Conflict, InvalidTransition
+from shared.core.log import get_logger, log_fields
+from shared.core.settings import Settings
+from shared.creations import lifecycle
+from shared.creations.model import Creation
+from shared.creations.store import owned
+from shared.media.storage import MediaStore
+from shared.money.refunds import CANCEL, Refunds
+from shared.store import paths
+from shared.store.documents import Batch, Documents, Snapshot
+from shared.store.optimistic import run_optimistic
+
+logger = get_logger(__name__)
+T = TypeVar("T")
+
+
+class CreationActions:
+    def __init__(
+        self, store: Documents, settings: Settings, *, refunds: Refunds, media: MediaStore
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._refunds = refunds
+        self._media = media
+
+    def cancel(self, user_id: str, creation_id: str) -> Creation:
+        """The caller's `pending` creation, now `canceled` and refunded in the same write.
+
+        Raises `NotFound` (not the caller's) or `Conflict` (not pending).
+        """
+
+        def attempt() -> Creation:
+            creation, user, entry = self._read(user_id, creation_id)
+            if owned(creation, user_id).status == "canceled":
+                raise Conflict("the creation is already canceled")
+            try:
+                outcome = self._refunds.refund_read(creation, user, entry, move=CANCEL)
+            except InvalidTransition as exc:
+                raise Conflict(
+                    f"the creation is {exc.current}; only pending ones can be canceled"
+                ) from None
+            return Creation.of(outcome.creation or creation)
+
+        return self._settled(attempt, "cancel")
+
+    def delete(self, user_id: str, creation_id: str) -> None:
+        """Delete a finished creation of the caller's: its media, then its document.
+
+        A `failed`/`canceled` creation not yet refunded is refunded first: the refund must not
+        depend on a document that is about to go. Raises `NotFound` or `Conflict` (unfinished).
+        """
+
+        def attempt() -> None:
+            creation, user, entry = self._read(user_id, creation_id)
+            found = owned(creation, user_id)
+            if found.status not in lifecycle.FINAL_STATUSES:
+                raise Conflict(f"the creation is {found.status}; it can be deleted once finished")
+            if found.status in lifecycle.REFUNDABLE_STATUSES and not found.refunded:
+                creation = self._refunds.refund_read(creation, user, entry).creation or creation
+            deleted = self._media.delete_media(found)
+            batch = Batch()
+            batch.delete(creation)
+            self._store.commit(batch)
+            logger.info(
+                "creation deleted",
+                extra=log_fields(user_id=user_id, creation_id=creation_id, objects_deleted=deleted),
+            )
+
+        self._settled(attempt, "delete")
+
+    def _read(self, user_id: str, creation_id: str) -> list[Snapshot]:
+        return self._store.read(
+            paths.creation(creation_id),
+            paths.user(user_id),
+            paths.refund_entry(user_id, creation_id),
+        )
+
+    def _settled(self, attempt: Callable[[], T], what: str) -> T:
+        return run_optimistic(attempt, max_attempts=self._settings.store_max_attempts, what=what)

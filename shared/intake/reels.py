@@ -1,0 +1,37 @@
+"""Planning a reel: the caller's clips, each checked, become the `ReelRequest` it is made from."""
+
+from __future__ import annotations
+
+from shared.core.errors import InvalidRequest, NotFound
+from shared.creations.requests import ReelRequest
+from shared.creations.store import CreationStore
+from shared.intake.requests import ReelBody
+
+
+def plan_reel(body: ReelBody, user_id: str, creations: CreationStore) -> ReelRequest:
+    """Each clip must be the caller's own `video` in `draft` (read together, once).
+
+    Raises `NotFound` (another user's clip, or none) or `InvalidRequest` (not a video draft),
+    naming the clip (`clips[1]: ...`).
+    """
+    found = creations.get_many(body.clips)
+    sources: list[str] = []
+    total_seconds = 0.0
+    for index, clip_id in enumerate(body.clips):
+        clip = found.get(clip_id)
+        if clip is None or clip.user_id != user_id:
+            raise NotFound(f"clips[{index}]: no creation {clip_id}")
+        if clip.type != "video":
+            raise InvalidRequest(f"clips[{index}]: {clip_id} is a {clip.type}, not a video")
+        if clip.status != "draft" or not clip.media:
+            raise InvalidRequest(
+                f"clips[{index}]: {clip_id} is {clip.status}; only video drafts can be stitched"
+            )
+        sources.append(str(clip.media[0]["uri"]))
+        total_seconds += float(clip.media[0].get("duration_seconds") or 0)
+    return ReelRequest(
+        clips=body.clips,
+        sources=sources,
+        duration_seconds=round(total_seconds, 3),
+        title=body.title,
+    )

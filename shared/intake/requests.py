@@ -1,0 +1,137 @@
+"""The bodies of `POST /v1/creations` and `POST /v1/reels`, checked once, by the contract's rules.
+
+A creation body becomes the typed request stored on the creation (`ImageRequest` or
+`VideoRequest`, defaults filled in); a reel body becomes a `ReelRequest` once its clips are
+checked (`shared.intake.reels`). Every refusal is `InvalidRequest` naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.core.errors import InvalidRequest
+from shared.core.settings import Settings
+from shared.creations.model import CREATION_ID
+from shared.creations.requests import (
+    MAX_IMAGES,
+    MAX_PROMPT_CHARS,
+    MAX_REEL_CLIPS,
+    MAX_TITLE_CHARS,
+    MAX_VIDEO_SECONDS,
+    MIN_REEL_CLIPS,
+    MIN_VIDEO_SECONDS,
+    SEED_LIMIT,
+    VIDEO_ASPECT_RATIOS,
+    FieldRuleError,
+    ImageAspectRatio,
+    ImageRequest,
+    MediaRequest,
+    VideoRequest,
+    describe,
+    trimmed_prompt,
+)
+
+DEFAULT_ASPECT_RATIO: dict[str, Any] = {"image": "1:1", "video": "16:9"}
+DEFAULT_COUNT = 1
+DEFAULT_VIDEO_SECONDS = MAX_VIDEO_SECONDS
+
+
+class _Body(BaseModel):
+    # Unknown fields are refused; "8" is not a number and `true` is not a count.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class CreationBody(_Body):
+    """The `POST /v1/creations` body as the contract defines it."""
+
+    type: Literal["image", "video"]
+    prompt: str
+    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    aspect_ratio: ImageAspectRatio | None = None
+    duration_seconds: int | None = Field(default=None, ge=MIN_VIDEO_SECONDS, le=MAX_VIDEO_SECONDS)
+    count: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    seed: int | None = Field(default=None, ge=0, lt=SEED_LIMIT)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_is_trimmed_and_bounded(cls, value: str) -> str:
+        return trimmed_prompt(value)
+
+    @model_validator(mode="after")
+    def _options_fit_the_type(self) -> CreationBody:
+        if self.type == "image":
+            if self.duration_seconds is not None:
+                raise FieldRuleError("duration_seconds", "applies to videos only")
+        else:
+            if self.count is not None:
+                raise FieldRuleError("count", "applies to images only")
+            if self.aspect_ratio is not None and self.aspect_ratio not in VIDEO_ASPECT_RATIOS:
+                raise FieldRuleError("aspect_ratio", f"videos take one of {VIDEO_ASPECT_RATIOS}")
+        return self
+
+
+class ReelBody(_Body):
+    """The `POST /v1/reels` body. A clip may appear more than once (a repeated shot)."""
+
+    clips: list[str] = Field(min_length=MIN_REEL_CLIPS, max_length=MAX_REEL_CLIPS)
+    title: str | None = None
+
+    @field_validator("clips")
+    @classmethod
+    def _clip_ids_look_like_ids(cls, value: list[str]) -> list[str]:
+        for index, clip in enumerate(value):
+            if not CREATION_ID.fullmatch(clip):
+                raise FieldRuleError(f"clips[{index}]", "is not a creation id")
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title_is_trimmed_and_bounded(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        trimmed = value.strip()
+        if not trimmed or len(trimmed) > MAX_TITLE_CHARS:
+            raise ValueError(f"must be 1-{MAX_TITLE_CHARS} characters after trimming")
+        return trimmed
+
+
+B = TypeVar("B", bound=_Body)
+
+
+def parse_creation_request(body: Any, settings: Settings) -> MediaRequest:
+    """The request a `POST /v1/creations` body asks for, defaults filled in."""
+    parsed = _parsed(CreationBody, body)
+    model = parsed.model or (
+        settings.default_image_model if parsed.type == "image" else settings.default_video_model
+    )
+    if settings.allowed_models.get(model) != parsed.type:
+        allowed = sorted(m for m, kind in settings.allowed_models.items() if kind == parsed.type)
+        raise InvalidRequest(
+            f"model: {model!r} is not allowed for {parsed.type}; use one of {allowed}"
+        )
+    common: dict[str, Any] = {
+        "prompt": parsed.prompt,
+        "model": model,
+        "aspect_ratio": parsed.aspect_ratio or DEFAULT_ASPECT_RATIO[parsed.type],
+        "negative_prompt": parsed.negative_prompt or None,
+        "seed": parsed.seed,
+    }
+    if parsed.type == "image":
+        return ImageRequest(**common, count=parsed.count or DEFAULT_COUNT)
+    return VideoRequest(**common, duration_seconds=parsed.duration_seconds or DEFAULT_VIDEO_SECONDS)
+
+
+def parse_reel_body(body: Any) -> ReelBody:
+    return _parsed(ReelBody, body)
+
+
+def _parsed(model: type[B], body: Any) -> B:
+    if not isinstance(body, dict):
+        raise InvalidRequest("body: must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidRequest(describe(exc)) from None
