@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.core.errors import Conflict, InvalidTransition, QueueUnavailable, StoreBusy
+from shared.core.errors import Conflict, QueueUnavailable, StoreBusy
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations.model import Creation
@@ -135,15 +135,6 @@ class SubmissionService:
             )
             try:
                 outcome = self._refunds.refund(creation.id, move=NOT_QUEUED)
-            except InvalidTransition as moved_on:
-                # The publish timed out here but reached Pub/Sub after all: a worker has the
-                # creation already. It is under way, so the caller gets a normal acceptance.
-                logger.warning(
-                    f"the job was enqueued after all ({moved_on.current}); not failing it",
-                    extra=log_fields(**fields),
-                )
-                moved = creation.model_copy(update={"status": moved_on.current})
-                return Accepted(moved, accepted.balance, replayed=False)
             except Exception:
                 logger.exception(
                     "refund after a failed enqueue did not complete; the sweeper will finish it",
@@ -152,6 +143,15 @@ class SubmissionService:
                 raise QueueUnavailableRefunded(
                     exc.message, refunded=False, creation_id=creation.id
                 ) from exc
+            if outcome.result == "moved_on" and outcome.creation is not None:
+                # The publish timed out here but reached Pub/Sub after all: a worker has the
+                # creation already. It is under way, so the caller gets a normal acceptance.
+                now = Creation.of(outcome.creation)
+                logger.warning(
+                    f"the job was enqueued after all ({now.status}); not failing it",
+                    extra=log_fields(**fields),
+                )
+                return Accepted(now, accepted.balance, replayed=False)
             refunded = outcome.result in ("refunded", "already_refunded")
             if refunded and key_path is not None:
                 idempotency.release(self._store, key_path, creation.id)

@@ -27,7 +27,8 @@ from shared.store.optimistic import run_optimistic
 logger = get_logger(__name__)
 T = TypeVar("T")
 
-RefundResult = Literal["refunded", "already_refunded", "not_refundable", "missing"]
+# `moved_on`: a move was asked for, but the creation is past the statuses it may start from.
+RefundResult = Literal["refunded", "already_refunded", "not_refundable", "missing", "moved_on"]
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ class Refunds:
         """Give a `failed`/`canceled` creation's cost back, exactly once.
 
         With `move`, the creation is first moved to `move.to` in the same atomic write; a
-        creation in a status outside `move.allowed_from` raises `InvalidTransition`. A `draft`
-        (or still running) creation is never refunded.
+        creation in a status outside `move.allowed_from` is left as it is (`moved_on`). A
+        `draft` (or still running) creation is never refunded.
         """
 
         def attempt() -> RefundOutcome:
@@ -78,7 +79,10 @@ class Refunds:
             user, entry = self._store.read(
                 paths.user(user_id), paths.refund_entry(user_id, creation_id)
             )
-            return self.refund_read(creation, user, entry, move=move)
+            try:
+                return self.refund_read(creation, user, entry, move=move)
+            except InvalidTransition:
+                return RefundOutcome("moved_on", creation)
 
         return self._settled(attempt, "refund")
 

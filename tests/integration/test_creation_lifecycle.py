@@ -16,8 +16,8 @@ from shared.media.storage import media_prefix
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import Documents
-from tests.support.chain import move
 from tests.support.contract import ContractClient
+from tests.support.seeds import move
 
 Auth = Callable[[str], dict[str, str]]
 IMAGE = {"type": "image", "prompt": "a lighthouse at dusk"}

@@ -8,11 +8,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from google.cloud import firestore
 
-from shared.creations import lifecycle
-from shared.creations.model import Status
 from shared.money.ledger import Ledger
-from shared.store import paths
-from shared.store.documents import Batch, Documents
 from tests.support.contract import ContractClient
 from tests.support.events import firestore_update, push_body, topic_path
 
@@ -61,17 +57,3 @@ def settle(functions: dict[str, FlaskClient], db: firestore.Client, creation_id:
 
 def kinds(ledger: Ledger, user: str) -> list[str]:
     return sorted(e["kind"] for e in ledger.entries(user))
-
-
-def move(
-    documents: Documents,
-    creation_id: str,
-    to: Status,
-    fields: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Move a creation on, as a worker would, through the state machine itself; the document
-    after. Raises `InvalidTransition` for a move the contract forbids."""
-    (creation,) = documents.read(paths.creation(creation_id))
-    batch = Batch()
-    lifecycle.stage_move(batch, creation, to, fields)
-    return documents.commit(batch)[creation.path].data or {}

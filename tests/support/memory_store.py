@@ -4,8 +4,9 @@ It keeps the port's promises (tests/support/store_contract.py holds it and the F
 adapter to the same checks) and adds ways to break them on purpose, as Firestore can:
 
 - `unavailable(n)`: the next `n` calls raise `StoreBusy` (Firestore did not answer);
-- `lose_next_commit_answer()`: the next commit is applied, then `StoreBusy` is raised (the
-  answer was lost on the way back);
+- `lose_next_commit_answer(resent=...)`: the next commit is applied and its answer lost on the
+  way back: the caller gets `StoreBusy`, or, with `resent`, `LostRace` (the client library
+  sent the commit again and the resend ran into the first one's own writes);
 - `before_commit(hook)`: `hook(batch)` runs just before each commit is checked, so a test can
   slip in another writer's commit (a lost race) at exactly that moment.
 """
@@ -33,28 +34,35 @@ from shared.store.documents import (
     written,
 )
 
-START = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-
 
 class MemoryDocuments:
-    def __init__(self) -> None:
+    """`clock` is the store's own: what `SERVER_TIME` becomes (real time unless a test sets it).
+    Commit times strictly increase, as update times must."""
+
+    def __init__(self, clock: Callable[[], dt.datetime] | None = None) -> None:
         self._docs: dict[str, Snapshot] = {}
         self._lock = threading.RLock()
-        self._time = START
+        self._clock = clock or _now
+        self._time = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._unavailable = 0
-        self._lose_answer = False
-        self._hooks: list[Callable[[Batch], None]] = []
+        self._lose_answer: str | None = None
+        self._hooks: list[Callable[[Batch], object]] = []
         self.commits = 0  # commits applied, for tests that count writes
+        self.reads = 0  # documents read (a read of three counts three)
 
     # --- faults -------------------------------------------------------------------------------
 
     def unavailable(self, calls: int = 1) -> None:
         self._unavailable += calls
 
-    def lose_next_commit_answer(self) -> None:
-        self._lose_answer = True
+    def recover(self) -> None:
+        """Answer every call again."""
+        self._unavailable = 0
 
-    def before_commit(self, hook: Callable[[Batch], None]) -> None:
+    def lose_next_commit_answer(self, *, resent: bool = False) -> None:
+        self._lose_answer = "resent" if resent else "busy"
+
+    def before_commit(self, hook: Callable[[Batch], object]) -> None:
         self._hooks.append(hook)
 
     # --- the port -----------------------------------------------------------------------------
@@ -62,6 +70,7 @@ class MemoryDocuments:
     def read(self, *paths: str) -> list[Snapshot]:
         with self._lock:
             self._answer_or_fail("read")
+            self.reads += len(paths)
             return [self._copy(self._docs.get(path) or Snapshot(path, None)) for path in paths]
 
     def commit(self, batch: Batch) -> dict[str, Snapshot]:
@@ -72,7 +81,7 @@ class MemoryDocuments:
             self._answer_or_fail("commit")
             for write in batch.writes:
                 self._check(write)
-            self._time = max(self._time + dt.timedelta(microseconds=1), _now())
+            self._time = max(self._time + dt.timedelta(microseconds=1), self._clock())
             out: dict[str, Snapshot] = {}
             for write in batch.writes:
                 paths = server_time_paths(write)
@@ -84,8 +93,10 @@ class MemoryDocuments:
                     self._docs.pop(write.path, None)
                 out[write.path] = self._copy(after)
             self.commits += 1
-            if self._lose_answer:
-                self._lose_answer = False
+            lost, self._lose_answer = self._lose_answer, None
+            if lost == "resent":
+                raise LostRace("AlreadyExists: the resent commit found its own writes")
+            if lost == "busy":
                 raise StoreBusy("the store is unavailable (commit): the answer was lost")
             return out
 

@@ -1,0 +1,104 @@
+"""In-memory stand-ins for the collaborators the fast tests do not run for real: the job queue,
+a provider, the media store, a clock. Each records what it was asked."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.core.errors import QueueUnavailable
+from shared.creations.model import Creation, Job
+from shared.creations.requests import StoredRequest
+from shared.media.providers.base import GeneratedMedia, GenerationContext
+
+
+class RecordingPublisher:
+    """A job queue that keeps what it is sent; `fail` makes every publish fail."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.sent: list[tuple[Job, str]] = []
+        self.fail = fail
+
+    def publish(self, job: Job, *, topic: str) -> str:
+        if self.fail:
+            raise QueueUnavailable("the queue is down")
+        self.sent.append((job, topic))
+        return str(len(self.sent))
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [job for job, _topic in self.sent]
+
+
+@dataclass
+class ScriptedProvider:
+    """Makes one small file per call, or raises what `fail_with` says (one per attempt)."""
+
+    fail_with: list[BaseException] = field(default_factory=list)
+    calls: list[tuple[Job, StoredRequest, int]] = field(default_factory=list)
+    during: Callable[[GenerationContext], None] | None = None  # runs while "generating"
+    makes: int = 1
+
+    def generate(
+        self, job: Job, request: StoredRequest, context: GenerationContext
+    ) -> list[GeneratedMedia]:
+        self.calls.append((job, request, context.attempt))
+        if self.during is not None:
+            self.during(context)
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        made = []
+        for index in range(self.makes):
+            path = context.workdir / f"image-{index}.png"
+            path.write_bytes(b"\x89PNG made by the test")
+            made.append(GeneratedMedia(path, "image/png", 8, 8))
+        return made
+
+
+@dataclass
+class RecordingMediaStore:
+    """Uploads by remembering names and bytes; deletes by forgetting them."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+    unavailable: bool = False
+
+    def upload(
+        self, user_id: str, creation_id: str, items: list[GeneratedMedia]
+    ) -> list[dict[str, Any]]:
+        media = []
+        for index, item in enumerate(items):
+            name = f"media/{user_id}/{creation_id}/{index}{item.path.suffix}"
+            self.objects[name] = Path(item.path).read_bytes()
+            media.append(
+                {
+                    "uri": f"gs://media/{name}",
+                    "content_type": item.content_type,
+                    "bytes": item.bytes,
+                    "width": item.width,
+                    "height": item.height,
+                }
+            )
+        return media
+
+    def delete_media(self, creation: Creation) -> int:
+        prefix = f"media/{creation.user_id}/{creation.id}/"
+        gone = [name for name in self.objects if name.startswith(prefix)]
+        for name in gone:
+            del self.objects[name]
+        return len(gone)
+
+
+class Clock:
+    """A settable UTC clock: `clock()` is now; `clock.advance(seconds)` moves it on."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.now = start or dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)

@@ -1,0 +1,217 @@
+"""The ledger and refunds on the in-memory store: exact balances, each change at most once, under
+lost races and outages. (The same code runs on the emulator in tests/integration.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.core.errors import InsufficientTokens, InvalidRequest, StoreBusy
+from shared.core.events import DocumentChange
+from shared.core.settings import Settings
+from shared.money.ledger import Ledger
+from shared.money.refunds import NOT_QUEUED, RefundHandler, Refunds
+from shared.store import paths
+from shared.store.documents import Batch
+from tests.support.memory_store import MemoryDocuments
+from tests.support.seeds import move, new_creation, update
+
+SETTINGS = Settings(store_max_attempts=5)
+
+
+@pytest.fixture
+def store() -> MemoryDocuments:
+    return MemoryDocuments()
+
+
+@pytest.fixture
+def ledger(store: MemoryDocuments) -> Ledger:
+    return Ledger(store, SETTINGS)
+
+
+@pytest.fixture
+def refunds(store: MemoryDocuments, ledger: Ledger) -> Refunds:
+    return Refunds(store, SETTINGS, ledger)
+
+
+def assert_balanced(ledger: Ledger, user: str) -> None:
+    entries = ledger.entries(user)
+    assert ledger.balance(user) == sum(int(e["amount"]) for e in entries)
+    assert ledger.balance(user) >= 0
+    assert all(e["balance_after"] >= 0 for e in entries)
+
+
+def failed_creation(store: MemoryDocuments, ledger: Ledger, user: str, cost: int = 3) -> str:
+    """A creation debited `cost`, then failed by its worker."""
+    creation_id = new_creation(store, user, cost=cost)
+    (account,) = store.read(paths.user(user))
+    batch = Batch()
+    ledger.stage_debit(batch, account, cost=cost, creation_id=creation_id)
+    store.commit(batch)
+    move(store, creation_id, "processing")
+    move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
+    return creation_id
+
+
+# --- the ledger ---------------------------------------------------------------------------------
+
+
+def test_a_grant_opens_the_account_and_is_applied_once_per_id(ledger: Ledger) -> None:
+    assert ledger.grant("u", 5, grant_id="welcome") == 5
+    assert ledger.grant("u", 5, grant_id="welcome") == 5
+    assert ledger.grant("u", 2) == 7
+    assert [e["kind"] for e in ledger.entries("u")] == ["grant", "grant"]
+    assert_balanced(ledger, "u")
+
+
+@pytest.mark.parametrize("amount", [0, -3])
+def test_a_grant_must_be_positive(ledger: Ledger, amount: int) -> None:
+    with pytest.raises(InvalidRequest, match="tokens"):
+        ledger.grant("u", amount)
+
+
+def test_a_debit_beyond_the_balance_stages_nothing(store: MemoryDocuments, ledger: Ledger) -> None:
+    ledger.grant("u", 2)
+    (account,) = store.read(paths.user("u"))
+    batch = Batch()
+    with pytest.raises(InsufficientTokens) as short:
+        ledger.stage_debit(batch, account, cost=3, creation_id="c")
+    assert (short.value.balance, short.value.cost) == (2, 3)
+    assert not batch
+
+
+def test_a_grant_that_loses_a_race_reads_again_and_both_count(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 1)
+    store.before_commit(lambda _batch: Ledger(store, SETTINGS).grant("u", 10))
+    assert ledger.grant("u", 5) == 16
+    assert_balanced(ledger, "u")
+
+
+def test_a_store_that_keeps_losing_races_is_busy_not_wrong(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 1)
+
+    def rival(_batch: Batch) -> None:
+        Ledger(store, SETTINGS).grant("u", 1)
+        store.before_commit(rival)  # every round loses again
+
+    store.before_commit(rival)
+    with pytest.raises(StoreBusy, match="contended"):
+        ledger.grant("u", 5)
+    assert_balanced(ledger, "u")
+
+
+def test_an_unavailable_store_is_busy_and_changes_nothing(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 1)
+    store.unavailable()
+    with pytest.raises(StoreBusy, match="unavailable"):
+        ledger.grant("u", 5)
+    assert ledger.balance("u") == 1
+
+
+# --- refunds ------------------------------------------------------------------------------------
+
+
+def test_a_failure_is_refunded_exactly_once(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = failed_creation(store, ledger, "u")
+    outcomes = [refunds.refund(creation_id) for _ in range(3)]
+    assert [o.result for o in outcomes] == ["refunded", "already_refunded", "already_refunded"]
+    assert outcomes[0].balance == 10
+    assert ledger.balance("u") == 10
+    assert (store.data(paths.creation(creation_id)) or {})["refunded"] is True
+    assert_balanced(ledger, "u")
+
+
+def test_a_refund_whose_flag_was_lost_is_finished_without_paying_twice(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = failed_creation(store, ledger, "u")
+    refunds.refund(creation_id)
+    update(store, paths.creation(creation_id), {"refunded": False})  # as if never marked
+    assert refunds.refund(creation_id).result == "already_refunded"
+    assert ledger.balance("u") == 10
+    assert (store.data(paths.creation(creation_id)) or {})["refunded"] is True
+
+
+@pytest.mark.parametrize("status", ["pending", "processing", "draft"])
+def test_unfinished_or_drafted_creations_are_never_refunded(
+    store: MemoryDocuments, refunds: Refunds, status: str
+) -> None:
+    creation_id = new_creation(store, "u")
+    if status != "pending":
+        move(store, creation_id, "processing")
+    if status == "draft":
+        move(store, creation_id, "draft", {"media": [], "progress": 100})
+    assert refunds.refund(creation_id).result == "not_refundable"
+    assert not any("ledger" in path for path in store.paths())
+
+
+def test_a_missing_or_malformed_creation_is_not_refunded(
+    store: MemoryDocuments, refunds: Refunds
+) -> None:
+    assert refunds.refund("nope").result == "missing"
+    batch = Batch()
+    batch.create(paths.creation("odd"), {"status": "failed"})  # no owner, no cost
+    store.commit(batch)
+    assert refunds.refund("odd").result == "not_refundable"
+
+
+def test_an_unqueued_creation_fails_and_is_refunded_in_one_write(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = new_creation(store, "u", cost=4)
+    (account,) = store.read(paths.user("u"))
+    batch = Batch()
+    ledger.stage_debit(batch, account, cost=4, creation_id=creation_id)
+    store.commit(batch)
+    before = store.commits
+    outcome = refunds.refund(creation_id, move=NOT_QUEUED)
+    assert store.commits == before + 1
+    assert outcome.result == "refunded"
+    creation = store.data(paths.creation(creation_id)) or {}
+    assert (creation["status"], creation["refunded"]) == ("failed", True)
+    assert creation["error"]["code"] == "queue_unavailable"
+    assert ledger.balance("u") == 10
+
+
+def test_a_creation_a_worker_already_has_is_not_failed_by_the_queue_check(
+    store: MemoryDocuments, refunds: Refunds
+) -> None:
+    creation_id = new_creation(store, "u")
+    move(store, creation_id, "processing")
+    before = store.commits
+    outcome = refunds.refund(creation_id, move=NOT_QUEUED)
+    assert outcome.result == "moved_on"
+    assert outcome.creation is not None and outcome.creation.get("status") == "processing"
+    assert store.commits == before
+
+
+def test_the_refund_handler_acts_only_on_unrefunded_failures(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = failed_creation(store, ledger, "u")
+    handler = RefundHandler(refunds)
+
+    def change(value: dict[str, object] | None) -> DocumentChange:
+        return DocumentChange(f"creations/{creation_id}", creation_id, value, None, [])
+
+    assert handler.on_creation_change(change(None), event_id="e1") == "deleted"
+    progress = {"status": "processing", "progress": 40}
+    assert handler.on_creation_change(change(progress), event_id="e2") == "nothing_to_do"
+    failed = store.data(paths.creation(creation_id))
+    assert handler.on_creation_change(change(failed), event_id="e3") == "refunded"
+    assert handler.on_creation_change(change(failed), event_id="e3") == "already_refunded"
+    refunded = store.data(paths.creation(creation_id))
+    assert handler.on_creation_change(change(refunded), event_id="e4") == "nothing_to_do"
+    assert ledger.balance("u") == 10
+    assert_balanced(ledger, "u")

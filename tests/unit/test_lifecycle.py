@@ -1,0 +1,120 @@
+"""The state machine: every move the contract allows is made, every other is refused, from
+every status; each move writes the fields that belong with it, guarded by what was read."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from shared.core.errors import InvalidTransition
+from shared.creations import lifecycle
+from shared.creations.lifecycle import FINAL_STATUSES, STATUSES, TRANSITIONS
+from shared.creations.model import Status
+from shared.store.documents import SERVER_TIME, Batch, LostRace, Snapshot
+from tests.support.memory_store import MemoryDocuments
+
+# The contract's diagram, written out: pending -> processing -> draft; pending|processing ->
+# failed; pending -> canceled.
+ALLOWED = {
+    ("pending", "processing"),
+    ("pending", "failed"),
+    ("pending", "canceled"),
+    ("processing", "draft"),
+    ("processing", "failed"),
+}
+
+
+def creation_in(store: MemoryDocuments, status: Status) -> Snapshot:
+    batch = Batch()
+    lifecycle.stage_new(batch, f"creations/{status}", {"user_id": "u", "type": "image"})
+    made = store.commit(batch)[f"creations/{status}"]
+    if status == "pending":
+        return made
+    path = made.path
+    route: list[Status] = ["processing"] if status != "canceled" else []
+    if status not in ("processing", "pending"):
+        route.append(status)
+    for step in route:
+        (current,) = store.read(path)
+        batch = Batch()
+        fields = {"lease_owner": "w", "lease_expires_at": None} if step == "processing" else {}
+        lifecycle.stage_move(batch, current, step, fields)
+        store.commit(batch)
+    (current,) = store.read(path)
+    assert current.get("status") == status
+    return current
+
+
+def test_the_table_is_the_contracts_diagram() -> None:
+    table = {(current, wanted) for current, targets in TRANSITIONS.items() for wanted in targets}
+    assert table == ALLOWED
+    assert set(TRANSITIONS) == set(STATUSES)
+    assert {status for status in STATUSES if not TRANSITIONS[status]} == FINAL_STATUSES
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted"),
+    list(itertools.product(STATUSES, STATUSES)),
+    ids=lambda value: str(value),
+)
+def test_every_move_is_made_or_refused_as_the_table_says(current: Status, wanted: Status) -> None:
+    store = MemoryDocuments()
+    creation = creation_in(store, current)
+    batch = Batch()
+    if (current, wanted) not in ALLOWED:
+        with pytest.raises(InvalidTransition) as refused:
+            lifecycle.stage_move(batch, creation, wanted)
+        assert (refused.value.current, refused.value.wanted) == (current, wanted)
+        assert not batch
+        return
+    written = lifecycle.stage_move(batch, creation, wanted, {"error": None})
+    after = store.commit(batch)[creation.path]
+    assert after.get("status") == wanted
+    assert written["updated_at"] is SERVER_TIME
+    assert ("completed_at" in written) == (wanted in FINAL_STATUSES)
+    leaving_processing = current == "processing"
+    assert ("lease_owner" in written) == leaving_processing
+    if leaving_processing:
+        assert after.get("lease_owner") is None
+        assert after.get("lease_expires_at") is None
+
+
+def test_a_move_decided_on_a_stale_read_does_not_land() -> None:
+    store = MemoryDocuments()
+    stale = creation_in(store, "pending")
+    batch = Batch()
+    lifecycle.stage_move(batch, stale, "processing")
+    store.commit(batch)
+    late = Batch()
+    lifecycle.stage_move(late, stale, "canceled")  # allowed from what it read: pending
+    with pytest.raises(LostRace):
+        store.commit(late)
+    assert store.data(stale.path) is not None
+    assert (store.data(stale.path) or {})["status"] == "processing"
+
+
+def test_status_is_never_passed_in_with_the_fields() -> None:
+    store = MemoryDocuments()
+    creation = creation_in(store, "pending")
+    with pytest.raises(ValueError, match="state machine"):
+        lifecycle.stage_move(Batch(), creation, "processing", {"status": "draft"})
+    with pytest.raises(ValueError, match="state machine"):
+        lifecycle.stage_new(Batch(), "creations/x", {"status": "draft"})
+
+
+def test_a_new_creation_starts_pending_with_nothing_done() -> None:
+    store = MemoryDocuments()
+    batch = Batch()
+    lifecycle.stage_new(batch, "creations/new", {"user_id": "u", "type": "video", "cost": 8})
+    made = store.commit(batch)["creations/new"].data or {}
+    assert made["status"] == "pending"
+    assert (made["progress"], made["media"], made["error"], made["refunded"]) == (
+        0,
+        [],
+        None,
+        False,
+    )
+    assert made["attempts"] == 0
+    assert made["completed_at"] is None
+    assert made["created_at"] == made["updated_at"]

@@ -1,0 +1,189 @@
+"""Submitting on the in-memory store: one atomic write, the answer built from it, idempotency
+keys, a lost commit answer, a dead queue. (The HTTP path runs on the emulator in
+tests/integration.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from shared.core.errors import Conflict, InsufficientTokens, StoreBusy
+from shared.core.settings import Settings
+from shared.creations.claims import ClaimStore
+from shared.creations.model import Creation, Job
+from shared.creations.requests import ReelRequest
+from shared.intake.idempotency import EXPIRES_AT
+from shared.intake.submission import Accepted, QueueUnavailableRefunded, SubmissionService
+from shared.money.ledger import Ledger
+from shared.money.refunds import Refunds
+from shared.store import paths
+from tests.support.fakes import RecordingPublisher
+from tests.support.memory_store import MemoryDocuments
+from tests.support.seeds import IMAGE, update
+
+SETTINGS = Settings(store_max_attempts=5)
+
+
+@pytest.fixture
+def store() -> MemoryDocuments:
+    return MemoryDocuments()
+
+
+@pytest.fixture
+def ledger(store: MemoryDocuments) -> Ledger:
+    return Ledger(store, SETTINGS)
+
+
+def service(store: MemoryDocuments, publisher: object) -> SubmissionService:
+    ledger = Ledger(store, SETTINGS)
+    return SubmissionService(
+        store,
+        SETTINGS,
+        ledger=ledger,
+        refunds=Refunds(store, SETTINGS, ledger),
+        publisher=publisher,  # type: ignore[arg-type]
+    )
+
+
+def submit(svc: SubmissionService, key: str | None = None, fingerprint: str = "f") -> Accepted:
+    return svc.submit(
+        user_id="u", request=IMAGE, cost=3, idempotency_key=key, fingerprint=fingerprint
+    )
+
+
+def test_an_accepted_creation_is_one_write_answered_from_what_was_written(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 10)
+    publisher = RecordingPublisher()
+    commits, reads = store.commits, store.reads
+    accepted = submit(service(store, publisher))
+    assert store.commits == commits + 1
+    assert store.reads == reads + 3  # the balance, the would-be debit and creation: one round
+    assert not accepted.replayed
+    assert accepted.balance == 7
+    assert accepted.creation.status == "pending"
+    assert accepted.creation.created_at is not None
+    (stored,) = store.read(paths.creation(accepted.creation.id))
+    assert accepted.creation == Creation.of(stored)
+    assert publisher.sent == [(accepted.creation.job, SETTINGS.generate_topic)]
+
+
+def test_a_reel_goes_to_the_stitch_topic(store: MemoryDocuments, ledger: Ledger) -> None:
+    ledger.grant("u", 10)
+    publisher = RecordingPublisher()
+    reel = ReelRequest(clips=["a", "b"], sources=["gs://m/a", "gs://m/b"], duration_seconds=8.0)
+    accepted = service(store, publisher).submit(
+        user_id="u", request=reel, cost=2, idempotency_key=None, fingerprint="r"
+    )
+    assert accepted.creation.type == "reel"
+    assert publisher.sent[0][1] == SETTINGS.stitch_topic
+
+
+def test_a_short_balance_writes_nothing(store: MemoryDocuments, ledger: Ledger) -> None:
+    ledger.grant("u", 2)
+    before = store.paths()
+    with pytest.raises(InsufficientTokens):
+        submit(service(store, RecordingPublisher()))
+    assert store.paths() == before
+
+
+def test_the_same_key_and_request_answers_the_same_creation_and_debits_once(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 10)
+    publisher = RecordingPublisher()
+    first = submit(service(store, publisher), key="k")
+    again = submit(service(store, publisher), key="k")
+    assert again.replayed
+    assert again.creation.id == first.creation.id
+    assert again.balance == 7
+    assert len(publisher.sent) == 1
+    with pytest.raises(Conflict, match="different request"):
+        submit(service(store, publisher), key="k", fingerprint="other")
+    assert ledger.balance("u") == 7
+
+
+def test_an_expired_key_is_free_again(store: MemoryDocuments, ledger: Ledger) -> None:
+    ledger.grant("u", 10)
+    first = submit(service(store, RecordingPublisher()), key="k")
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    update(store, paths.idempotency_key("u", "k"), {EXPIRES_AT: past})
+    fresh = submit(service(store, RecordingPublisher()), key="k")
+    assert not fresh.replayed
+    assert fresh.creation.id != first.creation.id
+    assert ledger.balance("u") == 4
+
+
+@pytest.mark.parametrize("resent", [False, True], ids=["unanswered", "resent"])
+def test_a_lost_commit_answer_is_an_acceptance_enqueued_once(
+    store: MemoryDocuments, ledger: Ledger, resent: bool
+) -> None:
+    ledger.grant("u", 10)
+    publisher = RecordingPublisher()
+    store.lose_next_commit_answer(resent=resent)
+    accepted = submit(service(store, publisher))
+    assert accepted.balance == 7
+    assert ledger.balance("u") == 7
+    assert publisher.jobs == [accepted.creation.job]
+    assert [e["kind"] for e in ledger.entries("u")].count("debit") == 1
+
+
+def test_a_store_that_does_not_answer_before_the_commit_is_busy_and_debits_nothing(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 10)
+    store.unavailable()
+    with pytest.raises(StoreBusy):
+        submit(service(store, RecordingPublisher()))
+    assert ledger.balance("u") == 10
+
+
+def test_a_dead_queue_fails_refunds_and_frees_the_key(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 10)
+    with pytest.raises(QueueUnavailableRefunded) as caught:
+        submit(service(store, RecordingPublisher(fail=True)), key="k")
+    assert caught.value.refunded
+    creation = store.data(paths.creation(caught.value.creation_id)) or {}
+    assert (creation["status"], creation["refunded"]) == ("failed", True)
+    assert ledger.balance("u") == 10
+    assert store.data(paths.idempotency_key("u", "k")) is None
+    retried = submit(service(store, RecordingPublisher()), key="k")
+    assert not retried.replayed
+
+
+def test_a_dead_queue_whose_refund_cannot_be_written_says_so(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 10)
+
+    class DownWithTheStore(RecordingPublisher):
+        def publish(self, job: Job, *, topic: str) -> str:
+            store.unavailable(100)  # Firestore goes too: the refund cannot be written
+            return super().publish(job, topic=topic)
+
+    with pytest.raises(QueueUnavailableRefunded) as caught:
+        submit(service(store, DownWithTheStore(fail=True)))
+    assert caught.value.refunded is False
+    store.recover()
+    creation = store.data(paths.creation(caught.value.creation_id)) or {}
+    assert creation["status"] == "pending"  # the sweeper re-enqueues it
+
+
+def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 10)
+
+    class LatePublisher:
+        def publish(self, job: Job, *, topic: str) -> str:
+            ClaimStore(store, SETTINGS).claim(job.creation_id)  # a worker got it
+            raise QueueUnavailableRefunded("timed out", refunded=False, creation_id="x")
+
+    accepted = submit(service(store, LatePublisher()))
+    assert accepted.creation.status == "processing"
+    assert ledger.balance("u") == 7
+    assert [e["kind"] for e in ledger.entries("u")].count("refund") == 0

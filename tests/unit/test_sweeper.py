@@ -1,0 +1,139 @@
+"""The sweeper on the in-memory store: what it re-enqueues, fails and refunds, and what it leaves
+alone. (One tick of the real function runs on the emulator in tests/integration.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.core.settings import Settings
+from shared.creations.claims import Claim, ClaimStore
+from shared.money.ledger import Ledger
+from shared.money.refunds import Refunds
+from shared.store import paths
+from shared.store.documents import Batch
+from shared.work.sweeper import Sweeper
+from tests.support.fakes import Clock, RecordingPublisher
+from tests.support.memory_store import MemoryDocuments
+from tests.support.seeds import move, new_creation
+
+SETTINGS = Settings(
+    store_max_attempts=5,
+    max_generation_attempts=2,
+    lease_seconds=60,
+    sweep_pending_after_seconds=120,
+    sweep_refund_after_seconds=60,
+)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(clock: Clock) -> MemoryDocuments:
+    return MemoryDocuments(clock)  # server times follow the test's clock
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def sweeper(store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher) -> Sweeper:
+    ledger = Ledger(store, SETTINGS)
+    return Sweeper(
+        store,
+        SETTINGS,
+        claims=ClaimStore(store, SETTINGS, clock=clock),
+        refunds=Refunds(store, SETTINGS, ledger),
+        publisher=publisher,
+        clock=clock,
+    )
+
+
+def data(store: MemoryDocuments, creation_id: str) -> dict[str, object]:
+    return store.data(paths.creation(creation_id)) or {}
+
+
+def test_a_pending_creation_is_left_alone_until_it_is_stuck(
+    store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher, sweeper: Sweeper
+) -> None:
+    creation_id = new_creation(store, "u")
+    assert sweeper.sweep().requeued == []
+    clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
+    assert sweeper.sweep().requeued == [creation_id]
+    assert [job.creation_id for job in publisher.jobs] == [creation_id]
+    assert data(store, creation_id)["requeues"] == 1
+
+
+def test_a_creation_requeued_too_often_is_failed(
+    store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher, sweeper: Sweeper
+) -> None:
+    creation_id = new_creation(store, "u")
+    for _ in range(SETTINGS.max_generation_attempts):
+        clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
+        assert sweeper.sweep().requeued == [creation_id]
+    clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
+    report = sweeper.sweep()
+    assert (report.requeued, report.failed) == ([], [creation_id])
+    failed = data(store, creation_id)
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "not_processed"  # type: ignore[index]
+
+
+def test_processing_with_a_dead_worker_is_requeued_but_a_live_one_is_not(
+    store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher, sweeper: Sweeper
+) -> None:
+    creation_id = new_creation(store, "u")
+    claim = ClaimStore(store, SETTINGS, clock=clock).claim(creation_id)
+    assert isinstance(claim, Claim)
+    clock.advance(SETTINGS.lease_seconds - 1)
+    assert sweeper.sweep().requeued == []
+    clock.advance(2)  # the lease ran out: the worker died
+    assert sweeper.sweep().requeued == [creation_id]
+    clock.advance(1)
+    assert sweeper.sweep().requeued == []  # just re-enqueued: that job gets time to arrive
+
+
+def test_a_missed_refund_is_made_by_the_sweeper(
+    store: MemoryDocuments, clock: Clock, sweeper: Sweeper
+) -> None:
+    Ledger(store, SETTINGS).grant("u", 5)
+    creation_id = new_creation(store, "u", cost=2)
+    move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
+    assert sweeper.sweep().refunded == []  # the refund trigger gets its chance first
+    clock.advance(SETTINGS.sweep_refund_after_seconds + 1)
+    assert sweeper.sweep().refunded == [creation_id]
+    assert data(store, creation_id)["refunded"] is True
+    assert Ledger(store, SETTINGS).balance("u") == 7
+    assert sweeper.sweep().refunded == []
+
+
+def test_one_creations_trouble_does_not_stop_the_sweep(
+    store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher, sweeper: Sweeper
+) -> None:
+    first, second = new_creation(store, "u"), new_creation(store, "u")
+    clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
+    (doomed,) = store.read(paths.creation(first))
+
+    def delete_the_first_meanwhile(_batch: Batch) -> None:
+        gone = Batch()
+        gone.delete(doomed)
+        store.commit(gone)
+
+    store.before_commit(delete_the_first_meanwhile)
+    report = sweeper.sweep()
+    assert second in report.requeued
+    assert {job.creation_id for job in publisher.jobs} == {first, second}
+
+
+def test_a_dead_queue_requeues_nothing_and_says_so(
+    store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher, sweeper: Sweeper
+) -> None:
+    creation_id = new_creation(store, "u")
+    clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
+    publisher.fail = True
+    assert sweeper.sweep().requeued == []
+    assert "requeues" not in data(store, creation_id)

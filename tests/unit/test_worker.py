@@ -1,0 +1,213 @@
+"""The worker's error policy and its claims, on the in-memory store: permanent errors fail and
+ack, transient ones hand the lease back and redeliver, and a worker that lost its claim never
+touches the creation. (The event functions run on the emulator in tests/integration.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.core.errors import StoreBusy
+from shared.core.settings import Settings
+from shared.creations.claims import Claim, ClaimStore, Skip
+from shared.creations.model import Job
+from shared.media.providers.base import (
+    EmptyResult,
+    GenerationContext,
+    ProviderTimeout,
+    ProviderTransient,
+    SafetyBlocked,
+)
+from shared.store import paths
+from shared.work.worker import GenerationWorker
+from tests.support.fakes import Clock, RecordingMediaStore, ScriptedProvider
+from tests.support.memory_store import MemoryDocuments
+from tests.support.seeds import VIDEO, move, new_creation, update
+
+SETTINGS = Settings(store_max_attempts=5, max_generation_attempts=3, lease_seconds=60)
+
+
+@pytest.fixture
+def store() -> MemoryDocuments:
+    return MemoryDocuments()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def worker(
+    store: MemoryDocuments,
+    clock: Clock,
+    provider: ScriptedProvider,
+    media: RecordingMediaStore | None = None,
+) -> GenerationWorker:
+    return GenerationWorker(
+        claims=ClaimStore(store, SETTINGS, clock=clock),
+        provider=provider,
+        uploader=media or RecordingMediaStore(),
+        settings=SETTINGS,
+    )
+
+
+def creation(store: MemoryDocuments, creation_id: str) -> dict[str, object]:
+    return store.data(paths.creation(creation_id)) or {}
+
+
+def handle(w: GenerationWorker, store: MemoryDocuments, creation_id: str) -> str:
+    data = creation(store, creation_id)
+    job = Job(creation_id=creation_id, user_id=str(data["user_id"]), type=str(data["type"]))
+    return w.handle(job, event_id="e").kind
+
+
+def test_a_job_ends_in_draft_with_its_media(store: MemoryDocuments, clock: Clock) -> None:
+    creation_id = new_creation(store, "u")
+    media = RecordingMediaStore()
+    provider = ScriptedProvider(makes=2)
+    assert handle(worker(store, clock, provider, media), store, creation_id) == "draft"
+    done = creation(store, creation_id)
+    assert (done["status"], done["progress"], done["attempts"]) == ("draft", 100, 1)
+    assert [m["uri"] for m in done["media"]] == [  # type: ignore[attr-defined]
+        f"gs://media/media/u/{creation_id}/0.png",
+        f"gs://media/media/u/{creation_id}/1.png",
+    ]
+    assert done["lease_owner"] is None
+    assert len(media.objects) == 2
+    [(job, request, attempt)] = provider.calls
+    assert (job.creation_id, request.TYPE, attempt) == (creation_id, "image", 1)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (SafetyBlocked("no"), "safety_blocked"),
+        (EmptyResult("nothing"), "empty_result"),
+    ],
+)
+def test_a_permanent_error_fails_the_creation_and_acks(
+    store: MemoryDocuments, clock: Clock, error: Exception, code: str
+) -> None:
+    creation_id = new_creation(store, "u")
+    provider = ScriptedProvider(fail_with=[error])
+    assert handle(worker(store, clock, provider), store, creation_id) == "failed"
+    failed = creation(store, creation_id)
+    assert failed["status"] == "failed"
+    assert failed["error"] == {"code": code, "message": str(error)}
+    assert failed["refunded"] is False  # the refund trigger follows the status change
+
+
+def test_a_stored_request_that_breaks_the_rules_fails_without_reaching_the_provider(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    update(store, paths.creation(creation_id), {"request.count": 9})
+    provider = ScriptedProvider()
+    assert handle(worker(store, clock, provider), store, creation_id) == "failed"
+    assert creation(store, creation_id)["error"] == {
+        "code": "invalid_request",
+        "message": "count: Input should be less than or equal to 4",
+    }
+    assert provider.calls == []
+
+
+@pytest.mark.parametrize(
+    "error", [ProviderTransient("429"), ProviderTimeout("slow"), RuntimeError("a bug")]
+)
+def test_a_transient_or_unknown_error_hands_the_lease_back_and_redelivers(
+    store: MemoryDocuments, clock: Clock, error: Exception
+) -> None:
+    creation_id = new_creation(store, "u")
+    provider = ScriptedProvider(fail_with=[error])
+    w = worker(store, clock, provider)
+    with pytest.raises(type(error)):
+        handle(w, store, creation_id)
+    held = creation(store, creation_id)
+    assert held["status"] == "processing"
+    assert held["lease_expires_at"] == clock.now  # released: a redelivery may claim at once
+    assert handle(w, store, creation_id) == "draft"
+    assert [attempt for _job, _request, attempt in provider.calls] == [1, 2]
+
+
+def test_attempts_run_out_and_the_creation_fails(store: MemoryDocuments, clock: Clock) -> None:
+    creation_id = new_creation(store, "u")
+    provider = ScriptedProvider(fail_with=[ProviderTransient("down")] * 3)
+    w = worker(store, clock, provider)
+    for _ in range(SETTINGS.max_generation_attempts):
+        with pytest.raises(ProviderTransient):
+            handle(w, store, creation_id)
+    assert handle(w, store, creation_id) == "skipped"
+    failed = creation(store, creation_id)
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "too_many_attempts"  # type: ignore[index]
+
+
+def test_final_and_leased_creations_are_skipped(store: MemoryDocuments, clock: Clock) -> None:
+    provider = ScriptedProvider()
+    final = new_creation(store, "u")
+    move(store, final, "canceled")
+    assert handle(worker(store, clock, provider), store, final) == "skipped"
+    leased = new_creation(store, "u")
+    claim = ClaimStore(store, SETTINGS, clock=clock).claim(leased)
+    assert isinstance(claim, Claim)
+    assert handle(worker(store, clock, provider), store, leased) == "skipped"
+    assert provider.calls == []
+    clock.advance(SETTINGS.lease_seconds + 1)  # the holder died: its lease ran out
+    assert handle(worker(store, clock, provider), store, leased) == "draft"
+    assert creation(store, leased)["attempts"] == 2
+
+
+def test_a_worker_that_lost_its_claim_drops_its_result(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u", request=VIDEO)
+    rival_clock = Clock(clock.now)
+
+    def replaced_meanwhile(context: GenerationContext) -> None:
+        rival_clock.advance(SETTINGS.lease_seconds + 1)  # presumed dead and replaced
+        rival = ClaimStore(store, SETTINGS, clock=rival_clock).claim(creation_id)
+        assert isinstance(rival, Claim)
+
+    provider = ScriptedProvider(during=replaced_meanwhile)
+    assert handle(worker(store, clock, provider), store, creation_id) == "lost_claim"
+    held = creation(store, creation_id)
+    assert (held["status"], held["attempts"], held["media"]) == ("processing", 2, [])
+
+
+def test_progress_only_rises_and_is_written_by_the_owner_only(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    claims = ClaimStore(store, SETTINGS, clock=clock)
+    claim = claims.claim(creation_id)
+    assert isinstance(claim, Claim)
+    assert claims.report_progress(claim, 40)
+    commits = store.commits
+    assert claims.report_progress(claim, 30)  # lower: nothing to write, still ours
+    assert claims.report_progress(claim, 150)  # working progress stops at 99
+    assert store.commits == commits + 1
+    assert creation(store, creation_id)["progress"] == 99
+    stranger = Claim(claim.job, "someone-else", 1, claim.request)
+    assert not claims.report_progress(stranger, 99)
+    assert not claims.complete(stranger, [])
+
+
+def test_a_claim_whose_answer_was_lost_is_still_ours(store: MemoryDocuments, clock: Clock) -> None:
+    creation_id = new_creation(store, "u")
+    store.lose_next_commit_answer(resent=True)
+    claim = ClaimStore(store, SETTINGS, clock=clock).claim(creation_id)
+    assert isinstance(claim, Claim)
+    assert claim.attempt == 1
+    assert creation(store, creation_id)["lease_owner"] == claim.owner
+
+
+def test_a_claim_the_store_never_answered_waits_for_its_lease(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    store.lose_next_commit_answer()
+    claims = ClaimStore(store, SETTINGS, clock=clock)
+    with pytest.raises(StoreBusy):
+        claims.claim(creation_id)  # the event is redelivered...
+    assert claims.claim(creation_id) == Skip("leased", "processing")  # ...and waits
+    clock.advance(SETTINGS.lease_seconds + 1)
+    assert isinstance(claims.claim(creation_id), Claim)
