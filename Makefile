@@ -24,14 +24,14 @@ TERRAFORM ?= terraform
 LINT_PATHS := shared functions tools tests benchmarks
 TYPECHECK_PATHS := shared functions tools tests benchmarks
 
-.PHONY: help venv dev demo test test-unit test-integration pytest lint fmt typecheck token grant env clean distclean
+.PHONY: help venv dev demo test test-unit test-component test-integration pytest lint fmt typecheck token grant env clean distclean
 .PHONY: build terraform-check checkov-venv
 
 help:
 	@echo "make dev                        run emulators + every function, wired (Ctrl-C stops)"
 	@echo "make demo                       the whole event chain against a running make dev"
 	@echo "make test                       lint, typecheck and the whole test suite"
-	@echo "make test-unit | test-integration"
+	@echo "make test-unit | test-component | test-integration   one tier of tests/ (see tests/README.md)"
 	@echo "make lint | fmt | typecheck"
 	@echo "make build                      one zip per function in dist/ (+ dist/manifest.json)"
 	@echo "make terraform-check            terraform fmt -check and checkov over terraform/"
@@ -122,6 +122,9 @@ pytest: venv
 
 test-unit: venv
 	@$(call run_pytest,tests/unit)
+
+test-component: venv
+	@$(call run_pytest,tests/component)
 
 test-integration: venv
 	@$(call run_pytest,tests/integration)

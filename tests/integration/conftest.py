@@ -8,8 +8,8 @@ against docs/openapi.yaml.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,12 +31,12 @@ from shared.store.documents import Documents
 from shared.store.firestore import FirestoreDocuments
 from tests.support.chain import PROJECT
 from tests.support.contract import ContractClient
+from tests.support.paths import REPO, SUBMIT_SOURCE
 from tools.stack.devauth import DevSigner, certs_url, load_or_create_signer
-from tools.stack.emulators import EmulatorSet, free_port, wipe_firestore
+from tools.stack.emulators import EmulatorSet, wipe_firestore
+from tools.stack.processes import free_port
 from tools.stack.topology import ensure_resources
-
-REPO = Path(__file__).resolve().parents[2]
-SUBMIT_SOURCE = REPO / "functions" / "submit" / "main.py"
+from tools.stack.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -172,20 +172,22 @@ def topic_messages(stack: Settings) -> Callable[[str], list[ReceivedMessage]]:
         and a pull comes back empty, or a deadline passes. Submit publishes before it answers,
         so the messages of answered requests are already there."""
         received: list[ReceivedMessage] = []
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def drained() -> bool:
             response = subscriber.pull(
                 subscription=created[topic], max_messages=100, return_immediately=True, timeout=10
             )
             if not response.received_messages:
-                if len(received) >= expected:
-                    break
-                continue
+                return len(received) >= expected
             received.extend(response.received_messages)
             subscriber.acknowledge(
                 subscription=created[topic],
                 ack_ids=[m.ack_id for m in response.received_messages],
             )
+            return False
+
+        with contextlib.suppress(TimeoutError):  # the caller asserts on what did arrive
+            wait_until(drained, 10, f"{expected} message(s) on {topic}")
         return received
 
     return pull

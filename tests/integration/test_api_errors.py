@@ -13,11 +13,11 @@ from google.cloud.pubsub_v1 import PublisherClient
 
 from shared.core.settings import Settings
 from shared.money.ledger import Ledger
-from tests.integration.conftest import SUBMIT_SOURCE
 from tests.support.chain import PROJECT
 from tests.support.contract import ContractClient
+from tests.support.paths import SUBMIT_SOURCE
 from tools.stack.devauth import DevSigner, new_signer
-from tools.stack.emulators import free_port
+from tools.stack.processes import free_port
 
 Auth = Callable[[str], dict[str, str]]
 IMAGE = {"type": "image", "prompt": "a lighthouse"}

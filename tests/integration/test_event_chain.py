@@ -23,10 +23,10 @@ from shared.media.probe import decode_check, probe
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import Documents
-from tests.integration.conftest import REPO
 from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
 from tests.support.contract import ContractClient
 from tests.support.events import push_body, topic_path
+from tests.support.paths import REPO
 
 Auth = Callable[[str], dict[str, str]]
 

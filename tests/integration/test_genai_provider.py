@@ -49,7 +49,6 @@ from shared.media.storage import GcsMediaStore, split_gs_uri
 from shared.money.ledger import Ledger
 from shared.store.firestore import FirestoreDocuments
 from shared.work.worker import GenerationWorker
-from tests.integration.conftest import REPO
 from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
 from tests.support.contract import ContractClient
 from tests.support.genai_double import (
@@ -60,6 +59,7 @@ from tests.support.genai_double import (
     gemini_prompt_blocked_answer,
     service_account_file,
 )
+from tests.support.paths import REPO
 
 Auth = Callable[[str], dict[str, str]]
 

@@ -12,8 +12,8 @@ import requests
 
 from shared.core.settings import Settings
 from shared.money.ledger import Ledger
-from tests.integration.conftest import REPO, SUBMIT_SOURCE
-from tools.stack.emulators import ManagedProcess, free_port
+from tests.support.paths import REPO, SUBMIT_SOURCE
+from tools.stack.processes import ManagedProcess, free_port
 
 Auth = Callable[[str], dict[str, str]]
 

@@ -4,125 +4,17 @@ scheduler driving the sweeper. Nothing is called directly: only HTTP to submit, 
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from unittest import mock
 
 import pytest
-import requests
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore
 from google.cloud.storage import Client as StorageClient
 
-from shared.core.settings import Settings
 from shared.media.probe import decode_check, probe
-from shared.money.ledger import Ledger
-from shared.store.firestore import FirestoreDocuments
-from tools.stack.chain import FUNCTIONS, Knobs, LocalStack, default_functions
+from tests.support.stack import RunningStack, start_stack
 from tools.stack.devauth import DevSigner
-from tools.stack.emulators import EmulatorSet, free_port
-
-WAIT_SECONDS = 60.0
-
-
-@dataclass
-class RunningStack:
-    stack: LocalStack
-    settings: Settings
-    db: firestore.Client
-    ledger: Ledger
-    headers: Callable[[str], dict[str, str]]
-
-    def submit(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = requests.post(
-            f"{self.stack.url('submit')}/v1/creations",
-            json=body,
-            headers=self.headers(user),
-            timeout=30,
-        )
-        assert response.status_code == 202, response.text
-        created: dict[str, Any] = response.json()
-        return created
-
-    def doc(self, creation_id: str) -> dict[str, Any]:
-        return self.db.collection("creations").document(creation_id).get().to_dict() or {}
-
-    def wait(
-        self,
-        creation_id: str,
-        done: Callable[[dict[str, Any]], bool],
-        what: str,
-        timeout: float = WAIT_SECONDS,
-        *,
-        watch_processes: bool = True,
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            current = self.doc(creation_id)
-            if done(current):
-                return current
-            if time.monotonic() >= deadline:
-                pytest.fail(f"{what} not reached within {timeout:.0f} s: {current}")
-            problem = self.stack.failure() if watch_processes else None
-            assert problem is None, problem
-            time.sleep(0.1)
-
-    def assert_ledgers_balance(self) -> None:
-        for user in self.db.collection("users").stream():
-            tokens = (user.to_dict() or {}).get("tokens", 0)
-            amounts = [
-                int((e.to_dict() or {})["amount"])
-                for e in user.reference.collection("ledger").stream()
-            ]
-            assert tokens == sum(amounts) >= 0, (user.id, tokens, amounts)
-
-
-def start_stack(
-    emulators: EmulatorSet,
-    base_env: dict[str, str],
-    signer: DevSigner,
-    log_dir: Path,
-    extra_env: dict[str, str],
-) -> RunningStack:
-    env = emulators.env()
-    settings = Settings(
-        gcp_project=f"demo-e2e-{uuid.uuid4().hex[:8]}",
-        firestore_emulator_host=env["FIRESTORE_EMULATOR_HOST"],
-        pubsub_emulator_host=env["PUBSUB_EMULATOR_HOST"],
-        storage_emulator_host=env["STORAGE_EMULATOR_HOST"],
-    )
-    process_env = {
-        **os.environ,
-        **base_env,
-        "OFFLINE_IMAGE_LONG_SIDE_PX": "256",
-        "OFFLINE_VIDEO_LONG_SIDE_PX": "320",
-        **extra_env,
-    }
-    stack = LocalStack(
-        settings,
-        default_functions({name: free_port() for name in FUNCTIONS}),
-        router_port=emulators.functions_emulator_port or 0,
-        log_dir=log_dir,
-        env=process_env,
-        knobs=Knobs(sweep_interval_seconds=1, retry_min_backoff_seconds=1),
-    )
-    stack.start()
-    # The client library reads the emulator host when it is built; this fixture outlives the
-    # per-test environment, so it must not leave the variable behind in os.environ.
-    with mock.patch.dict(os.environ, {"FIRESTORE_EMULATOR_HOST": env["FIRESTORE_EMULATOR_HOST"]}):
-        db = firestore.Client(project=settings.gcp_project)
-    return RunningStack(
-        stack=stack,
-        settings=settings,
-        db=db,
-        ledger=Ledger(FirestoreDocuments(db, settings), settings),
-        headers=lambda uid: {"Authorization": f"Bearer {signer.mint(uid, settings.gcp_project)}"},
-    )
+from tools.stack.emulators import EmulatorSet
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
-from tests.integration.test_local_stack_e2e import start_stack
+from tests.support.stack import start_stack
 from tools.stack.devauth import DevSigner
-from tools.stack.emulators import EmulatorSet, ManagedProcess, port_is_free
+from tools.stack.emulators import EmulatorSet
+from tools.stack.processes import ManagedProcess, port_is_free
+from tools.stack.waiting import wait_until
 
 
 def test_generate_killed_mid_job_is_redelivered_and_completed(
@@ -37,10 +38,8 @@ def test_generate_killed_mid_job_is_redelivered_and_completed(
         victim = running.stack.processes["generate"]
         assert victim.pid is not None
         os.killpg(victim.pid, signal.SIGKILL)  # no graceful shutdown: the job dies with it
-        deadline = time.monotonic() + 30
-        while not port_is_free(victim.port):  # the kernel frees the port once it has died
-            assert time.monotonic() < deadline, "the killed generate still holds its port"
-            time.sleep(0.05)
+        # The kernel frees the port once the process has died.
+        wait_until(lambda: port_is_free(victim.port), 30, "the killed generate frees its port")
         replacement = ManagedProcess(
             "generate (restarted)",
             victim.argv,

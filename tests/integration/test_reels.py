@@ -16,9 +16,9 @@ from google.cloud.storage import Bucket
 from shared.core.settings import Settings, load_settings
 from shared.media.probe import decode_check, probe
 from shared.money.ledger import Ledger
-from tests.integration.conftest import REPO
 from tests.support.chain import deliver, doc, job_of, settle
 from tests.support.contract import ContractClient
+from tests.support.paths import REPO
 
 Auth = Callable[[str], dict[str, str]]
 

@@ -15,7 +15,6 @@ import base64
 import json
 import os
 import signal
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from google.events.cloud.firestore import DocumentEventData
 from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from shared.store.firestore import FirestoreDocuments
-from tests.integration.conftest import REPO
+from tests.support.paths import REPO
 from tools.stack.chain import (
     FIRESTORE_UPDATED,
     FUNCTIONS,
@@ -42,8 +41,10 @@ from tools.stack.chain import (
     default_wiring,
 )
 from tools.stack.devauth import DevSigner
-from tools.stack.emulators import EmulatorSet, free_port, port_is_free
+from tools.stack.emulators import EmulatorSet
+from tools.stack.processes import free_port, port_is_free
 from tools.stack.triggers import FIRESTORE_EVENT_PREFIX, FirestoreTrigger
+from tools.stack.waiting import wait_until
 
 RECORDER = REPO / "tests" / "support" / "functions" / "record_event.py"
 WAIT_SECONDS = 30.0
@@ -103,14 +104,16 @@ def wait_for(
     timeout: float = WAIT_SECONDS,
 ) -> list[Record]:
     """Poll the recorder's folder until `predicate(records)` holds; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = records(record_dir, target)
-        if predicate(got):
-            return got
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{what}: not seen within {timeout:.0f} s; {target} got {got}")
-        time.sleep(0.05)
+    seen: list[Record] = []
+
+    def arrived() -> list[Record] | None:
+        seen[:] = got = records(record_dir, target)
+        return got if predicate(got) else None
+
+    try:
+        return wait_until(arrived, timeout, what)
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}; {target} got {seen}")
 
 
 def event_data(record: Record) -> Any:
@@ -357,11 +360,8 @@ def test_stop_removes_what_start_made_and_a_dead_function_is_reported(
         pid = stack.processes["refund"].pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while stack.failure() is None:
-            assert time.monotonic() < deadline, "the dead function was never noticed"
-            time.sleep(0.05)
-        assert "the refund function" in str(stack.failure())
+        failure = wait_until(stack.failure, WAIT_SECONDS, "the dead function is noticed")
+        assert "the refund function" in failure
     finally:
         stack.stop()
 
@@ -414,13 +414,14 @@ def test_the_real_chain_makes_a_draft_and_refunds_a_failure(
             }
             return {key: doc.to_dict() or {} for key, doc in docs.items()}
 
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
+        def done() -> dict[str, dict[str, Any]] | None:
             state = settled()
-            if state[good["id"]].get("status") == "draft" and state[bad["id"]].get("refunded"):
-                break
-            assert time.monotonic() < deadline, f"the chain did not settle: {state}"
-            time.sleep(0.1)
+            good_done = state[good["id"]].get("status") == "draft"
+            return state if good_done and state[bad["id"]].get("refunded") else None
+
+        state = wait_until(
+            done, WAIT_SECONDS, "the chain settles: a draft and a refund", interval=0.1
+        )
 
     assert state[good["id"]]["media"][0]["uri"].startswith(f"gs://{settings.media_bucket}/")
     assert state[bad["id"]]["status"] == "failed"

@@ -7,6 +7,7 @@ from typing import Final
 
 REPO: Final = Path(__file__).resolve().parents[2]
 FUNCTIONS: Final = REPO / "functions"
+SUBMIT_SOURCE: Final = FUNCTIONS / "submit" / "main.py"
 
 
 def function_source(name: str) -> Path:

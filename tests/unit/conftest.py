@@ -1,8 +1,10 @@
-"""Unit tests run with no network: any socket connection attempt fails the test."""
+"""Unit tests need no network and no other process: connecting, binding a socket or starting a
+subprocess fails the test (tests that run ffmpeg or children belong in tests/component)."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,10 +12,15 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    def refuse(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("unit tests must not use the network")
+def no_network_and_no_processes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    def refuse_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("unit tests must not use the network (see tests/component)")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    def refuse_process(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("unit tests must not start processes (see tests/component)")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse_network)
+    monkeypatch.setattr(socket.socket, "bind", refuse_network)
+    monkeypatch.setattr(socket, "create_connection", refuse_network)
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse_process)
     yield

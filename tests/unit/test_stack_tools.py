@@ -10,9 +10,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import socket
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,46 +19,18 @@ from google.events.cloud.firestore import DocumentEventData
 from shared.core.settings import Settings
 from tools.stack import chain, cli, demo, dev, emulators, topology, triggers
 from tools.stack.chain import FUNCTIONS
-from tools.stack.emulators import (
-    EmulatorError,
-    ManagedProcess,
-    PortInUseError,
+from tools.stack.emulators import emulator_env
+from tools.stack.logfiles import log_tail
+from tools.stack.processes import (
+    StackError,
     answers_200,
     answers_anything,
     answers_ok,
-    emulator_env,
-    ensure_port_free,
-    free_port,
-    log_tail,
     port_in_use_message,
-    port_is_free,
 )
 from tools.stack.topology import ensure_resources, tap_subscription_name
 
-
-@pytest.fixture
-def listening_port() -> Iterator[int]:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
 # --- ports ---------------------------------------------------------------------------------
-
-
-def test_free_port_is_free() -> None:
-    assert port_is_free(free_port())
-
-
-def test_listening_port_is_busy_and_named_in_the_error(listening_port: int) -> None:
-    assert not port_is_free(listening_port)
-    with pytest.raises(PortInUseError) as caught:
-        ensure_port_free(listening_port, "the Firestore emulator", "set FIRESTORE_PORT")
-    assert str(caught.value) == (
-        f"port {listening_port} is already in use (wanted by the Firestore emulator); "
-        "stop whatever holds it or set FIRESTORE_PORT"
-    )
 
 
 def test_port_message_without_hint() -> None:
@@ -253,100 +222,6 @@ def test_ensure_resources_refuses_real_projects() -> None:
 
 
 # --- managed processes -------------------------------------------------------------------------
-
-
-def _shell(tmp_path: Path, script: str, port: int) -> ManagedProcess:
-    return ManagedProcess(
-        "the test child", ["sh", "-c", script], port=port, log_path=tmp_path / "c.log", cwd=tmp_path
-    )
-
-
-def _alive(pid: int) -> bool:
-    """Running and not a zombie (an orphan's zombie may linger until PID 1 reaps it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2] != "Z"
-
-
-@pytest.fixture
-def nothing_answers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
-    """Replace the HTTP readiness probe (unit tests have no network); record its calls."""
-    calls: list[tuple[int, str]] = []
-
-    def probe(port: int, path: str, *_args: object, **_kwargs: object) -> None:
-        calls.append((port, path))
-
-    monkeypatch.setattr(emulators, "http_probe", probe)
-    return calls
-
-
-def test_early_exit_is_reported_with_the_log_tail(
-    tmp_path: Path, nothing_answers: list[tuple[int, str]]
-) -> None:
-    child = _shell(tmp_path, "echo 'it broke'; exit 3", free_port())
-    child.launch()
-    try:
-        with pytest.raises(EmulatorError, match=r"exited with code 3(.|\n)*it broke"):
-            child.wait_ready(timeout=10)
-    finally:
-        child.stop()
-
-
-def test_ready_deadline(tmp_path: Path, nothing_answers: list[tuple[int, str]]) -> None:
-    port = free_port()
-    child = _shell(tmp_path, "exec sleep 30", port)
-    child.launch()
-    try:
-        with pytest.raises(
-            EmulatorError, match=rf"not ready on port {port} after 0 s \(no answer\)"
-        ):
-            child.wait_ready(timeout=0.3)
-    finally:
-        child.stop()
-    assert child.poll() is not None
-    assert nothing_answers
-    assert nothing_answers[0] == (port, "/")
-
-
-def test_ready_check_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    answers = iter([None, (200, b"<html>"), (200, b"Ok")])
-    monkeypatch.setattr(emulators, "http_probe", lambda *_a, **_k: next(answers))
-    child = ManagedProcess(
-        "the test child",
-        ["sh", "-c", "exec sleep 30"],
-        port=free_port(),
-        log_path=tmp_path / "c.log",
-        ready_check=answers_ok,
-    )
-    try:
-        assert child.start(timeout=10) >= 0
-    finally:
-        child.stop()
-    assert next(answers, "done") == "done"  # it took the third answer, not an earlier one
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_stop_kills_the_whole_group(tmp_path: Path) -> None:
-    # The shell forks a grandchild and waits for it, as the Firestore launcher does its JVM;
-    # signalling only the shell would leave the grandchild running.
-    child = _shell(
-        tmp_path, "sleep 30 & echo $! > grandchild.tmp; mv grandchild.tmp gc; wait", free_port()
-    )
-    child.launch()
-    pid_file = tmp_path / "gc"
-    deadline = time.monotonic() + 10
-    while not pid_file.exists():
-        assert time.monotonic() < deadline, "the child never wrote its grandchild's pid"
-        time.sleep(0.01)
-    grandchild = int(pid_file.read_text())
-    assert _alive(grandchild)
-
-    child.stop(timeout=5)
-
-    assert child.poll() is not None
-    assert not _alive(grandchild)
 
 
 def test_topics_and_which_are_tapped() -> None:
@@ -784,7 +659,7 @@ def test_local_stack_checks_its_definitions(tmp_path: Path) -> None:
             [clash],
             wiring=chain.Wiring(triggers=chain.default_wiring(_emulated()).triggers),
         )
-    with pytest.raises(EmulatorError, match="does not exist"):
+    with pytest.raises(StackError, match="does not exist"):
         _stack(
             tmp_path, [dataclasses.replace(sweep, source=tmp_path / "nope.py")], wiring=only_sweep
         )

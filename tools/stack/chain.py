@@ -25,7 +25,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime as dt
-import json
 import os
 import sys
 import threading
@@ -50,13 +49,16 @@ from google.pubsub_v1.types import (
 )
 
 from shared.core.settings import Settings
-from tools.stack.emulators import (
+from tools.stack.logfiles import json_lines
+from tools.stack.processes import (
     DEFAULT_READY_TIMEOUT,
     LOCALHOST,
-    EmulatorError,
     ManagedProcess,
+    StackError,
     answers_anything,
     ensure_port_free,
+    python_child_env,
+    stop_and_say,
 )
 from tools.stack.topology import ensure_resources, topics
 from tools.stack.triggers import (
@@ -302,14 +304,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def process_env(base: Mapping[str, str], settings: Settings) -> dict[str, str]:
     """A function process's environment: `base`, the settings' names, `import shared` working."""
-    env = dict(base)
-    env.update(settings_env(settings))
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT), *(p for p in paths if p != str(REPO_ROOT))]
-    )
-    env["PYTHONUNBUFFERED"] = "1"  # log lines reach the log file as they happen
-    return env
+    return python_child_env({**base, **settings_env(settings)})
 
 
 def functions_framework_bin() -> Path:
@@ -447,16 +442,6 @@ class Scheduler:
         self._client = None
 
 
-def _json_lines(path: Path) -> Callable[[dict[str, Any]], None]:
-    lock = threading.Lock()
-
-    def write(record: dict[str, Any]) -> None:
-        with lock, path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-    return write
-
-
 # --- the stack ----------------------------------------------------------------------------------
 
 
@@ -551,7 +536,7 @@ class LocalStack:
             raise ValueError(f"the wiring feeds functions that are not in the stack: {unknown}")
         for function in self.functions:
             if not function.source.is_file():
-                raise EmulatorError(
+                raise StackError(
                     f"the {function.name} function's source {function.source} does not exist"
                 )
 
@@ -608,7 +593,7 @@ class LocalStack:
                 settings.gcp_project,
                 self.wiring.schedule_topic,
                 self.knobs.sweep_interval_seconds,
-                on_tick=_json_lines(self.log_dir / "scheduler.log"),
+                on_tick=json_lines(self.log_dir / "scheduler.log"),
             )
             scheduler.start()
             self._started.scheduler = scheduler
@@ -680,7 +665,7 @@ class LocalStack:
         with concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, len(started.processes))
         ) as pool:
-            futures = [pool.submit(self._stop_process, p, say) for p in started.processes]
+            futures = [pool.submit(stop_and_say, p, say) for p in started.processes]
             for future in concurrent.futures.as_completed(futures):
                 error = future.exception()
                 if error is not None:
@@ -689,15 +674,6 @@ class LocalStack:
             started.router.stop()
         if errors:
             raise errors[0]
-
-    @staticmethod
-    def _stop_process(process: ManagedProcess, say: Progress) -> None:
-        if process.started and process.poll() is None:
-            t0 = time.monotonic()
-            process.stop()
-            say(f"stopped {process.name} in {time.monotonic() - t0:.1f} s")
-        else:
-            process.stop()  # reaps it, kills anything left in its group, closes its log
 
     # --- while running ------------------------------------------------------------------------
 

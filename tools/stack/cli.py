@@ -22,20 +22,11 @@ from typing import Any
 
 from tools.stack.dev import AUTH_DIR, DEFAULT_PROJECT, EXPORTED_ENV, STACK_FILE
 from tools.stack.devauth import load_or_create_signer
+from tools.stack.processes import pid_alive
 
 
 class CliError(Exception):
     """Reported as one line on stderr, exit status 1."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_stack(path: Path = STACK_FILE) -> dict[str, Any] | None:
@@ -51,7 +42,7 @@ def read_stack(path: Path = STACK_FILE) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         raise CliError(f"{path} is unreadable ({exc}); restart `make dev`") from exc
     pid = stack.get("pid")
-    if not isinstance(pid, int) or not _pid_alive(pid):
+    if not isinstance(pid, int) or not pid_alive(pid):
         return None
     return stack
 

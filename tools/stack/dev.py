@@ -36,12 +36,14 @@ from types import FrameType
 from typing import Any, Final
 
 from tools.stack.devauth import certs_url, load_or_create_signer
-from tools.stack.emulators import (
+from tools.stack.emulators import EmulatorKey, EmulatorSet, emulator_env
+from tools.stack.processes import (
     LOCALHOST,
-    EmulatorError,
-    EmulatorKey,
-    EmulatorSet,
     ManagedProcess,
+    StackError,
+    pid_alive,
+    python_child_env,
+    stop_and_say,
 )
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -166,9 +168,7 @@ def read_sources(environ: Mapping[str, str]) -> dict[str, Path]:
 def stack_env(*, ports: Ports, project: str, media_bucket: str) -> dict[str, str]:
     """The values of EXPORTED_ENV for a stack on `ports` (what `make -s env` prints)."""
     return {
-        "FIRESTORE_EMULATOR_HOST": f"{LOCALHOST}:{ports.firestore}",
-        "PUBSUB_EMULATOR_HOST": f"{LOCALHOST}:{ports.pubsub}",
-        "STORAGE_EMULATOR_HOST": f"http://{LOCALHOST}:{ports.gcs}",
+        **emulator_env(ports.firestore, ports.pubsub, ports.gcs),
         "GCP_PROJECT": project,
         # The Google client libraries read this one; our settings read GCP_PROJECT.
         "GOOGLE_CLOUD_PROJECT": project,
@@ -185,13 +185,7 @@ def function_env(
     Everything else passes through (LOG_LEVEL, pricing overrides, ...), so a developer can tune
     the function with ordinary environment variables when running `make dev`.
     """
-    env = dict(base)
-    env.update(stack)
-    env["AUTH_CERTS_URL"] = auth_certs_url
-    pythonpath = [str(REPO_ROOT), *filter(None, [base.get("PYTHONPATH")])]
-    env["PYTHONPATH"] = os.pathsep.join(pythonpath)  # so `import shared` works as deployed
-    env["PYTHONUNBUFFERED"] = "1"  # log lines reach .dev/logs as they happen
-    return env
+    return python_child_env({**base, **stack, "AUTH_CERTS_URL": auth_certs_url})
 
 
 def summary(stack: Mapping[str, str], ports: Ports, log_dir: Path, wiring: list[str]) -> str:
@@ -226,16 +220,6 @@ def _display_path(path: Path) -> str:
     return str(path)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _check_not_running() -> None:
     """Refuse a second stack; clear the file a killed (-9) stack left behind."""
     try:
@@ -245,7 +229,7 @@ def _check_not_running() -> None:
     except (OSError, ValueError):
         previous = {}
     pid = previous.get("pid")
-    if isinstance(pid, int) and pid != os.getpid() and _pid_alive(pid):
+    if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid):
         raise DevError(
             f"a dev stack is already running (pid {pid}, see {_display_path(STACK_FILE)}); "
             f"stop it with Ctrl-C in its terminal or `kill {pid}`"
@@ -399,7 +383,7 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
             local.stop(progress=say)
         finally:
             for child in reversed(list(emulators)):
-                _stop_child(child)
+                stop_and_say(child, say)
             _remove_stack_file()
 
 
@@ -423,15 +407,6 @@ def _watch(
     return 0
 
 
-def _stop_child(child: ManagedProcess) -> None:
-    if child.started and child.poll() is None:
-        t0 = time.monotonic()
-        child.stop()
-        say(f"stopped {child.name} in {time.monotonic() - t0:.1f} s")
-    else:
-        child.stop()  # reaps it, kills anything left in its group, closes its log
-
-
 def main() -> int:
     stop = _Stop()
     stop.install()
@@ -440,7 +415,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print("make dev: interrupted while starting; stopped what had started", file=sys.stderr)
         return 130
-    except (DevError, EmulatorError) as exc:  # PortInUseError is an EmulatorError
+    except (DevError, StackError) as exc:  # PortInUseError is an StackError
         print(f"make dev: {exc}", file=sys.stderr, flush=True)
         return 1
 

