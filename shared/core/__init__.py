@@ -1,0 +1,66 @@
+"""What every function needs from its platform: settings, errors, logs, clients, events.
+
+settings   the typed settings object, read once from the environment
+errors     errors by what the caller must do (4xx, retry, give up)
+calls      which Google API failures are transient, and how one call retries
+clients    Firestore, Pub/Sub and Cloud Storage clients (emulators when their hosts are set)
+events     decoding Pub/Sub and Firestore CloudEvents; the ack-or-redeliver policy
+log        structured JSON logs for Cloud Logging
+runtime    a function's collaborators, built once per process
+"""
+
+from shared.core.calls import TRANSIENT_ERRORS, bounded_retry
+from shared.core.errors import (
+    ClientError,
+    Conflict,
+    InsufficientTokens,
+    InvalidJson,
+    InvalidRequest,
+    InvalidTransition,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PermanentError,
+    QueueUnavailable,
+    RetryableError,
+    StoreBusy,
+    SuiteError,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+from shared.core.events import DocumentChange, MalformedEvent, document_change, event_handler
+from shared.core.log import get_logger, log_fields, setup_logging
+from shared.core.runtime import per_process
+from shared.core.settings import Pricing, Settings, load_settings
+
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "ClientError",
+    "Conflict",
+    "DocumentChange",
+    "InsufficientTokens",
+    "InvalidJson",
+    "InvalidRequest",
+    "InvalidTransition",
+    "MalformedEvent",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermanentError",
+    "Pricing",
+    "QueueUnavailable",
+    "RetryableError",
+    "Settings",
+    "StoreBusy",
+    "SuiteError",
+    "Unauthenticated",
+    "UnsupportedMediaType",
+    "bounded_retry",
+    "document_change",
+    "event_handler",
+    "get_logger",
+    "load_settings",
+    "log_fields",
+    "per_process",
+    "setup_logging",
+]

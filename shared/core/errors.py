@@ -3,57 +3,59 @@
 Every error the suite raises on purpose derives from `SuiteError`. The HTTP layer maps
 `ClientError`s to 4xx answers and `RetryableError`s to 503; event handlers re-raise
 `RetryableError` (so Pub/Sub redelivers) and record `PermanentError` (so the message is acked).
+
+Each class declares its stable `code` (and a client error its `http_status`) in its class
+line: `class NotFound(ClientError, code="not_found", http_status=404)`.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 
 class SuiteError(Exception):
     """Base of every deliberate error. `code` is stable snake_case; the message is for people."""
 
-    code = "internal"
+    code: ClassVar[str] = "internal"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init_subclass__(cls, *, code: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        if code is not None:
-            self.code = code
 
 
 # --- the caller sent something wrong (4xx): retrying the same request will not help ---------
 
 
-class ClientError(SuiteError):
+class ClientError(SuiteError, code="invalid_request"):
     """The request itself is wrong; answer with `http_status` and change nothing."""
 
-    http_status = 400
-    code = "invalid_request"
+    http_status: ClassVar[int] = 400
+
+    def __init_subclass__(cls, *, http_status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if http_status is not None:
+            cls.http_status = http_status
 
 
-class InvalidJson(ClientError):
+class InvalidJson(ClientError, code="invalid_json"):
     """The body is not JSON."""
 
-    code = "invalid_json"
 
-
-class InvalidRequest(ClientError):
+class InvalidRequest(ClientError, code="invalid_request"):
     """The body or query breaks a rule; the message names the field."""
 
-    code = "invalid_request"
 
-
-class Unauthenticated(ClientError):
+class Unauthenticated(ClientError, code="unauthenticated", http_status=401):
     """Missing, malformed, expired, wrongly signed or wrong-audience ID token."""
 
-    http_status = 401
-    code = "unauthenticated"
 
-
-class InsufficientTokens(ClientError):
+class InsufficientTokens(ClientError, code="insufficient_tokens", http_status=402):
     """The balance is below the cost; nothing was debited."""
-
-    http_status = 402
-    code = "insufficient_tokens"
 
     def __init__(self, message: str, *, balance: int, cost: int) -> None:
         super().__init__(message)
@@ -61,79 +63,54 @@ class InsufficientTokens(ClientError):
         self.cost = cost
 
 
-class NotFound(ClientError):
+class NotFound(ClientError, code="not_found", http_status=404):
     """No such resource for this caller."""
 
-    http_status = 404
-    code = "not_found"
 
-
-class MethodNotAllowed(ClientError):
+class MethodNotAllowed(ClientError, code="method_not_allowed", http_status=405):
     """The path exists but not with this method."""
-
-    http_status = 405
-    code = "method_not_allowed"
 
     def __init__(self, message: str, *, allowed: list[str]) -> None:
         super().__init__(message)
         self.allowed = allowed
 
 
-class Conflict(ClientError):
+class Conflict(ClientError, code="conflict", http_status=409):
     """The resource is in the wrong state for the call, or an idempotency key was reused."""
 
-    http_status = 409
-    code = "conflict"
 
-
-class PayloadTooLarge(ClientError):
+class PayloadTooLarge(ClientError, code="payload_too_large", http_status=413):
     """The body is over the size limit."""
 
-    http_status = 413
-    code = "payload_too_large"
 
-
-class UnsupportedMediaType(ClientError):
+class UnsupportedMediaType(ClientError, code="unsupported_media_type", http_status=415):
     """The body is not `application/json`."""
-
-    http_status = 415
-    code = "unsupported_media_type"
 
 
 # --- something outside the request failed: the same call may succeed later -----------------
 
 
-class RetryableError(SuiteError):
+class RetryableError(SuiteError, code="busy"):
     """A transient failure (contention, unavailable dependency). Retry with backoff."""
 
-    code = "busy"
+
+class StoreBusy(RetryableError, code="busy"):
+    """Firestore (or Cloud Storage) did not answer, or stayed contended; retry shortly."""
 
 
-class StoreBusy(RetryableError):
-    """Firestore is contended or unavailable; nothing was written."""
-
-    code = "busy"
-
-
-class QueueUnavailable(RetryableError):
+class QueueUnavailable(RetryableError, code="queue_unavailable"):
     """The job could not be enqueued on Pub/Sub."""
-
-    code = "queue_unavailable"
 
 
 # --- the work can never succeed: record it and stop retrying ---------------------------------
 
 
-class PermanentError(SuiteError):
+class PermanentError(SuiteError, code="permanent_error"):
     """A failure no retry can fix. Event handlers mark the creation `failed` and ack."""
 
-    code = "permanent_error"
 
-
-class InvalidTransition(PermanentError):
+class InvalidTransition(PermanentError, code="invalid_transition"):
     """A status move the state machine forbids (e.g. backwards, or out of a final state)."""
-
-    code = "invalid_transition"
 
     def __init__(self, message: str, *, current: str, wanted: str) -> None:
         super().__init__(message)

@@ -29,13 +29,10 @@ logger = get_logger(__name__)
 
 PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 FIRESTORE_DOCUMENT_UPDATED = "google.cloud.firestore.document.v1.updated"
-FIRESTORE_DOCUMENT_WRITTEN = "google.cloud.firestore.document.v1.written"
 
 
-class MalformedEvent(PermanentError):
+class MalformedEvent(PermanentError, code="malformed_event"):
     """The event can never be handled (wrong type, undecodable body): ack and log it."""
-
-    code = "malformed_event"
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,6 @@ class DocumentChange:
     document_id: str
     value: dict[str, Any] | None  # None when the document was deleted
     old_value: dict[str, Any] | None
-    updated_fields: list[str]
 
 
 def document_change(event: CloudEvent) -> DocumentChange:
@@ -99,7 +95,6 @@ def document_change(event: CloudEvent) -> DocumentChange:
         document_id=path.rsplit("/", 1)[-1],
         value=_fields(data.value) if data.value and data.value.name else None,
         old_value=_fields(data.old_value) if data.old_value and data.old_value.name else None,
-        updated_fields=list(data.update_mask.field_paths) if data.update_mask else [],
     )
 
 

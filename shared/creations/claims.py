@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal, TypeVar
 
 from shared.core.errors import NotFound
@@ -57,17 +57,12 @@ def lease_is_live(creation: Snapshot, now: dt.datetime) -> bool:
     return isinstance(lease, dt.datetime) and lease > now
 
 
+@dataclass(frozen=True)
 class ClaimStore:
-    def __init__(
-        self,
-        store: Documents,
-        settings: Settings,
-        *,
-        clock: Callable[[], dt.datetime] = utcnow,
-    ) -> None:
-        self._store = store
-        self._settings = settings
-        self._clock = clock
+    store: Documents
+    settings: Settings
+    _: KW_ONLY
+    clock: Callable[[], dt.datetime] = utcnow
 
     def claim(self, creation_id: str) -> Claim | Skip:
         """Take the creation for one attempt, or say why not."""
@@ -75,7 +70,7 @@ class ClaimStore:
         owner = uuid.uuid4().hex
 
         def attempt() -> Claim | Skip:
-            (creation,) = self._store.read(path)
+            (creation,) = self.store.read(path)
             if not creation.exists:
                 return Skip("missing")
             status = creation.get("status")
@@ -84,31 +79,31 @@ class ClaimStore:
             if status == "processing" and creation.get("lease_owner") == owner:
                 # An earlier round's claim was applied although its answer was lost.
                 return _claim_of(creation, owner)
-            now = self._clock()
+            now = self.clock()
             if status == "processing" and lease_is_live(creation, now):
                 return Skip("leased", status)
             attempts = int(creation.get("attempts", 0)) + 1
             batch = Batch()
-            if attempts > self._settings.max_generation_attempts:
+            if attempts > self.settings.max_generation_attempts:
                 lifecycle.stage_move(
                     batch,
                     creation,
                     "failed",
                     {"error": _error("too_many_attempts", attempts - 1)},
                 )
-                self._store.commit(batch)
+                self.store.commit(batch)
                 return Skip("exhausted", "failed")
             hold = {
                 "attempts": attempts,
                 "lease_owner": owner,
-                "lease_expires_at": now + dt.timedelta(seconds=self._settings.lease_seconds),
+                "lease_expires_at": now + dt.timedelta(seconds=self.settings.lease_seconds),
                 "started_at": creation.get("started_at") or SERVER_TIME,
             }
             if status == "processing":  # a re-claim: the worker before died or gave up
                 batch.update(creation, {**hold, "updated_at": SERVER_TIME})
             else:
                 lifecycle.stage_move(batch, creation, "processing", hold)
-            return _claim_of(self._store.commit(batch)[path], owner)
+            return _claim_of(self.store.commit(batch)[path], owner)
 
         return self._settled(attempt, "claim")
 
@@ -150,7 +145,7 @@ class ClaimStore:
 
     def release(self, claim: Claim) -> bool:
         """Give the lease back after a transient error, so a redelivery may claim at once."""
-        now = self._clock()
+        now = self.clock()
         return self._while_owned(
             claim,
             lambda batch, creation: batch.update(
@@ -169,18 +164,18 @@ class ClaimStore:
         path = paths.creation(creation_id)
 
         def attempt() -> bool:
-            (creation,) = self._store.read(path)
+            (creation,) = self.store.read(path)
             if not creation.exists:
                 raise NotFound(f"creation {creation_id} does not exist")
             if creation.get("status") in lifecycle.FINAL_STATUSES:
                 return False
-            if spare_live_lease and lease_is_live(creation, self._clock()):
+            if spare_live_lease and lease_is_live(creation, self.clock()):
                 return False
             batch = Batch()
             lifecycle.stage_move(
                 batch, creation, "failed", {"error": {"code": code, "message": message}}
             )
-            self._store.commit(batch)
+            self.store.commit(batch)
             return True
 
         return self._settled(attempt, "fail")
@@ -196,19 +191,19 @@ class ClaimStore:
         path = paths.creation(claim.job.creation_id)
 
         def attempt() -> bool:
-            (creation,) = self._store.read(path)
+            (creation,) = self.store.read(path)
             if creation.get("status") != "processing" or creation.get("lease_owner") != claim.owner:
                 return False
             batch = Batch()
             stage(batch, creation)
             if batch:
-                self._store.commit(batch)
+                self.store.commit(batch)
             return True
 
         return self._settled(attempt, "update")
 
     def _settled(self, attempt: Callable[[], T], what: str) -> T:
-        return run_optimistic(attempt, max_attempts=self._settings.store_max_attempts, what=what)
+        return run_optimistic(attempt, max_attempts=self.settings.store_max_attempts, what=what)
 
 
 def _claim_of(creation: Snapshot, owner: str) -> Claim:

@@ -9,9 +9,17 @@ request that breaks them (an old version's, a hand edit) fails the creation with
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Final, Literal, get_args
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from shared.core.errors import PermanentError
 from shared.creations.model import CREATION_ID, CreationType
@@ -29,10 +37,23 @@ MIN_REEL_CLIPS, MAX_REEL_CLIPS = 2, 20
 MAX_TITLE_CHARS: Final = 200
 
 
-class StoredRequestInvalid(PermanentError):
-    """The creation's stored request breaks the rules; the message names the field."""
+def _creation_ids(value: list[str]) -> list[str]:
+    for index, clip in enumerate(value):
+        if not CREATION_ID.fullmatch(clip):
+            raise FieldRuleError(f"clips[{index}]", "is not a creation id")
+    return value
 
-    code = "invalid_request"
+
+# A reel's clips, in order: 2-20 creation ids (one may appear more than once: a repeated shot).
+ClipIds = Annotated[
+    list[str],
+    Field(min_length=MIN_REEL_CLIPS, max_length=MAX_REEL_CLIPS),
+    AfterValidator(_creation_ids),
+]
+
+
+class StoredRequestInvalid(PermanentError, code="invalid_request"):
+    """The creation's stored request breaks the rules; the message names the field."""
 
 
 class _Stored(BaseModel):
@@ -74,18 +95,10 @@ class ReelRequest(_Stored):
 
     TYPE: ClassVar[CreationType] = "reel"
 
-    clips: list[str] = Field(min_length=MIN_REEL_CLIPS, max_length=MAX_REEL_CLIPS)
+    clips: ClipIds
     sources: list[str] = Field(min_length=MIN_REEL_CLIPS, max_length=MAX_REEL_CLIPS)
     duration_seconds: float = Field(ge=0)
     title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_CHARS)
-
-    @field_validator("clips")
-    @classmethod
-    def _clips_are_creation_ids(cls, value: list[str]) -> list[str]:
-        for index, clip in enumerate(value):
-            if not CREATION_ID.fullmatch(clip):
-                raise FieldRuleError(f"clips[{index}]", "is not a creation id")
-        return value
 
 
 MediaRequest = ImageRequest | VideoRequest
@@ -112,12 +125,20 @@ def stored_request(creation_type: str, data: Any) -> StoredRequest:
     model = _BY_TYPE.get(creation_type)
     if model is None:
         raise StoredRequestInvalid(f"type: no creation is of type {creation_type!r}")
+    return validated(model, data, StoredRequestInvalid, "request: the creation has no request")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: Any, error: Callable[[str], Exception], not_a_map: str) -> M:
+    """`data` (a JSON object) as `model`; else `error(...)` whose message names the field."""
     if not isinstance(data, dict):
-        raise StoredRequestInvalid("request: the creation has no request")
+        raise error(not_a_map)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise StoredRequestInvalid(describe(exc)) from None
+        raise error(describe(exc)) from None
 
 
 def document_of(request: StoredRequest) -> dict[str, Any]:

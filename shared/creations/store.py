@@ -12,6 +12,7 @@ import binascii
 import datetime as dt
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from shared.core.errors import InvalidRequest, NotFound
@@ -44,22 +45,22 @@ def owned(snapshot: Snapshot, user_id: str) -> Creation:
     return Creation.of(snapshot)
 
 
+@dataclass(frozen=True)
 class CreationStore:
-    def __init__(self, store: Documents) -> None:
-        self._store = store
+    store: Documents
 
     def get(self, creation_id: str) -> Creation | None:
-        (snapshot,) = self._store.read(paths.creation(creation_id))
+        (snapshot,) = self.store.read(paths.creation(creation_id))
         return Creation.of(snapshot) if snapshot.exists else None
 
     def get_owned(self, user_id: str, creation_id: str) -> Creation:
-        (snapshot,) = self._store.read(paths.creation(creation_id))
+        (snapshot,) = self.store.read(paths.creation(creation_id))
         return owned(snapshot, user_id)
 
     def get_many(self, creation_ids: list[str]) -> dict[str, Creation]:
         """The creations that exist among `creation_ids`, by id (one round trip)."""
         wanted = [paths.creation(cid) for cid in dict.fromkeys(creation_ids)]
-        return {s.id: Creation.of(s) for s in self._store.read(*wanted) if s.exists}
+        return {s.id: Creation.of(s) for s in self.store.read(*wanted) if s.exists}
 
     def list_for_user(
         self,
@@ -77,7 +78,7 @@ class CreationStore:
         if cursor is not None:
             created_at, after_id = decode_cursor(cursor)
             start_after = (created_at, paths.creation(after_id))
-        snapshots = self._store.query(
+        snapshots = self.store.query(
             Query(
                 paths.CREATIONS,
                 equal=equal,

@@ -7,6 +7,7 @@ and writes once (delete writes twice when it must refund first). A lost race rea
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import TypeVar
 
 from shared.core.errors import Conflict, InvalidTransition
@@ -25,14 +26,13 @@ logger = get_logger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
 class CreationActions:
-    def __init__(
-        self, store: Documents, settings: Settings, *, refunds: Refunds, media: MediaStore
-    ) -> None:
-        self._store = store
-        self._settings = settings
-        self._refunds = refunds
-        self._media = media
+    store: Documents
+    settings: Settings
+    _: KW_ONLY
+    refunds: Refunds
+    media: MediaStore
 
     def cancel(self, user_id: str, creation_id: str) -> Creation:
         """The caller's `pending` creation, now `canceled` and refunded in the same write.
@@ -45,7 +45,7 @@ class CreationActions:
             if owned(creation, user_id).status == "canceled":
                 raise Conflict("the creation is already canceled")
             try:
-                outcome = self._refunds.refund_read(creation, user, entry, move=CANCEL)
+                outcome = self.refunds.refund_read(creation, user, entry, move=CANCEL)
             except InvalidTransition as exc:
                 raise Conflict(
                     f"the creation is {exc.current}; only pending ones can be canceled"
@@ -67,11 +67,11 @@ class CreationActions:
             if found.status not in lifecycle.FINAL_STATUSES:
                 raise Conflict(f"the creation is {found.status}; it can be deleted once finished")
             if found.status in lifecycle.REFUNDABLE_STATUSES and not found.refunded:
-                creation = self._refunds.refund_read(creation, user, entry).creation or creation
-            deleted = self._media.delete_media(found)
+                creation = self.refunds.refund_read(creation, user, entry).creation or creation
+            deleted = self.media.delete_media(found)
             batch = Batch()
             batch.delete(creation)
-            self._store.commit(batch)
+            self.store.commit(batch)
             logger.info(
                 "creation deleted",
                 extra=log_fields(user_id=user_id, creation_id=creation_id, objects_deleted=deleted),
@@ -80,11 +80,11 @@ class CreationActions:
         self._settled(attempt, "delete")
 
     def _read(self, user_id: str, creation_id: str) -> list[Snapshot]:
-        return self._store.read(
+        return self.store.read(
             paths.creation(creation_id),
             paths.user(user_id),
             paths.refund_entry(user_id, creation_id),
         )
 
     def _settled(self, attempt: Callable[[], T], what: str) -> T:
-        return run_optimistic(attempt, max_attempts=self._settings.store_max_attempts, what=what)
+        return run_optimistic(attempt, max_attempts=self.settings.store_max_attempts, what=what)

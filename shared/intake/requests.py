@@ -9,28 +9,26 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.core.errors import InvalidRequest
 from shared.core.settings import Settings
-from shared.creations.model import CREATION_ID
 from shared.creations.requests import (
     MAX_IMAGES,
     MAX_PROMPT_CHARS,
-    MAX_REEL_CLIPS,
     MAX_TITLE_CHARS,
     MAX_VIDEO_SECONDS,
-    MIN_REEL_CLIPS,
     MIN_VIDEO_SECONDS,
     SEED_LIMIT,
     VIDEO_ASPECT_RATIOS,
+    ClipIds,
     FieldRuleError,
     ImageAspectRatio,
     ImageRequest,
     MediaRequest,
     VideoRequest,
-    describe,
     trimmed_prompt,
+    validated,
 )
 
 DEFAULT_ASPECT_RATIO: dict[str, Any] = {"image": "1:1", "video": "16:9"}
@@ -76,16 +74,8 @@ class CreationBody(_Body):
 class ReelBody(_Body):
     """The `POST /v1/reels` body. A clip may appear more than once (a repeated shot)."""
 
-    clips: list[str] = Field(min_length=MIN_REEL_CLIPS, max_length=MAX_REEL_CLIPS)
+    clips: ClipIds
     title: str | None = None
-
-    @field_validator("clips")
-    @classmethod
-    def _clip_ids_look_like_ids(cls, value: list[str]) -> list[str]:
-        for index, clip in enumerate(value):
-            if not CREATION_ID.fullmatch(clip):
-                raise FieldRuleError(f"clips[{index}]", "is not a creation id")
-        return value
 
     @field_validator("title")
     @classmethod
@@ -129,9 +119,4 @@ def parse_reel_body(body: Any) -> ReelBody:
 
 
 def _parsed(model: type[B], body: Any) -> B:
-    if not isinstance(body, dict):
-        raise InvalidRequest("body: must be a JSON object")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidRequest(describe(exc)) from None
+    return validated(model, body, InvalidRequest, "body: must be a JSON object")

@@ -10,7 +10,7 @@ after the commit; if it fails, the creation is failed and refunded before the ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from shared.core.errors import Conflict, QueueUnavailable, StoreBusy
 from shared.core.log import get_logger, log_fields
@@ -46,21 +46,14 @@ class QueueUnavailableRefunded(QueueUnavailable):
         self.creation_id = creation_id
 
 
+@dataclass(frozen=True)
 class SubmissionService:
-    def __init__(
-        self,
-        store: Documents,
-        settings: Settings,
-        *,
-        ledger: Ledger,
-        refunds: Refunds,
-        publisher: JobPublisher,
-    ) -> None:
-        self._store = store
-        self._settings = settings
-        self._ledger = ledger
-        self._refunds = refunds
-        self._publisher = publisher
+    store: Documents
+    settings: Settings
+    _: KW_ONLY
+    ledger: Ledger
+    refunds: Refunds
+    publisher: JobPublisher
 
     def submit(
         self,
@@ -75,10 +68,10 @@ class SubmissionService:
         creation_path = paths.creation(creation_id)
         debit_path = paths.debit_entry(user_id, creation_id)
         key_path = paths.idempotency_key(user_id, idempotency_key) if idempotency_key else None
-        key_use = KeyUse(user_id, fingerprint, self._settings.idempotency_ttl_hours)
+        key_use = KeyUse(user_id, fingerprint, self.settings.idempotency_ttl_hours)
 
         def attempt() -> Accepted:
-            user, debit, creation, *key = self._store.read(
+            user, debit, creation, *key = self.store.read(
                 paths.user(user_id), debit_path, creation_path, *filter(None, [key_path])
             )
             if debit.exists:
@@ -90,23 +83,23 @@ class SubmissionService:
                 made = key_use.stage(batch, key[0], creation_id)
                 if made is not None:
                     return self._replay(made, user)
-            balance = self._ledger.stage_debit(batch, user, cost=cost, creation_id=creation_id)
+            balance = self.ledger.stage_debit(batch, user, cost=cost, creation_id=creation_id)
             stage_create(
                 batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost
             )
             try:
-                written = self._store.commit(batch)
+                written = self.store.commit(batch)
             except StoreBusy:
                 # The commit's answer was lost, not necessarily the commit: look before telling
                 # the caller nothing was debited.
-                debit, creation = self._store.read(debit_path, creation_path)
+                debit, creation = self.store.read(debit_path, creation_path)
                 if not debit.exists:
                     raise
                 return _accepted_as_stored(creation, debit)
             return Accepted(Creation.of(written[creation_path]), balance, replayed=False)
 
         accepted = run_optimistic(
-            attempt, max_attempts=self._settings.store_max_attempts, what="submit"
+            attempt, max_attempts=self.settings.store_max_attempts, what="submit"
         )
         fields = log_fields(user_id=user_id, creation_id=accepted.creation.id)
         if accepted.replayed:
@@ -116,7 +109,7 @@ class SubmissionService:
         return self._enqueue(accepted, key_path)
 
     def _replay(self, creation_id: str, user: Snapshot) -> Accepted:
-        (creation,) = self._store.read(paths.creation(creation_id))
+        (creation,) = self.store.read(paths.creation(creation_id))
         if not creation.exists:
             raise Conflict("the creation made with this Idempotency-Key has been deleted")
         return Accepted(Creation.of(creation), balance_of(user), replayed=True)
@@ -125,8 +118,8 @@ class SubmissionService:
         creation = accepted.creation
         fields = {"user_id": creation.user_id, "creation_id": creation.id}
         try:
-            message_id = self._publisher.publish(
-                creation.job, topic=topic_for(creation.type, self._settings)
+            message_id = self.publisher.publish(
+                creation.job, topic=topic_for(creation.type, self.settings)
             )
         except QueueUnavailable as exc:
             logger.error(
@@ -134,7 +127,7 @@ class SubmissionService:
                 extra=log_fields(**fields, error=exc.message),
             )
             try:
-                outcome = self._refunds.refund(creation.id, move=NOT_QUEUED)
+                outcome = self.refunds.refund(creation.id, move=NOT_QUEUED)
             except Exception:
                 logger.exception(
                     "refund after a failed enqueue did not complete; the sweeper will finish it",
@@ -154,7 +147,7 @@ class SubmissionService:
                 return Accepted(now, accepted.balance, replayed=False)
             refunded = outcome.result in ("refunded", "already_refunded")
             if refunded and key_path is not None:
-                idempotency.release(self._store, key_path, creation.id)
+                idempotency.release(self.store, key_path, creation.id)
             raise QueueUnavailableRefunded(
                 exc.message, refunded=refunded, creation_id=creation.id
             ) from exc

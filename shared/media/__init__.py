@@ -1,0 +1,15 @@
+"""Media: where it is stored, and everything that makes or reads it.
+
+    storage     media objects in Cloud Storage (`media/{uid}/{creation}/...`)
+    probe       what a media file really is (PyAV; only `generate` and `stitch` ship it)
+    ffmpeg      running the ffmpeg binary with progress and a deadline (imageio-ffmpeg)
+    providers/  who makes images and videos: offline (default) or Google's models
+    reels/      Reel Maker: joining video drafts into one reel
+
+Only `storage` is exported here: every function may load this package, and the other modules
+need libraries only the media functions ship (import them by module).
+"""
+
+from shared.media.storage import GcsMediaStore, MediaStore, media_prefix, split_gs_uri
+
+__all__ = ["GcsMediaStore", "MediaStore", "media_prefix", "split_gs_uri"]

@@ -40,7 +40,7 @@ def probe(path: Path) -> ProbeResult:
             return ProbeResult(
                 width=video.width,
                 height=video.height,
-                duration_seconds=_duration_seconds(
+                duration_seconds=stream_duration_seconds(
                     video.duration, video.time_base, container.duration
                 ),
                 video_codec=video.codec_context.name,
@@ -50,20 +50,6 @@ def probe(path: Path) -> ProbeResult:
             )
     except av.FFmpegError as exc:
         raise MediaProbeError(f"{path.name}: {exc}") from exc
-
-
-def decode_check(path: Path) -> int:
-    """Decode every video frame (proving the file plays to its end); return how many there are."""
-    frames = 0
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MediaProbeError(f"{path.name}: no video stream")
-            for _frame in container.decode(container.streams.video[0]):
-                frames += 1
-    except av.FFmpegError as exc:
-        raise MediaProbeError(f"{path.name}: {exc}") from exc
-    return frames
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -81,11 +67,14 @@ def image_size(path: Path) -> tuple[int, int]:
     return size
 
 
-def _duration_seconds(
+def stream_duration_seconds(
     stream_duration: int | None, time_base: Fraction | None, container_duration: int | None
 ) -> float:
-    # The video stream's own duration is what a player shows; the container's (in
-    # microseconds) may also count a longer audio track, so it is only the fallback.
+    """A video stream's duration in seconds, from what PyAV reads of the stream and container.
+
+    The stream's own duration is what a player shows; the container's (in microseconds) may
+    also count a longer audio track, so it is only the fallback.
+    """
     if stream_duration is not None and time_base is not None:
         return float(stream_duration * time_base)
     if container_duration is not None:

@@ -1,0 +1,21 @@
+"""Tokens: the ledger (grants, debits, refunds, each at most once), prices, and refunds.
+
+ledger   balances and their entries, written in the same batch as what they pay for
+pricing  what a creation costs
+refunds  giving a failed or canceled creation's tokens back, exactly once
+"""
+
+from shared.money.ledger import Ledger, balance_of
+from shared.money.pricing import creation_cost
+from shared.money.refunds import CANCEL, NOT_QUEUED, RefundHandler, RefundOutcome, Refunds
+
+__all__ = [
+    "CANCEL",
+    "NOT_QUEUED",
+    "Ledger",
+    "RefundHandler",
+    "RefundOutcome",
+    "Refunds",
+    "balance_of",
+    "creation_cost",
+]

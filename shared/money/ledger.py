@@ -11,6 +11,7 @@ transactions).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.core.errors import InsufficientTokens, InvalidRequest
@@ -26,24 +27,24 @@ def balance_of(user: Snapshot) -> int:
     return int(user.get("tokens", 0))
 
 
+@dataclass(frozen=True)
 class Ledger:
     """Balance changes for users: whole operations (grant) and ones staged into a caller's batch
     (a debit with its new creation, a refund with its creation's status)."""
 
-    def __init__(self, store: Documents, settings: Settings) -> None:
-        self._store = store
-        self._settings = settings
+    store: Documents
+    settings: Settings
 
     # --- reads ------------------------------------------------------------------------------
 
     def balance(self, user_id: str) -> int:
-        (user,) = self._store.read(paths.user(user_id))
+        (user,) = self.store.read(paths.user(user_id))
         return balance_of(user)
 
     def entries(self, user_id: str) -> list[dict[str, Any]]:
         return [
             {"id": s.id, **(s.data or {})}
-            for s in self._store.read_collection(paths.ledger(user_id))
+            for s in self.store.read_collection(paths.ledger(user_id))
         ]
 
     # --- whole operations ---------------------------------------------------------------------
@@ -55,15 +56,15 @@ class Ledger:
         entry_path = paths.grant_entry(user_id, grant_id or uuid.uuid4().hex)
 
         def attempt() -> int:
-            user, entry = self._store.read(paths.user(user_id), entry_path)
+            user, entry = self.store.read(paths.user(user_id), entry_path)
             if entry.exists:
                 return balance_of(user)
             batch = Batch()
             after = self._stage(batch, user, entry_path, "grant", amount, None)
-            self._store.commit(batch)
+            self.store.commit(batch)
             return after
 
-        return run_optimistic(attempt, max_attempts=self._settings.store_max_attempts, what="grant")
+        return run_optimistic(attempt, max_attempts=self.settings.store_max_attempts, what="grant")
 
     # --- staged into a caller's batch ---------------------------------------------------------
 

@@ -55,11 +55,11 @@ class RefundOutcome:
     balance: int | None = None  # the owner's balance after a refund made now
 
 
+@dataclass(frozen=True)
 class Refunds:
-    def __init__(self, store: Documents, settings: Settings, ledger: Ledger) -> None:
-        self._store = store
-        self._settings = settings
-        self._ledger = ledger
+    store: Documents
+    settings: Settings
+    ledger: Ledger
 
     def refund(self, creation_id: str, *, move: FinalMove | None = None) -> RefundOutcome:
         """Give a `failed`/`canceled` creation's cost back, exactly once.
@@ -70,13 +70,13 @@ class Refunds:
         """
 
         def attempt() -> RefundOutcome:
-            (creation,) = self._store.read(paths.creation(creation_id))
+            (creation,) = self.store.read(paths.creation(creation_id))
             if not creation.exists:
                 return RefundOutcome("missing", None)
             user_id = creation.get("user_id")
             if not isinstance(user_id, str) or "cost" not in (creation.data or {}):
                 return RefundOutcome("not_refundable", creation)
-            user, entry = self._store.read(
+            user, entry = self.store.read(
                 paths.user(user_id), paths.refund_entry(user_id, creation_id)
             )
             try:
@@ -115,7 +115,7 @@ class Refunds:
         balance = None
         if not entry.exists:
             cost = int(creation.get("cost"))
-            balance = self._ledger.stage_refund(batch, user, cost=cost, creation_id=creation.id)
+            balance = self.ledger.stage_refund(batch, user, cost=cost, creation_id=creation.id)
         # else: the entry exists but the flag (or the move) is missing: finish them.
         if moving is not None:
             lifecycle.stage_move(
@@ -123,13 +123,13 @@ class Refunds:
             )
         else:
             batch.update(creation, {"refunded": True, "updated_at": SERVER_TIME})
-        now = self._store.commit(batch)[creation.path]
+        now = self.store.commit(batch)[creation.path]
         return RefundOutcome(
             "refunded" if balance is not None else "already_refunded", now, balance
         )
 
     def _settled(self, attempt: Callable[[], T], what: str) -> T:
-        return run_optimistic(attempt, max_attempts=self._settings.store_max_attempts, what=what)
+        return run_optimistic(attempt, max_attempts=self.settings.store_max_attempts, what=what)
 
 
 class RefundHandler:

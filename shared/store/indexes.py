@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 
 from shared.store import paths
+from shared.store.documents import DOCUMENT_NAME, Direction
 
-Direction = Literal["ASCENDING", "DESCENDING"]
 ASC: Final = "ASCENDING"
 DESC: Final = "DESCENDING"
-DOCUMENT_NAME: Final = "__name__"
 
 
 @dataclass(frozen=True)

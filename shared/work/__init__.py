@@ -1,0 +1,27 @@
+"""What happens after submit: the job queue, the worker that makes media, the backstops.
+
+jobs          the job message: publishing it (`submit`, the sweeper), reading it (workers)
+worker        claim, generate, store, finish as draft; the error policy of `generate`/`stitch`
+progress      progress writes thinned to about one a second
+sweeper       re-enqueues, fails or refunds what got stuck
+dead_letters  a job Pub/Sub gave up on ends its creation `failed`
+"""
+
+from shared.work.dead_letters import DeadLetterHandler
+from shared.work.jobs import JobPublisher, PubSubJobPublisher, job_from_event, topic_for
+from shared.work.progress import ThrottledProgress
+from shared.work.sweeper import Sweeper, SweepReport
+from shared.work.worker import GenerationWorker, Outcome
+
+__all__ = [
+    "DeadLetterHandler",
+    "GenerationWorker",
+    "JobPublisher",
+    "Outcome",
+    "PubSubJobPublisher",
+    "SweepReport",
+    "Sweeper",
+    "ThrottledProgress",
+    "job_from_event",
+    "topic_for",
+]

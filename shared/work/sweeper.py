@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 
 from shared.core.errors import QueueUnavailable, SuiteError
 from shared.core.log import get_logger, log_fields
@@ -35,28 +35,20 @@ class SweepReport:
     refunded: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
 class Sweeper:
-    def __init__(
-        self,
-        store: Documents,
-        settings: Settings,
-        *,
-        claims: ClaimStore,
-        refunds: Refunds,
-        publisher: JobPublisher,
-        clock: Callable[[], dt.datetime] = utcnow,
-    ) -> None:
-        self._store = store
-        self._settings = settings
-        self._claims = claims
-        self._refunds = refunds
-        self._publisher = publisher
-        self._clock = clock
+    store: Documents
+    settings: Settings
+    _: KW_ONLY
+    claims: ClaimStore
+    refunds: Refunds
+    publisher: JobPublisher
+    clock: Callable[[], dt.datetime] = utcnow
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
-        now = self._clock()
-        settle = dt.timedelta(seconds=self._settings.sweep_pending_after_seconds)
+        now = self.clock()
+        settle = dt.timedelta(seconds=self.settings.sweep_pending_after_seconds)
         for creation in self._stuck("pending", "updated_at", now - settle):
             self._each(creation, lambda found: self._requeue_or_fail(found, now, report))
         for creation in self._stuck("processing", "lease_expires_at", now):
@@ -64,7 +56,7 @@ class Sweeper:
             if isinstance(requeued_at, dt.datetime) and requeued_at > now - settle:
                 continue  # re-enqueued recently; give that message time to arrive
             self._each(creation, lambda found: self._requeue_or_fail(found, now, report))
-        refund_cutoff = now - dt.timedelta(seconds=self._settings.sweep_refund_after_seconds)
+        refund_cutoff = now - dt.timedelta(seconds=self.settings.sweep_refund_after_seconds)
         for status in sorted(REFUNDABLE_STATUSES):
             for creation in self._unrefunded(status, refund_cutoff):
                 self._each(creation, lambda found: self._refund(found, report))
@@ -79,24 +71,24 @@ class Sweeper:
         return report
 
     def _stuck(self, status: str, field_name: str, before: dt.datetime) -> list[Snapshot]:
-        return self._store.query(
+        return self.store.query(
             Query(
                 paths.CREATIONS,
                 equal=(("status", status),),
                 before=(field_name, before),
                 order=((field_name, "ASCENDING"),),
-                limit=self._settings.sweep_batch_size,
+                limit=self.settings.sweep_batch_size,
             )
         )
 
     def _unrefunded(self, status: str, before: dt.datetime) -> list[Snapshot]:
-        return self._store.query(
+        return self.store.query(
             Query(
                 paths.CREATIONS,
                 equal=(("status", status), ("refunded", False)),
                 before=("updated_at", before),
                 order=(("updated_at", "ASCENDING"),),
-                limit=self._settings.sweep_batch_size,
+                limit=self.settings.sweep_batch_size,
             )
         )
 
@@ -113,7 +105,7 @@ class Sweeper:
             )
 
     def _refund(self, creation: Snapshot, report: SweepReport) -> None:
-        if self._refunds.refund(creation.id).result == "refunded":
+        if self.refunds.refund(creation.id).result == "refunded":
             report.refunded.append(creation.id)
             logger.warning(
                 "sweeper refunded a creation the refund trigger missed",
@@ -122,8 +114,8 @@ class Sweeper:
 
     def _requeue_or_fail(self, creation: Snapshot, now: dt.datetime, report: SweepReport) -> None:
         requeues = int(creation.get("requeues", 0))
-        if requeues >= self._settings.max_generation_attempts:
-            if self._claims.fail_unfinished(
+        if requeues >= self.settings.max_generation_attempts:
+            if self.claims.fail_unfinished(
                 creation.id,
                 "not_processed",
                 "The job could not be processed in time.",
@@ -135,7 +127,7 @@ class Sweeper:
             creation_id=creation.id, user_id=creation.get("user_id"), type=creation.get("type")
         )
         try:
-            self._publisher.publish(job, topic=topic_for(job.type, self._settings))
+            self.publisher.publish(job, topic=topic_for(job.type, self.settings))
         except QueueUnavailable as exc:
             logger.warning(
                 f"sweeper could not re-enqueue: {exc.message}",
@@ -147,7 +139,7 @@ class Sweeper:
             creation, {"requeues": requeues + 1, "requeued_at": now, "updated_at": SERVER_TIME}
         )
         try:
-            self._store.commit(batch)
+            self.store.commit(batch)
         except Exception as exc:
             # The job is out; a lost bookkeeping write only delays the next re-enqueue.
             logger.info(f"requeue bookkeeping skipped: {type(exc).__name__}")

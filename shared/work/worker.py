@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -40,23 +40,17 @@ class MediaUploader(Protocol):
     ) -> list[dict[str, object]]: ...
 
 
+@dataclass(frozen=True)
 class GenerationWorker:
-    def __init__(
-        self,
-        *,
-        claims: ClaimStore,
-        provider: Provider,
-        uploader: MediaUploader,
-        settings: Settings,
-    ) -> None:
-        self._claims = claims
-        self._provider = provider
-        self._uploader = uploader
-        self._settings = settings
+    _: KW_ONLY
+    claims: ClaimStore
+    provider: Provider
+    uploader: MediaUploader
+    settings: Settings
 
     def handle(self, job: Job, *, event_id: str) -> Outcome:
         fields = {"creation_id": job.creation_id, "user_id": job.user_id, "event_id": event_id}
-        claimed = self._claims.claim(job.creation_id)
+        claimed = self.claims.claim(job.creation_id)
         if isinstance(claimed, Skip):
             logger.info(f"job skipped: {claimed.reason}", extra=log_fields(**fields))
             return Outcome("skipped", claimed.reason)
@@ -66,7 +60,7 @@ class GenerationWorker:
         try:
             media = self._make_and_store(claim)
         except PermanentError as exc:
-            self._claims.fail(claim, exc.code, exc.message)
+            self.claims.fail(claim, exc.code, exc.message)
             logger.warning(
                 f"generation failed: {exc.message}",
                 extra=log_fields(**fields, error_code=exc.code),
@@ -75,13 +69,13 @@ class GenerationWorker:
         except BaseException:
             # Transient (or unknown): hand the lease back so the redelivery can start at once.
             try:
-                self._claims.release(claim)
+                self.claims.release(claim)
             except Exception as release_error:
                 logger.warning(
                     f"could not release the claim: {release_error}", extra=log_fields(**fields)
                 )
             raise
-        if not self._claims.complete(claim, media):
+        if not self.claims.complete(claim, media):
             logger.warning(
                 "claim lost before completion; result dropped", extra=log_fields(**fields)
             )
@@ -92,28 +86,26 @@ class GenerationWorker:
     def _make_and_store(self, claim: Claim) -> list[dict[str, object]]:
         job = claim.job
         request = stored_request(job.type, claim.request)  # the one check of what was asked
-        progress = ThrottledProgress(lambda percent: self._claims.report_progress(claim, percent))
+        progress = ThrottledProgress(lambda percent: self.claims.report_progress(claim, percent))
         with tempfile.TemporaryDirectory(prefix=f"gen-{job.creation_id}-") as workdir:
             context = GenerationContext(
                 workdir=Path(workdir),
-                deadline=time.monotonic() + self._settings.generation_timeout_seconds,
+                deadline=time.monotonic() + self.settings.generation_timeout_seconds,
                 attempt=claim.attempt,
                 checkpoint=claim.checkpoint,
                 save_checkpoint=lambda values: self._save_checkpoint(claim, values),
                 report_progress=progress,
             )
-            items = self._provider.generate(job, request, context)
+            items = self.provider.generate(job, request, context)
             if not items:
                 raise EmptyResult("The model returned no media.")
-            return self._uploader.upload(job.user_id, job.creation_id, items)
+            return self.uploader.upload(job.user_id, job.creation_id, items)
 
     def _save_checkpoint(self, claim: Claim, values: dict[str, object]) -> None:
-        if not self._claims.save_checkpoint(claim, dict(values)):
+        if not self.claims.save_checkpoint(claim, dict(values)):
             # Another worker owns the creation now: stop before spending more.
             raise LostClaim(f"creation {claim.job.creation_id} is no longer ours")
 
 
-class LostClaim(PermanentError):
+class LostClaim(PermanentError, code="lost_claim"):
     """This worker's claim was taken over; stop without touching the creation."""
-
-    code = "lost_claim"

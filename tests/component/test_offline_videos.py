@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared.core.settings import Settings
-from shared.media.probe import decode_check, probe
+from shared.media.probe import probe
 from shared.media.providers import offline
 from shared.media.providers.base import (
     GeneratedMedia,
@@ -16,6 +16,7 @@ from shared.media.providers.base import (
     ProviderTransient,
 )
 from shared.media.providers.offline import OfflineProvider
+from tests.support.media import decode_check
 from tests.support.orders import context_in, generate, make, video_job
 
 

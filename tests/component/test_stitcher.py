@@ -14,7 +14,7 @@ import av
 import pytest
 
 from shared.media import ffmpeg
-from shared.media.probe import decode_check, probe
+from shared.media.probe import probe
 from shared.media.providers.offline import video_ffmpeg_args
 from shared.media.reels import (
     ClipInfo,
@@ -29,6 +29,7 @@ from shared.media.reels import (
 from shared.media.reels import stitcher as stitcher_module
 from shared.media.reels.commands import Canvas, choose_canvas, concat_list
 from shared.media.reels.mp4_rotation import video_rotation
+from tests.support.media import decode_check
 
 # Generous enough that no stitch here comes near it; the deadline tests set their own.
 DEADLINE_SECONDS = 60.0

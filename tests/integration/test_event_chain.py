@@ -19,13 +19,14 @@ from shared.core.settings import Settings, load_settings
 from shared.creations.claims import Claim, ClaimStore
 from shared.creations.requests import ImageRequest
 from shared.intake.submission import SubmissionService
-from shared.media.probe import decode_check, probe
+from shared.media.probe import probe
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import Documents
 from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
 from tests.support.contract import ContractClient
 from tests.support.events import push_body, topic_path
+from tests.support.media import decode_check
 from tests.support.paths import REPO
 
 Auth = Callable[[str], dict[str, str]]

@@ -11,7 +11,8 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.storage import Client as StorageClient
 
-from shared.media.probe import decode_check, probe
+from shared.media.probe import probe
+from tests.support.media import decode_check
 from tests.support.stack import RunningStack, start_stack
 from tools.stack.devauth import DevSigner
 from tools.stack.emulators import EmulatorSet

@@ -14,10 +14,11 @@ from google.cloud import firestore
 from google.cloud.storage import Bucket
 
 from shared.core.settings import Settings, load_settings
-from shared.media.probe import decode_check, probe
+from shared.media.probe import probe
 from shared.money.ledger import Ledger
 from tests.support.chain import deliver, doc, job_of, settle
 from tests.support.contract import ContractClient
+from tests.support.media import decode_check
 from tests.support.paths import REPO
 
 Auth = Callable[[str], dict[str, str]]

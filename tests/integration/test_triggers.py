@@ -25,12 +25,12 @@ import requests
 from google.cloud import firestore, pubsub_v1
 from google.events.cloud.firestore import DocumentEventData
 
+from shared.core.events import FIRESTORE_DOCUMENT_UPDATED
 from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from shared.store.firestore import FirestoreDocuments
 from tests.support.paths import REPO
 from tools.stack.chain import (
-    FIRESTORE_UPDATED,
     FUNCTIONS,
     FunctionSpec,
     Knobs,
@@ -135,7 +135,7 @@ def test_a_document_update_reaches_the_function_as_eventarc_delivers_it(
 ) -> None:
     # GIVEN the production trigger (updated on creations/{id}) routed to a recorder
     settings = project_settings(emulators)
-    trigger = FirestoreTrigger("creations-refund", FIRESTORE_UPDATED, "creations/{id}")
+    trigger = FirestoreTrigger("creations-refund", FIRESTORE_DOCUMENT_UPDATED, "creations/{id}")
     wiring = Wiring(triggers=(TriggerRoute(trigger, "refund"),))
     db = firestore.Client(project=settings.gcp_project)
     ref = db.collection("creations").document("c-1")
@@ -157,7 +157,7 @@ def test_a_document_update_reaches_the_function_as_eventarc_delivers_it(
     attributes = got[0]["attributes"]
     # ... in binary mode with production's attributes, `source` included
     assert attributes["specversion"] == "1.0"
-    assert attributes["type"] == FIRESTORE_UPDATED
+    assert attributes["type"] == FIRESTORE_DOCUMENT_UPDATED
     assert attributes["source"] == (
         f"//firestore.googleapis.com/projects/{settings.gcp_project}/databases/(default)"
     )

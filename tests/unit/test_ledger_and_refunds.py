@@ -203,7 +203,7 @@ def test_the_refund_handler_acts_only_on_unrefunded_failures(
     handler = RefundHandler(refunds)
 
     def change(value: dict[str, object] | None) -> DocumentChange:
-        return DocumentChange(f"creations/{creation_id}", creation_id, value, None, [])
+        return DocumentChange(f"creations/{creation_id}", creation_id, value, None)
 
     assert handler.on_creation_change(change(None), event_id="e1") == "deleted"
     progress = {"status": "processing", "progress": 40}

@@ -11,7 +11,7 @@ from PIL import Image
 from shared.core.settings import Settings
 from shared.creations.model import Job
 from shared.creations.requests import ReelRequest, StoredRequestInvalid
-from shared.media.probe import MediaProbeError, decode_check, image_size, probe
+from shared.media.probe import MediaProbeError, image_size, probe
 from shared.media.providers import offline
 from shared.media.providers.base import (
     EmptyResult,
@@ -22,6 +22,7 @@ from shared.media.providers.base import (
     SafetyBlocked,
 )
 from shared.media.providers.offline import OfflineProvider, media_size, video_ffmpeg_args
+from tests.support.media import decode_check
 from tests.support.orders import FAST, Order, context_in, generate, image_job, make, video_job
 
 # --- images --------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from google.pubsub_v1.types import (
     Subscription,
 )
 
+from shared.core.events import FIRESTORE_DOCUMENT_UPDATED
 from shared.core.settings import Settings
 from tools.stack.logfiles import json_lines
 from tools.stack.processes import (
@@ -72,7 +73,6 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 
 PUSH_SUFFIX: Final = "-push"
 REFUND_TRIGGER_ID: Final = "creations-refund"
-FIRESTORE_UPDATED: Final = "google.cloud.firestore.document.v1.updated"
 # Pub/Sub's bounds for retry backoff and for a push subscription's ack deadline (= how long it
 # waits for the endpoint's answer before redelivering).
 MAX_BACKOFF_BOUND: Final = 600.0
@@ -185,7 +185,8 @@ def default_wiring(settings: Settings) -> Wiring:
         ),
         triggers=(
             TriggerRoute(
-                FirestoreTrigger(REFUND_TRIGGER_ID, FIRESTORE_UPDATED, "creations/{id}"), "refund"
+                FirestoreTrigger(REFUND_TRIGGER_ID, FIRESTORE_DOCUMENT_UPDATED, "creations/{id}"),
+                "refund",
             ),
         ),
         schedule_topic=settings.sweep_topic,
@@ -693,13 +694,6 @@ class LocalStack:
         if scheduler is not None and not scheduler.running:
             return "the local scheduler stopped"
         return None
-
-    def sweep_now(self) -> str:
-        """Publish one scheduler tick now (tests, impatient developers); the message id."""
-        scheduler = self._started.scheduler
-        if scheduler is None:
-            raise RuntimeError("no scheduler is running in this stack")
-        return scheduler.publish_once()
 
     def url(self, name: str) -> str:
         return self._by_name[name].url

@@ -314,18 +314,9 @@ class TriggerRouter:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    @property
-    def address(self) -> str:
-        """`HOST:PORT`, the value of the emulator's `--functions_emulator` flag."""
-        return f"{self.host}:{self.port}"
-
     def route(self, project: str, trigger_id: str, target_url: str) -> None:
         with self._lock:
             self._routes[(project, trigger_id)] = target_url
-
-    def unroute(self, project: str, trigger_id: str) -> None:
-        with self._lock:
-            self._routes.pop((project, trigger_id), None)
 
     def target(self, project: str, trigger_id: str) -> str | None:
         with self._lock:

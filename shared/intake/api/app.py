@@ -24,6 +24,7 @@ from shared.core.errors import InvalidRequest, MethodNotAllowed, NotFound, Store
 from shared.core.log import get_logger, http_request_log, log_fields
 from shared.core.settings import Settings
 from shared.creations.lifecycle import STATUSES
+from shared.creations.requests import StoredRequest
 from shared.creations.store import CreationStore
 from shared.intake.actions import CreationActions
 from shared.intake.api.bodies import json_response, read_json_body, response_for_error
@@ -32,7 +33,7 @@ from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
 from shared.intake.idempotency import request_fingerprint
 from shared.intake.reels import plan_reel
 from shared.intake.requests import parse_creation_request, parse_reel_body
-from shared.intake.submission import Accepted, SubmissionService
+from shared.intake.submission import SubmissionService
 from shared.money.ledger import Ledger
 from shared.money.pricing import creation_cost
 
@@ -41,8 +42,18 @@ logger = get_logger(__name__)
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 LIST_QUERY_PARAMS = frozenset({"status", "limit", "cursor"})
 
-# A handler gets the request, the authenticated caller, the log context to add to, and the
-# route's arguments (`creation_id`).
+
+@dataclass(frozen=True)
+class Call:
+    """One request on its way through a handler: the request, its authenticated caller, and the
+    fields the access log line will carry (a handler may add the creation it made)."""
+
+    request: flask.Request
+    user: AuthenticatedUser
+    log: dict[str, Any]
+
+
+# A handler gets the call and the route's arguments (`creation_id`).
 Handler = Callable[..., flask.Response]
 
 
@@ -114,103 +125,74 @@ class SubmitApi:
         context["user_id"] = user.uid
         if "creation_id" in arguments:
             context["creation_id"] = arguments["creation_id"]
-        return self.handlers[endpoint](request, user, context, **arguments)
+        return self.handlers[endpoint](Call(request, user, context), **arguments)
 
     # --- the calls ----------------------------------------------------------------------------
 
-    def _create_creation(
-        self, request: flask.Request, user: AuthenticatedUser, context: dict[str, Any]
-    ) -> flask.Response:
-        body = read_json_body(request, self.settings.max_body_bytes)
-        key = _idempotency_key(request)
+    def _create_creation(self, call: Call) -> flask.Response:
+        body = read_json_body(call.request, self.settings.max_body_bytes)
+        key = _idempotency_key(call.request)
         wanted = parse_creation_request(body, self.settings)
+        return self._submit(call, wanted, key, ("POST /v1/creations", body))
+
+    def _create_reel(self, call: Call) -> flask.Response:
+        body = read_json_body(call.request, self.settings.max_body_bytes)
+        key = _idempotency_key(call.request)
+        reel = plan_reel(parse_reel_body(body), call.user.uid, self.creations)
+        return self._submit(call, reel, key, ("POST /v1/reels", body))
+
+    def _submit(
+        self, call: Call, wanted: StoredRequest, key: str | None, asked: tuple[str, Any]
+    ) -> flask.Response:
+        """Debit and enqueue `wanted`; a replay of `key` must repeat `asked` (operation, body)."""
         accepted = self.submissions.submit(
-            user_id=user.uid,
+            user_id=call.user.uid,
             request=wanted,
             cost=creation_cost(wanted, self.settings),
             idempotency_key=key,
-            fingerprint=request_fingerprint("POST /v1/creations", body),
+            fingerprint=request_fingerprint(*asked),
         )
-        return _accepted(accepted, context)
+        call.log["creation_id"] = accepted.creation.id
+        headers = {"Location": f"/v1/creations/{accepted.creation.id}"}
+        if accepted.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        body = {**accepted.creation.to_api(), "balance": accepted.balance}
+        return json_response(202, body, headers)
 
-    def _create_reel(
-        self, request: flask.Request, user: AuthenticatedUser, context: dict[str, Any]
-    ) -> flask.Response:
-        body = read_json_body(request, self.settings.max_body_bytes)
-        key = _idempotency_key(request)
-        reel = plan_reel(parse_reel_body(body), user.uid, self.creations)
-        accepted = self.submissions.submit(
-            user_id=user.uid,
-            request=reel,
-            cost=creation_cost(reel, self.settings),
-            idempotency_key=key,
-            fingerprint=request_fingerprint("POST /v1/reels", body),
-        )
-        return _accepted(accepted, context)
-
-    def _list_creations(
-        self, request: flask.Request, user: AuthenticatedUser, context: dict[str, Any]
-    ) -> flask.Response:
-        unknown = sorted(set(request.args) - LIST_QUERY_PARAMS)
+    def _list_creations(self, call: Call) -> flask.Response:
+        args = call.request.args
+        unknown = sorted(set(args) - LIST_QUERY_PARAMS)
         if unknown:
             raise InvalidRequest(f"{unknown[0]}: unknown query parameter")
-        status = request.args.get("status")
+        status = args.get("status")
         if status is not None and status not in STATUSES:
             raise InvalidRequest(f"status: must be one of {sorted(STATUSES)}")
         limit = _int_param(
-            request.args.get("limit"),
+            args.get("limit"),
             "limit",
             default=self.settings.list_limit_default,
             maximum=self.settings.list_limit_max,
         )
-        cursor = request.args.get("cursor") or None
+        cursor = args.get("cursor") or None
         items, next_cursor = self.creations.list_for_user(
-            user.uid, status=status, limit=limit, cursor=cursor
+            call.user.uid, status=status, limit=limit, cursor=cursor
         )
         return json_response(
             200, {"items": [item.to_api() for item in items], "next_cursor": next_cursor}
         )
 
-    def _get_creation(
-        self,
-        request: flask.Request,
-        user: AuthenticatedUser,
-        context: dict[str, Any],
-        creation_id: str,
-    ) -> flask.Response:
-        return json_response(200, self.creations.get_owned(user.uid, creation_id).to_api())
+    def _get_creation(self, call: Call, creation_id: str) -> flask.Response:
+        return json_response(200, self.creations.get_owned(call.user.uid, creation_id).to_api())
 
-    def _delete_creation(
-        self,
-        request: flask.Request,
-        user: AuthenticatedUser,
-        context: dict[str, Any],
-        creation_id: str,
-    ) -> flask.Response:
-        self.actions.delete(user.uid, creation_id)
+    def _delete_creation(self, call: Call, creation_id: str) -> flask.Response:
+        self.actions.delete(call.user.uid, creation_id)
         return flask.Response(status=204)
 
-    def _cancel_creation(
-        self,
-        request: flask.Request,
-        user: AuthenticatedUser,
-        context: dict[str, Any],
-        creation_id: str,
-    ) -> flask.Response:
-        return json_response(200, self.actions.cancel(user.uid, creation_id).to_api())
+    def _cancel_creation(self, call: Call, creation_id: str) -> flask.Response:
+        return json_response(200, self.actions.cancel(call.user.uid, creation_id).to_api())
 
-    def _get_balance(
-        self, request: flask.Request, user: AuthenticatedUser, context: dict[str, Any]
-    ) -> flask.Response:
-        return json_response(200, {"tokens": self.ledger.balance(user.uid)})
-
-
-def _accepted(accepted: Accepted, context: dict[str, Any]) -> flask.Response:
-    context["creation_id"] = accepted.creation.id
-    headers = {"Location": f"/v1/creations/{accepted.creation.id}"}
-    if accepted.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response(202, {**accepted.creation.to_api(), "balance": accepted.balance}, headers)
+    def _get_balance(self, call: Call) -> flask.Response:
+        return json_response(200, {"tokens": self.ledger.balance(call.user.uid)})
 
 
 def _idempotency_key(request: flask.Request) -> str | None:

@@ -63,31 +63,25 @@ class Provider(Protocol):
         ...
 
 
-class ProviderTransient(RetryableError):
+class ProviderTransient(RetryableError, code="provider_unavailable"):
     """Rate limited, 5xx, timeouts: the same job may succeed on redelivery."""
 
-    code = "provider_unavailable"
 
-
-class ProviderTimeout(ProviderTransient):
+class ProviderTimeout(ProviderTransient, code="provider_timeout"):
     """The job ran out of time in this attempt."""
 
-    code = "provider_timeout"
 
-
-class ProviderPermanent(PermanentError):
+class ProviderPermanent(PermanentError, code="provider_error"):
     """The job can never succeed. `code` is one of the stable codes below."""
 
-    code = "provider_error"
+
+class InvalidGenerationRequest(ProviderPermanent, code="invalid_request"):
+    """The provider does not make what was asked (a model it cannot run, a type it lacks)."""
 
 
-class InvalidGenerationRequest(ProviderPermanent):
-    code = "invalid_request"
+class SafetyBlocked(ProviderPermanent, code="safety_blocked"):
+    """The prompt or the result broke the model's safety rules."""
 
 
-class SafetyBlocked(ProviderPermanent):
-    code = "safety_blocked"
-
-
-class EmptyResult(ProviderPermanent):
-    code = "empty_result"
+class EmptyResult(ProviderPermanent, code="empty_result"):
+    """The model answered without media."""

@@ -82,6 +82,7 @@ from shared.media.providers.base import (
 )
 
 T = TypeVar("T")
+Done = Callable[[float], None]  # how much of the work is done, 0.0-1.0
 RGB = tuple[int, int, int]
 
 # (width, height) proportions of each aspect ratio the contract allows: "16:9" -> (16, 9).
@@ -159,11 +160,7 @@ class OfflineProvider:
             progress(LATENCY_PROGRESS_SHARE * step / steps)
 
     def _make_images(
-        self,
-        request: ImageRequest,
-        recipe: Recipe,
-        context: GenerationContext,
-        work_done: Callable[[float], None],
+        self, request: ImageRequest, recipe: Recipe, context: GenerationContext, done: Done
     ) -> list[GeneratedMedia]:
         size = media_size(request.aspect_ratio, self._settings.offline_image_long_side_px)
         made: list[GeneratedMedia] = []
@@ -177,15 +174,11 @@ class OfflineProvider:
             except MediaProbeError as exc:
                 raise ProviderTransient(f"the offline provider wrote a bad image: {exc}") from exc
             made.append(GeneratedMedia(path, "image/png", width, height))
-            work_done((index + 1) / request.count)
+            done((index + 1) / request.count)
         return made
 
     def _make_video(
-        self,
-        request: VideoRequest,
-        recipe: Recipe,
-        context: GenerationContext,
-        work_done: Callable[[float], None],
+        self, request: VideoRequest, recipe: Recipe, context: GenerationContext, done: Done
     ) -> list[GeneratedMedia]:
         settings = self._settings
         size = media_size(request.aspect_ratio, settings.offline_video_long_side_px)
@@ -204,7 +197,7 @@ class OfflineProvider:
             run_ffmpeg(
                 args,
                 deadline=context.deadline,
-                on_progress=lambda seconds: work_done(min(1.0, seconds / request.duration_seconds)),
+                on_progress=lambda seconds: done(min(1.0, seconds / request.duration_seconds)),
             )
             found = probe(path)
         except FfmpegTimedOut as exc:
@@ -216,7 +209,7 @@ class OfflineProvider:
             ) from exc
         except MediaProbeError as exc:
             raise ProviderTransient(f"the offline provider wrote a bad video: {exc}") from exc
-        work_done(1.0)
+        done(1.0)
         return [
             GeneratedMedia(path, "video/mp4", found.width, found.height, found.duration_seconds)
         ]

@@ -12,12 +12,12 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 from av.video.codeccontext import VideoCodecContext
 
+from shared.media.probe import stream_duration_seconds
 from shared.media.reels.errors import UnreadableClip
 from shared.media.reels.mp4_rotation import video_rotation
 
@@ -81,7 +81,7 @@ def probe_clip(path: Path) -> ClipInfo:
                 raise UnreadableClip(f"{path.name}: no video stream")
             video = container.streams.video[0]
             audio = container.streams.audio[0] if container.streams.audio else None
-            duration = _duration_seconds(video.duration, video.time_base, container.duration)
+            duration = stream_duration_seconds(video.duration, video.time_base, container.duration)
             if duration <= 0 or not video.width or not video.height:
                 # Nothing to show, or no length to pace progress or a silent track by.
                 raise UnreadableClip(f"{path.name}: the video has no size or no duration")
@@ -156,15 +156,3 @@ def _same_streams(first: ClipInfo, clip: ClipInfo) -> bool:
         and clip.audio_channels == first.audio_channels
         and clip.codec_fingerprint == first.codec_fingerprint
     )
-
-
-def _duration_seconds(
-    stream_duration: int | None, time_base: Fraction | None, container_duration: int | None
-) -> float:
-    # The video stream's own duration is what a player shows; the container's (in
-    # microseconds) may also count a longer audio track, so it is only the fallback.
-    if stream_duration is not None and time_base is not None:
-        return float(stream_duration * time_base)
-    if container_duration is not None:
-        return container_duration / av.time_base
-    return 0.0

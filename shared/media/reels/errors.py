@@ -17,19 +17,13 @@ from __future__ import annotations
 from shared.media.providers.base import ProviderPermanent
 
 
-class StitchError(ProviderPermanent):
+class StitchError(ProviderPermanent, code="stitch_failed"):
     """The clips could not be joined into a reel."""
 
-    code = "stitch_failed"
 
-
-class UnreadableClip(StitchError):
+class UnreadableClip(StitchError, code="clip_unreadable"):
     """A clip cannot be opened or probed, or has no video stream."""
 
-    code = "clip_unreadable"
 
-
-class StitchTimeout(StitchError):
+class StitchTimeout(StitchError, code="stitch_timeout"):
     """The deadline passed before the reel was written (see the module docstring)."""
-
-    code = "stitch_timeout"

@@ -31,10 +31,8 @@ DOWNLOAD_SHARE = 20
 Stitch = Callable[..., StitchResult]
 
 
-class ClipMissing(ProviderPermanent):
+class ClipMissing(ProviderPermanent, code="clip_missing"):
     """A clip's media is gone (deleted after the reel was requested)."""
-
-    code = "clip_missing"
 
 
 class ReelMaker:

@@ -27,21 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from shared.creations.progress import RisingPercent
 from shared.media.ffmpeg import FfmpegError, FfmpegTimedOut, run_ffmpeg
 from shared.media.reels.clips import ClipInfo, can_copy, probe_clip
 from shared.media.reels.commands import choose_canvas, concat_list, copy_args, reencode_args
 from shared.media.reels.errors import StitchError, StitchTimeout, UnreadableClip
-
-__all__ = [
-    "ClipInfo",
-    "StitchError",
-    "StitchResult",
-    "StitchTimeout",
-    "UnreadableClip",
-    "can_copy",
-    "probe_clip",
-    "stitch",
-]
 
 Mode = Literal["copy", "reencode"]
 
@@ -77,7 +67,7 @@ def stitch(
         if not paths:
             raise StitchError("A reel needs at least one clip.")
         clips = [probe_clip(Path(path)) for path in paths]
-        progress = _Percent(sum(clip.duration_seconds for clip in clips), on_progress)
+        progress = _share_of(sum(clip.duration_seconds for clip in clips), on_progress)
         mode: Mode = "copy" if can_copy(clips) else "reencode"
         if mode == "copy":
             _join_by_copy(clips, output, deadline, progress)
@@ -134,16 +124,7 @@ def _measure(output: Path, mode: Mode) -> StitchResult:
     )
 
 
-class _Percent:
-    """Seconds of output to whole percents of `total`: 0-99, each once, never backwards."""
-
-    def __init__(self, total_seconds: float, report: Callable[[int], None]) -> None:
-        self._total = total_seconds
-        self._report = report
-        self._last = -1
-
-    def __call__(self, seconds: float) -> None:
-        value = min(99, int(100 * seconds / self._total)) if self._total > 0 else 0
-        if value > self._last:
-            self._last = value
-            self._report(value)
+def _share_of(total_seconds: float, report: Callable[[int], None]) -> Callable[[float], None]:
+    """Seconds of output written, as rising whole percents of `total_seconds` (0-99)."""
+    percent = RisingPercent(report)
+    return lambda seconds: percent(100 * seconds / total_seconds if total_seconds > 0 else 0)

@@ -38,7 +38,6 @@ TRANSIENT_HTTP = frozenset({408, 409, 429, 499, 500, 502, 503, 504})
 TRANSIENT_RPC = frozenset({1, 4, 8, 10, 13, 14})
 # INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION: the request itself is the problem.
 INVALID_RPC = frozenset({3, 9, 11})
-RPC_FOR_HTTP = {400: 3, 401: 16, 403: 7, 404: 5}
 
 # Words Google's services use when a prompt or output breaks the usage policies; a 400 (or
 # an operation error) that says so is a safety block, not a malformed request.

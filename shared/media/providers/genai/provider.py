@@ -34,7 +34,7 @@ from shared.media.providers.genai.models import (
     runs_in,
     unsupported_models,
 )
-from shared.media.providers.genai.veo import VeoRunner
+from shared.media.providers.genai.veo import VeoRunner, resumes_operation
 
 logger = get_logger(__name__)
 
@@ -92,15 +92,16 @@ class GenaiProvider:
             raise InvalidGenerationRequest(
                 f"model: {request.model} makes {MAKES[family]}s, not {request.TYPE}s."
             )
-        if isinstance(request, VideoRequest):
-            # VeoRunner checks the mode itself: resuming a saved operation works in both.
-            return self._veo.make(job, request, context)
+        # An operation started earlier can be followed in either mode; a new call cannot.
+        resuming = isinstance(request, VideoRequest) and resumes_operation(context)
         mode = self._settings.genai_mode
-        if not runs_in(request.model, mode):
+        if not resuming and not runs_in(request.model, mode):
             raise InvalidGenerationRequest(
                 f"model: {request.model} runs only on Vertex AI; this deployment uses "
-                f"{MODE_NAMES[mode]}."
+                f"{MODE_NAMES[mode]}, where google-genai cannot call it."
             )
+        if isinstance(request, VideoRequest):
+            return self._veo.make(job, request, context)
         if family == "imagen":
             return make_imagen(self._client, self._settings, request, context)
         return make_gemini_images(self._client, self._settings, request, context)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,6 @@ from shared.media.providers.base import (
     EmptyResult,
     GeneratedMedia,
     GenerationContext,
-    InvalidGenerationRequest,
     ProviderPermanent,
     ProviderTimeout,
     ProviderTransient,
@@ -62,7 +62,6 @@ from shared.media.providers.base import (
 )
 from shared.media.providers.genai.client import call_options
 from shared.media.providers.genai.errors import brief, from_operation_error, sdk_errors
-from shared.media.providers.genai.models import MODE_NAMES, runs_in
 from shared.media.storage import media_prefix, split_gs_uri
 
 logger = get_logger(__name__)
@@ -75,39 +74,31 @@ EXPECTED_SECONDS = 90.0
 PROGRESS_START, PROGRESS_SPAN = 5, 90  # the estimate moves from 5 towards 95, never 100
 
 
+@dataclass(frozen=True)
 class VeoRunner:
-    def __init__(
-        self,
-        client: genai.Client,
-        settings: Settings,
-        storage: Callable[[], StorageClient],
-        *,
-        output_to_bucket: bool,
-        sleep: Callable[[float], None] = time.sleep,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._client = client
-        self._output_to_bucket = output_to_bucket
-        self._settings = settings
-        self._storage = storage
-        self._sleep = sleep
-        self._wall_clock = wall_clock
+    client: genai.Client
+    settings: Settings
+    storage: Callable[[], StorageClient]
+    _: KW_ONLY
+    output_to_bucket: bool
+    sleep: Callable[[float], None] = time.sleep
+    wall_clock: Callable[[], float] = time.time
 
     def make(
         self, job: Job, request: VideoRequest, context: GenerationContext
     ) -> list[GeneratedMedia]:
         fields = log_fields(creation_id=job.creation_id, user_id=job.user_id, model=request.model)
-        saved = context.checkpoint.get(OPERATION_KEY)
-        if isinstance(saved, str) and saved:
+        saved = str(context.checkpoint.get(OPERATION_KEY) or "")
+        if resumes_operation(context):
             logger.info(f"resuming Veo operation {saved}", extra=fields)
             # `name` is declared on the SDK's Operation mixin, which type checkers do not see
             # as a constructor argument; validating a dict is the same thing.
             operation = types.GenerateVideosOperation.model_validate({"name": saved})
-            started_at = _number(context.checkpoint.get(STARTED_KEY), self._wall_clock())
+            started_at = _number(context.checkpoint.get(STARTED_KEY), self.wall_clock())
             resumed = True
         else:
             operation = self._start(job, request, context)
-            started_at = self._wall_clock()
+            started_at = self.wall_clock()
             # Saved before any waiting: from here on no attempt starts a second operation.
             # (Raises LostClaim if another worker owns the creation now.)
             context.save_checkpoint({OPERATION_KEY: operation.name, STARTED_KEY: started_at})
@@ -120,16 +111,10 @@ class VeoRunner:
     def _start(
         self, job: Job, request: VideoRequest, context: GenerationContext
     ) -> types.GenerateVideosOperation:
-        mode = self._settings.genai_mode
-        if not runs_in(request.model, mode):
-            raise InvalidGenerationRequest(
-                f"model: {request.model} makes videos only through Vertex AI; this deployment "
-                f"uses {MODE_NAMES[mode]}, where google-genai cannot start Veo."
-            )
         output = None
-        if self._output_to_bucket:
+        if self.output_to_bucket:
             prefix = media_prefix(job.user_id, job.creation_id)
-            output = f"gs://{self._settings.media_bucket}/{prefix}veo/"
+            output = f"gs://{self.settings.media_bucket}/{prefix}veo/"
         config = types.GenerateVideosConfig(
             number_of_videos=1,
             duration_seconds=request.duration_seconds,
@@ -140,10 +125,10 @@ class VeoRunner:
             # Veo 3 models make a soundtrack when asked (Vertex requires the choice for some of
             # them); the offline provider's videos have sound too.
             generate_audio=True if request.model.startswith("veo-3") else None,
-            http_options=call_options(self._settings, context.seconds_left()),
+            http_options=call_options(self.settings, context.seconds_left()),
         )
         with sdk_errors(SERVICE):
-            operation = self._client.models.generate_videos(
+            operation = self.client.models.generate_videos(
                 model=request.model,
                 source=types.GenerateVideosSource(prompt=request.prompt),
                 config=config,
@@ -162,7 +147,7 @@ class VeoRunner:
     ) -> types.GenerateVideosOperation:
         """Poll until done. A resumed operation (a bare name) is checked at once; a fresh one
         was just described by the start call, so the first check waits one interval."""
-        settings = self._settings
+        settings = self.settings
         interval = settings.genai_poll_initial_seconds
         wait_first = not check_at_once
         failed_check: ProviderTransient | None = None
@@ -172,7 +157,7 @@ class VeoRunner:
             if left <= 0:
                 raise _timeout(failed_check)
             if wait_first:
-                self._sleep(min(interval, left))
+                self.sleep(min(interval, left))
                 interval = min(interval * 2, settings.genai_poll_max_seconds)
             wait_first = True
             config = types.GetOperationConfig(
@@ -180,14 +165,14 @@ class VeoRunner:
             )
             try:
                 with sdk_errors(SERVICE):
-                    operation = self._client.operations.get(operation, config=config)
+                    operation = self.client.operations.get(operation, config=config)
                 failed_check = None
             except ProviderTransient as exc:
                 failed_check = exc  # the operation runs on; check again at the next tick
         return operation
 
     def _report(self, started_at: float, context: GenerationContext) -> None:
-        elapsed = max(0.0, self._wall_clock() - started_at)
+        elapsed = max(0.0, self.wall_clock() - started_at)
         share = 1 - math.exp(-elapsed / EXPECTED_SECONDS)
         context.report_progress(int(PROGRESS_START + PROGRESS_SPAN * share))
 
@@ -226,10 +211,10 @@ class VeoRunner:
         elif video.uri:
             # Developer API: the video is a file of the Files API, fetched with our API key.
             config = types.DownloadFileConfig(
-                http_options=call_options(self._settings, context.seconds_left())
+                http_options=call_options(self.settings, context.seconds_left())
             )
             with sdk_errors(SERVICE):
-                self._client.files.download(file=video, destination=str(path), config=config)
+                self.client.files.download(file=video, destination=str(path), config=config)
         try:
             found = probe(path)
         except MediaProbeError as exc:
@@ -245,11 +230,9 @@ class VeoRunner:
 
     def _download_object(self, uri: str, path: Path, context: GenerationContext) -> None:
         bucket, name = split_gs_uri(uri)
-        timeout = min(
-            self._settings.genai_request_timeout_seconds, max(1.0, context.seconds_left())
-        )
+        timeout = min(self.settings.genai_request_timeout_seconds, max(1.0, context.seconds_left()))
         try:
-            blob = self._storage().bucket(bucket).blob(name)
+            blob = self.storage().bucket(bucket).blob(name)
             blob.download_to_filename(str(path), timeout=timeout)
         except gexc.NotFound as exc:
             path.unlink(missing_ok=True)
@@ -259,6 +242,12 @@ class VeoRunner:
             raise ProviderTransient(
                 f"Could not read Veo's video from Cloud Storage ({type(exc).__name__})."
             ) from exc
+
+
+def resumes_operation(context: GenerationContext) -> bool:
+    """Whether an earlier attempt started a Veo operation this one should follow."""
+    saved = context.checkpoint.get(OPERATION_KEY)
+    return isinstance(saved, str) and bool(saved)
 
 
 def _timeout(failed_check: ProviderTransient | None) -> ProviderTimeout:
