@@ -16,7 +16,7 @@ resource "google_firestore_database" "default" {
 }
 
 # --- composite indexes ----------------------------------------------------------------------
-# One per query the code runs, as declared in shared/indexes.py (tests/static checks both agree
+# One per query the code runs, as declared in shared/store/indexes.py (tests/static checks both agree
 # and that the code's queries are the declared ones). Firestore appends __name__ itself; it is
 # written out where the code orders by it.
 

@@ -26,7 +26,7 @@ locals {
   generation_timeout_s = 480
   lease_s              = 540
 
-  # Every function reads the same settings (shared/settings.py); env var = field name in
+  # Every function reads the same settings (shared/core/settings.py); env var = field name in
   # upper case. Fields left out keep the code's default, which is the production value
   # (tests/static/test_terraform_consistency.py lists each one and why).
   function_env = {
@@ -73,7 +73,7 @@ locals {
   }
 }
 
-# The functions refuse to start with settings the code rejects (shared/settings.py); catch the
+# The functions refuse to start with settings the code rejects (shared/core/settings.py); catch the
 # ones Terraform can see at plan time instead.
 resource "terraform_data" "function_settings" {
   input = local.function_env
@@ -97,7 +97,7 @@ resource "terraform_data" "function_settings" {
 # HTTP API. Public at the network and IAM level on purpose: its callers are browsers and apps
 # holding Firebase ID tokens, which Cloud Run IAM cannot check (it accepts only Google-signed
 # tokens of principals granted run.invoker). The code verifies the Firebase token on every
-# request (shared/auth.py: signature, issuer, audience = project, expiry) and answers 401
+# request (shared/intake/auth.py: signature, issuer, audience = project, expiry) and answers 401
 # otherwise; nothing is served without it.
 module "submit" {
   #checkov:skip=CKV_GCP_124:The public HTTP API: reachable from anywhere by design; every request must carry a valid Firebase ID token (see above).

@@ -1,4 +1,4 @@
-# Topic names are the code's defaults (shared/settings.py), also passed to every function as
+# Topic names are the code's defaults (shared/core/settings.py), also passed to every function as
 # GENERATE_TOPIC, STITCH_TOPIC, DEAD_LETTER_TOPIC and SWEEP_TOPIC. Each function's push
 # subscription is made by its module instance (functions.tf).
 

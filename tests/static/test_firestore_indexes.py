@@ -25,8 +25,8 @@ from shared.creations.model import Job
 from shared.creations.store import CreationStore, encode_cursor
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
-from shared.store.firestore import FirestoreDocuments
 from shared.store.documents import DOCUMENT_NAME, Direction
+from shared.store.firestore import FirestoreDocuments
 from shared.store.indexes import QUERIES, QueryShape, queries_needing_an_index
 from shared.work.sweeper import Sweeper
 from tests.support.terraform import REPO, TERRAFORM_DIR, Module

@@ -1,7 +1,7 @@
 """The event chain on this machine: every function in its own process, wired as in production.
 
-`LocalStack` is what `make dev` runs and what integration tests start (with free ports and,
-until the real functions exist, stand-in sources). Given emulators that are already running
+`LocalStack` is what `make dev` runs and what integration tests start (with free ports, and
+some with recorder functions in place of the real ones). Given emulators that are already running
 (the Firestore one with `--functions_emulator` pointing at `router_port`), it:
 
 - starts each function as `functions-framework --target T --source S` on its own port, with the

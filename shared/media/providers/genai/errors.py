@@ -1,6 +1,6 @@
 """From what google-genai raises (or reports inside an operation) to the suite's provider errors.
 
-What the worker does with each (shared/generation/worker.py):
+What the worker does with each (shared/work/worker.py):
     ProviderTransient (provider_unavailable), ProviderTimeout (provider_timeout)
         the claim is released and the event redelivered; after `MAX_GENERATION_ATTEMPTS`
         attempts the creation fails as `too_many_attempts` (and is refunded).
