@@ -21,7 +21,7 @@ from shared.money.refunds import RefundHandler, Refunds
 from shared.store.documents import Documents
 from shared.store.firestore import FirestoreDocuments
 from shared.work.dead_letters import DeadLetterHandler
-from shared.work.jobs import PubSubJobPublisher
+from shared.work.jobs import JobPublisher, PubSubJobPublisher
 from shared.work.sweeper import Sweeper
 from shared.work.worker import GenerationWorker
 
@@ -34,24 +34,30 @@ def refunds(store: Documents, settings: Settings) -> Refunds:
     return Refunds(store, settings, Ledger(store, settings))
 
 
+def submissions(store: Documents, settings: Settings, publisher: JobPublisher) -> SubmissionService:
+    return SubmissionService(
+        store,
+        settings,
+        ledger=Ledger(store, settings),
+        refunds=refunds(store, settings),
+        publisher=publisher,
+    )
+
+
 def build_submit_api(settings: Settings) -> SubmitApi:
     """The HTTP API on the real Firestore, Pub/Sub and Cloud Storage clients."""
     store = documents(settings)
-    ledger = Ledger(store, settings)
-    refunding = Refunds(store, settings, ledger)
     publisher = PubSubJobPublisher(publisher_client(settings), settings)
     return SubmitApi(
         settings=settings,
         verifier=FirebaseTokenVerifier(settings),
-        ledger=ledger,
+        ledger=Ledger(store, settings),
         creations=CreationStore(store),
-        submissions=SubmissionService(
-            store, settings, ledger=ledger, refunds=refunding, publisher=publisher
-        ),
+        submissions=submissions(store, settings, publisher),
         actions=CreationActions(
             store,
             settings,
-            refunds=refunding,
+            refunds=refunds(store, settings),
             media=GcsMediaStore(storage_client(settings), settings.media_bucket),
         ),
     )

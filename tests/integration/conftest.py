@@ -29,9 +29,9 @@ from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import Documents
 from shared.store.firestore import FirestoreDocuments
-from tests.support.chain import PROJECT
+from tests.support.chain import PROJECT, Chain
 from tests.support.contract import ContractClient
-from tests.support.paths import REPO, SUBMIT_SOURCE
+from tests.support.paths import REPO, SUBMIT_SOURCE, function_source
 from tools.stack.devauth import DevSigner, certs_url, load_or_create_signer
 from tools.stack.emulators import EmulatorSet, wipe_firestore
 from tools.stack.processes import free_port
@@ -149,6 +149,28 @@ def api(stack: Settings, openapi_spec: OpenAPI) -> ContractClient:
     """The `submit` function loaded by functions-framework, as production loads it."""
     app = create_app("submit", str(SUBMIT_SOURCE))
     return ContractClient(app.test_client(), openapi_spec)
+
+
+@pytest.fixture
+def load_chain(
+    api: ContractClient,
+    auth: Callable[[str], dict[str, str]],
+    ledger: Ledger,
+    db: firestore.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Chain]:
+    """`load_chain("generate", "refund", OFFLINE_IMAGE_LONG_SIDE_PX="256")`: the named functions
+    (folders under functions/) loaded by functions-framework as production loads them, with
+    `env` set first (a function reads its settings on its first event)."""
+
+    def load(*names: str, **env: str) -> Chain:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        load_settings.cache_clear()
+        apps = {name: create_app(name, str(function_source(name))).test_client() for name in names}
+        return Chain(api, auth, ledger, db, load_settings(), apps)
+
+    return load
 
 
 @pytest.fixture

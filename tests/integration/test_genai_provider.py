@@ -20,8 +20,6 @@ from typing import Any, NamedTuple
 
 import google.oauth2.credentials
 import pytest
-from flask.testing import FlaskClient
-from functions_framework import create_app
 from google.cloud import firestore
 from google.cloud.storage import Bucket
 from PIL import Image
@@ -33,10 +31,9 @@ from shared.creations.model import Job
 from shared.creations.requests import StoredRequest, stored_request
 from shared.media.ffmpeg import run_ffmpeg
 from shared.media.probe import probe
+from shared.media.providers import GeneratedMedia, GenerationContext
 from shared.media.providers.base import (
     EmptyResult,
-    GeneratedMedia,
-    GenerationContext,
     InvalidGenerationRequest,
     ProviderPermanent,
     ProviderTimeout,
@@ -49,7 +46,7 @@ from shared.media.storage import GcsMediaStore, split_gs_uri
 from shared.money.ledger import Ledger
 from shared.store.firestore import FirestoreDocuments
 from shared.work.worker import GenerationWorker
-from tests.support.chain import PROJECT, deliver, doc, job_of, kinds, settle, submit
+from tests.support.chain import PROJECT, Chain, doc, job_of, kinds, submit
 from tests.support.contract import ContractClient
 from tests.support.genai_double import (
     GenAIDouble,
@@ -59,7 +56,6 @@ from tests.support.genai_double import (
     gemini_prompt_blocked_answer,
     service_account_file,
 )
-from tests.support.paths import REPO
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -629,49 +625,31 @@ def test_rate_limited_then_redelivered_succeeds_with_one_debit(
 @pytest.fixture
 def deployed(
     use_settings: Callable[..., Settings],
+    load_chain: Callable[..., Chain],
     double: GenAIDouble,
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-) -> dict[str, FlaskClient]:
+) -> Chain:
     """generate and refund loaded by functions-framework, PROVIDER=genai, Vertex AI mode.
 
     No credentials are injected: the SDK finds a service-account key through
     GOOGLE_APPLICATION_CREDENTIALS, as production finds the function's service account, and
     trades it for a token at the double."""
     key = service_account_file(tmp_path, token_uri=f"{double.url}/token", project=PROJECT)
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     use_settings(genai_mode="vertex")
-    return {
-        target: create_app(target, str(REPO / source)).test_client()
-        for target, source in (
-            ("generate", "functions/generate/main.py"),
-            ("refund", "functions/refund/main.py"),
-        )
-    }
+    return load_chain("generate", "refund", GOOGLE_APPLICATION_CREDENTIALS=str(key))
 
 
 def test_end_to_end_video_draft_with_media_in_our_bucket(
-    deployed: dict[str, FlaskClient],
-    double: GenAIDouble,
-    api: ContractClient,
-    auth: Auth,
-    ledger: Ledger,
-    db: firestore.Client,
-    bucket: Bucket,
-    stack: Settings,
-    tmp_path: Path,
+    deployed: Chain, double: GenAIDouble, bucket: Bucket, tmp_path: Path
 ) -> None:
-    ledger.grant("alice", 10)
-    created = submit(
-        api,
-        auth,
-        "alice",
-        {"type": "video", "prompt": "a lighthouse", "duration_seconds": 4, "seed": 3},
+    deployed.ledger.grant("alice", 10)
+    created = deployed.submit(
+        "alice", {"type": "video", "prompt": "a lighthouse", "duration_seconds": 4, "seed": 3}
     )
     double.veo.polls_before_done = 1
-    assert deliver(deployed, "generate", stack.generate_topic, job_of(created)) == 200
+    assert deployed.work(created) == 200
 
-    creation = doc(db, created["id"])
+    creation = deployed.doc(created["id"])
     assert creation["status"] == "draft", creation.get("error")
     assert creation["progress"] == 100
     [item] = creation["media"]
@@ -685,29 +663,23 @@ def test_end_to_end_video_draft_with_media_in_our_bucket(
     [start] = double.calls("predictLongRunning")
     assert start.headers["Authorization"] == "Bearer double-token"
     assert start.body["parameters"]["seed"] == 3
-    assert settle(deployed, db, created["id"]) == 200
-    assert kinds(ledger, "alice") == ["debit", "grant"]
+    assert deployed.settle(created["id"]) == 200
+    assert deployed.kinds("alice") == ["debit", "grant"]
 
 
 def test_end_to_end_safety_block_fails_and_is_refunded(
-    deployed: dict[str, FlaskClient],
-    double: GenAIDouble,
-    api: ContractClient,
-    auth: Auth,
-    ledger: Ledger,
-    db: firestore.Client,
-    stack: Settings,
+    deployed: Chain, double: GenAIDouble
 ) -> None:
-    ledger.grant("alice", 10)
-    created = submit(api, auth, "alice", {"type": "image", "prompt": "something forbidden"})
+    deployed.ledger.grant("alice", 10)
+    created = deployed.submit("alice", {"type": "image", "prompt": "something forbidden"})
     double.imagen_filtered = ["This prompt may violate the usage guidelines."]
-    assert deliver(deployed, "generate", stack.generate_topic, job_of(created)) == 200  # acked
-    creation = doc(db, created["id"])
+    assert deployed.work(created) == 200  # acked
+    creation = deployed.doc(created["id"])
     assert creation["status"] == "failed"
     assert creation["error"]["code"] == "safety_blocked"
     assert "usage guidelines" in creation["error"]["message"]
     for _ in range(2):  # the trigger may fire more than once
-        assert settle(deployed, db, created["id"]) == 200
-    assert doc(db, created["id"])["refunded"] is True
-    assert ledger.balance("alice") == 10
-    assert kinds(ledger, "alice") == ["debit", "grant", "refund"]
+        assert deployed.settle(created["id"]) == 200
+    assert deployed.doc(created["id"])["refunded"] is True
+    assert deployed.ledger.balance("alice") == 10
+    assert deployed.kinds("alice") == ["debit", "grant", "refund"]

@@ -16,8 +16,8 @@ from shared.creations.model import Job
 from shared.creations.requests import ImageRequest
 from shared.intake.submission import QueueUnavailableRefunded, SubmissionService
 from shared.money.ledger import Ledger
-from shared.money.refunds import Refunds
 from shared.store.firestore import FirestoreDocuments
+from shared.wiring import submissions
 
 REQUEST = ImageRequest(prompt="x", model="imagen-4.0-generate-001", aspect_ratio="1:1", count=1)
 
@@ -54,15 +54,7 @@ def lose_next_commit_answer(db: firestore.Client) -> Iterator[Callable[[], None]
 
 
 def service(db: firestore.Client, settings: Settings, publisher: Any) -> SubmissionService:
-    documents = FirestoreDocuments(db, settings)
-    ledger = Ledger(documents, settings)
-    return SubmissionService(
-        documents,
-        settings,
-        ledger=ledger,
-        refunds=Refunds(documents, settings, ledger),
-        publisher=publisher,
-    )
+    return submissions(FirestoreDocuments(db, settings), settings, publisher)
 
 
 def claims(db: firestore.Client, settings: Settings) -> ClaimStore:

@@ -8,64 +8,46 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask.testing import FlaskClient
-from functions_framework import create_app
 from google.cloud import firestore
 from google.cloud.storage import Bucket
 
-from shared.core.settings import Settings, load_settings
 from shared.media.probe import probe
-from shared.money.ledger import Ledger
-from tests.support.chain import deliver, doc, job_of, settle
-from tests.support.contract import ContractClient
+from tests.support.chain import Chain
 from tests.support.media import decode_check
-from tests.support.paths import REPO
-
-Auth = Callable[[str], dict[str, str]]
 
 
 @pytest.fixture
-def functions(stack: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, FlaskClient]:
-    monkeypatch.setenv("OFFLINE_VIDEO_LONG_SIDE_PX", "320")
-    load_settings.cache_clear()
-    sources = {
-        "generate": "functions/generate/main.py",
-        "stitch": "functions/stitch/main.py",
-        "refund": "functions/refund/main.py",
-    }
-    return {t: create_app(t, str(REPO / s)).test_client() for t, s in sources.items()}
+def chain(load_chain: Callable[..., Chain]) -> Chain:
+    return load_chain("generate", "stitch", "refund", OFFLINE_VIDEO_LONG_SIDE_PX="320")
 
 
-def make_clip(
-    api: ContractClient,
-    auth: Auth,
-    functions: dict[str, FlaskClient],
-    stack: Settings,
-    user: str,
-    aspect_ratio: str = "16:9",
-    seconds: int = 4,
-) -> str:
-    response = api.post(
-        "/v1/creations",
-        headers=auth(user),
-        json={
+def make_clip(chain: Chain, user: str, aspect_ratio: str = "16:9", seconds: int = 4) -> str:
+    """A video draft of `user`'s, made by the real `generate`."""
+    created = chain.submit(
+        user,
+        {
             "type": "video",
             "prompt": f"clip {aspect_ratio}",
             "aspect_ratio": aspect_ratio,
             "duration_seconds": seconds,
         },
     )
-    assert response.status_code == 202
-    created = response.json or {}
-    assert deliver(functions, "generate", stack.generate_topic, job_of(created)) == 200
+    assert chain.work(created) == 200
     return str(created["id"])
 
 
-def order_reel(api: ContractClient, auth: Auth, user: str, clips: list[str]) -> dict[str, Any]:
-    response = api.post("/v1/reels", json={"clips": clips, "title": "my reel"}, headers=auth(user))
+def order_reel(chain: Chain, user: str, clips: list[str]) -> dict[str, Any]:
+    response = chain.api.post(
+        "/v1/reels", json={"clips": clips, "title": "my reel"}, headers=chain.auth(user)
+    )
     assert response.status_code == 202, response.json
     created: dict[str, Any] = response.json or {}
     return created
+
+
+def download(bucket: Bucket, item: dict[str, Any], target: Path) -> Path:
+    bucket.blob(item["uri"].removeprefix(f"gs://{bucket.name}/")).download_to_filename(target)
+    return target
 
 
 @pytest.fixture
@@ -94,33 +76,24 @@ def progress_seen(db: firestore.Client) -> Iterator[Callable[[str], list[int]]]:
 
 
 def test_matching_clips_make_a_reel_whose_duration_is_their_sum(
-    api: ContractClient,
-    auth: Auth,
-    ledger: Ledger,
-    db: firestore.Client,
-    stack: Settings,
-    functions: dict[str, FlaskClient],
-    bucket: Bucket,
-    tmp_path: Path,
-    progress_seen: Callable[[str], list[int]],
+    chain: Chain, bucket: Bucket, tmp_path: Path, progress_seen: Callable[[str], list[int]]
 ) -> None:
-    ledger.grant("alice", 50)
-    clips = [make_clip(api, auth, functions, stack, "alice") for _ in range(3)]
-    before = ledger.balance("alice")
-    reel = order_reel(api, auth, "alice", clips)
+    chain.ledger.grant("alice", 50)
+    clips = [make_clip(chain, "alice") for _ in range(3)]
+    before = chain.ledger.balance("alice")
+    reel = order_reel(chain, "alice", clips)
     assert reel["type"] == "reel"
-    assert reel["cost"] == stack.pricing.reel_tokens
+    assert reel["cost"] == chain.settings.pricing.reel_tokens
     assert reel["request"]["clips"] == clips
-    assert ledger.balance("alice") == before - reel["cost"]
+    assert chain.ledger.balance("alice") == before - reel["cost"]
     values = progress_seen(reel["id"])
-    assert deliver(functions, "stitch", stack.stitch_topic, job_of(reel)) == 200
-    creation = doc(db, reel["id"])
+    assert chain.work(reel, "stitch") == 200
+    creation = chain.doc(reel["id"])
     assert creation["status"] == "draft", creation.get("error")
     [item] = creation["media"]
-    local = tmp_path / "reel.mp4"
-    bucket.blob(item["uri"].removeprefix(f"gs://{bucket.name}/")).download_to_filename(local)
+    local = download(bucket, item, tmp_path / "reel.mp4")
     found = probe(local)
-    clip_total = sum(doc(db, c)["media"][0]["duration_seconds"] for c in clips)
+    clip_total = sum(chain.doc(c)["media"][0]["duration_seconds"] for c in clips)
     assert abs(found.duration_seconds - clip_total) < 0.3
     assert abs(item["duration_seconds"] - clip_total) < 0.3
     assert item["bytes"] == local.stat().st_size
@@ -131,26 +104,16 @@ def test_matching_clips_make_a_reel_whose_duration_is_their_sum(
 
 
 def test_mixed_aspect_ratios_are_normalised_into_one_reel(
-    api: ContractClient,
-    auth: Auth,
-    ledger: Ledger,
-    db: firestore.Client,
-    stack: Settings,
-    functions: dict[str, FlaskClient],
-    bucket: Bucket,
-    tmp_path: Path,
+    chain: Chain, bucket: Bucket, tmp_path: Path
 ) -> None:
-    ledger.grant("alice", 50)
-    clips = [
-        make_clip(api, auth, functions, stack, "alice", ratio) for ratio in ("16:9", "9:16", "1:1")
-    ]
-    reel = order_reel(api, auth, "alice", clips)
-    assert deliver(functions, "stitch", stack.stitch_topic, job_of(reel)) == 200
-    creation = doc(db, reel["id"])
+    chain.ledger.grant("alice", 50)
+    clips = [make_clip(chain, "alice", ratio) for ratio in ("16:9", "9:16", "1:1")]
+    reel = order_reel(chain, "alice", clips)
+    assert chain.work(reel, "stitch") == 200
+    creation = chain.doc(reel["id"])
     assert creation["status"] == "draft", creation.get("error")
     [item] = creation["media"]
-    local = tmp_path / "reel.mp4"
-    bucket.blob(item["uri"].removeprefix(f"gs://{bucket.name}/")).download_to_filename(local)
+    local = download(bucket, item, tmp_path / "reel.mp4")
     found = probe(local)
     assert (found.width, found.height) == (item["width"], item["height"])
     assert abs(found.duration_seconds - 12) < 0.5
@@ -158,66 +121,42 @@ def test_mixed_aspect_ratios_are_normalised_into_one_reel(
     assert decode_check(local) > 0
 
 
-def test_redelivery_makes_one_reel_and_one_debit(
-    api: ContractClient,
-    auth: Auth,
-    ledger: Ledger,
-    db: firestore.Client,
-    stack: Settings,
-    functions: dict[str, FlaskClient],
-    bucket: Bucket,
-) -> None:
-    ledger.grant("alice", 50)
-    clips = [make_clip(api, auth, functions, stack, "alice") for _ in range(2)]
-    reel = order_reel(api, auth, "alice", clips)
+def test_redelivery_makes_one_reel_and_one_debit(chain: Chain, bucket: Bucket) -> None:
+    chain.ledger.grant("alice", 50)
+    clips = [make_clip(chain, "alice") for _ in range(2)]
+    reel = order_reel(chain, "alice", clips)
     for _ in range(3):
-        assert deliver(functions, "stitch", stack.stitch_topic, job_of(reel)) == 200
-    assert doc(db, reel["id"])["attempts"] == 1
+        assert chain.work(reel, "stitch") == 200
+    assert chain.doc(reel["id"])["attempts"] == 1
     objects = list(bucket.client.list_blobs(bucket.name, prefix=f"media/alice/{reel['id']}/"))
     assert len(objects) == 1
-    assert sum(1 for e in ledger.entries("alice") if e["creation_id"] == reel["id"]) == 1
+    entries = chain.ledger.entries("alice")
+    assert sum(1 for e in entries if e["creation_id"] == reel["id"]) == 1
 
 
-def test_a_clip_deleted_before_stitching_fails_the_reel_and_refunds_it(
-    api: ContractClient,
-    auth: Auth,
-    ledger: Ledger,
-    db: firestore.Client,
-    stack: Settings,
-    functions: dict[str, FlaskClient],
-) -> None:
-    ledger.grant("alice", 50)
-    clips = [make_clip(api, auth, functions, stack, "alice") for _ in range(2)]
-    reel = order_reel(api, auth, "alice", clips)
-    assert api.delete(f"/v1/creations/{clips[1]}", headers=auth("alice")).status_code == 204
-    balance = ledger.balance("alice")
-    assert deliver(functions, "stitch", stack.stitch_topic, job_of(reel)) == 200
-    creation = doc(db, reel["id"])
+def test_a_clip_deleted_before_stitching_fails_the_reel_and_refunds_it(chain: Chain) -> None:
+    chain.ledger.grant("alice", 50)
+    clips = [make_clip(chain, "alice") for _ in range(2)]
+    reel = order_reel(chain, "alice", clips)
+    deleted = chain.api.delete(f"/v1/creations/{clips[1]}", headers=chain.auth("alice"))
+    assert deleted.status_code == 204
+    balance = chain.ledger.balance("alice")
+    assert chain.work(reel, "stitch") == 200
+    creation = chain.doc(reel["id"])
     assert creation["status"] == "failed"
     assert creation["error"]["code"] == "clip_missing"
-    assert settle(functions, db, reel["id"]) == 200
-    assert ledger.balance("alice") == balance + reel["cost"]
+    assert chain.settle(reel["id"]) == 200
+    assert chain.ledger.balance("alice") == balance + reel["cost"]
 
 
-def test_reel_requests_are_checked_clip_by_clip(
-    api: ContractClient,
-    auth: Auth,
-    ledger: Ledger,
-    stack: Settings,
-    functions: dict[str, FlaskClient],
-) -> None:
+def test_reel_requests_are_checked_clip_by_clip(chain: Chain) -> None:
+    api, auth, ledger = chain.api, chain.auth, chain.ledger
     ledger.grant("alice", 50)
     ledger.grant("bob", 50)
-    mine = make_clip(api, auth, functions, stack, "alice")
-    theirs = make_clip(api, auth, functions, stack, "bob")
-    image = (
-        api.post("/v1/creations", json={"type": "image", "prompt": "x"}, headers=auth("alice")).json
-        or {}
-    )["id"]
-    pending = (
-        api.post("/v1/creations", json={"type": "video", "prompt": "x"}, headers=auth("alice")).json
-        or {}
-    )["id"]
+    mine = make_clip(chain, "alice")
+    theirs = make_clip(chain, "bob")
+    image = chain.submit("alice", {"type": "image", "prompt": "x"})["id"]
+    pending = chain.submit("alice", {"type": "video", "prompt": "x"})["id"]
     balance = ledger.balance("alice")
     cases: list[tuple[dict[str, Any], int, str]] = [
         ({"clips": [mine, theirs]}, 404, "clips[1]"),

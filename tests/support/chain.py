@@ -1,13 +1,16 @@
-"""Driving the event functions in-process: submit, deliver jobs, settle refunds, read back."""
+"""Driving the event functions in-process, as the platform drives them: submit over the API,
+push jobs as Pub/Sub push subscriptions do, send Firestore update events, read back."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from flask.testing import FlaskClient
 from google.cloud import firestore
 
+from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from tests.support.contract import ContractClient
 from tests.support.events import firestore_update, push_body, topic_path
@@ -57,3 +60,61 @@ def settle(functions: dict[str, FlaskClient], db: firestore.Client, creation_id:
 
 def kinds(ledger: Ledger, user: str) -> list[str]:
     return sorted(e["kind"] for e in ledger.entries(user))
+
+
+@dataclass
+class Chain:
+    """The API and some event functions (functions-framework apps), on the emulators."""
+
+    api: ContractClient
+    auth: Auth
+    ledger: Ledger
+    db: firestore.Client
+    settings: Settings
+    functions: dict[str, FlaskClient]
+
+    def submit(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /v1/creations`; the `202` answer."""
+        return submit(self.api, self.auth, user, body)
+
+    def topic_of(self, function: str) -> str:
+        topics = {
+            "generate": self.settings.generate_topic,
+            "stitch": self.settings.stitch_topic,
+            "dead_letter": self.settings.dead_letter_topic,
+            "sweep": self.settings.sweep_topic,
+        }
+        return topics[function]
+
+    def deliver(
+        self,
+        function: str,
+        payload: dict[str, Any],
+        *,
+        message_id: str | None = None,
+        attributes: dict[str, str] | None = None,
+    ) -> int:
+        """Push `payload` to `function` from its topic's push subscription; the status."""
+        return deliver(
+            self.functions,
+            function,
+            self.topic_of(function),
+            payload,
+            message_id=message_id,
+            attributes=attributes,
+        )
+
+    def work(self, created: dict[str, Any], function: str = "generate", **kwargs: Any) -> int:
+        """Deliver the job of the creation `created` (a `202` answer) to its worker."""
+        return self.deliver(function, job_of(created), **kwargs)
+
+    def doc(self, creation_id: str) -> dict[str, Any]:
+        return doc(self.db, creation_id)
+
+    def settle(self, creation_id: str) -> int:
+        """The update event of the creation's last write, to `refund`; the status."""
+        return settle(self.functions, self.db, creation_id)
+
+    def kinds(self, user: str) -> list[str]:
+        """The kinds of the user's ledger entries, sorted."""
+        return kinds(self.ledger, user)

@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from shared.core.errors import QueueUnavailable
+from shared.core.settings import Settings
 from shared.creations.model import Creation, Job
 from shared.creations.requests import StoredRequest
 from shared.media.providers.base import GeneratedMedia, GenerationContext
+
+# Settings for the fast tests of the money and claim logic: few rounds before `busy`.
+SETTINGS = Settings(store_max_attempts=5)
 
 
 class RecordingPublisher:

@@ -31,10 +31,7 @@ def new_creation(
 
 
 def move(
-    documents: Documents,
-    creation_id: str,
-    to: Status,
-    fields: dict[str, Any] | None = None,
+    documents: Documents, creation_id: str, to: Status, fields: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Move a creation on, as a worker would, through the state machine itself; the document
     after. Raises `InvalidTransition` for a move the contract forbids."""

@@ -10,6 +10,11 @@ from typing import Any
 
 import pytest
 
+from shared.money.ledger import Ledger
+from shared.money.refunds import Refunds
+from tests.support.fakes import SETTINGS
+from tests.support.memory_store import MemoryDocuments
+
 
 @pytest.fixture(autouse=True)
 def no_network_and_no_processes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -24,3 +29,18 @@ def no_network_and_no_processes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     monkeypatch.setattr(socket, "create_connection", refuse_network)
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse_process)
     yield
+
+
+@pytest.fixture
+def store() -> MemoryDocuments:
+    return MemoryDocuments()
+
+
+@pytest.fixture
+def ledger(store: MemoryDocuments) -> Ledger:
+    return Ledger(store, SETTINGS)
+
+
+@pytest.fixture
+def refunds(store: MemoryDocuments, ledger: Ledger) -> Refunds:
+    return Refunds(store, SETTINGS, ledger)

@@ -7,30 +7,13 @@ import pytest
 
 from shared.core.errors import InsufficientTokens, InvalidRequest, StoreBusy
 from shared.core.events import DocumentChange
-from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from shared.money.refunds import NOT_QUEUED, RefundHandler, Refunds
 from shared.store import paths
 from shared.store.documents import Batch
+from tests.support.fakes import SETTINGS
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import move, new_creation, update
-
-SETTINGS = Settings(store_max_attempts=5)
-
-
-@pytest.fixture
-def store() -> MemoryDocuments:
-    return MemoryDocuments()
-
-
-@pytest.fixture
-def ledger(store: MemoryDocuments) -> Ledger:
-    return Ledger(store, SETTINGS)
-
-
-@pytest.fixture
-def refunds(store: MemoryDocuments, ledger: Ledger) -> Refunds:
-    return Refunds(store, SETTINGS, ledger)
 
 
 def assert_balanced(ledger: Ledger, user: str) -> None:

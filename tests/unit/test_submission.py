@@ -8,42 +8,23 @@ import datetime as dt
 
 import pytest
 
-from shared.core.errors import Conflict, InsufficientTokens, StoreBusy
-from shared.core.settings import Settings
+from shared.core.errors import Conflict, InsufficientTokens, QueueUnavailable, StoreBusy
 from shared.creations.claims import ClaimStore
 from shared.creations.model import Creation, Job
 from shared.creations.requests import ReelRequest
 from shared.intake.idempotency import EXPIRES_AT
 from shared.intake.submission import Accepted, QueueUnavailableRefunded, SubmissionService
 from shared.money.ledger import Ledger
-from shared.money.refunds import Refunds
 from shared.store import paths
-from tests.support.fakes import RecordingPublisher
+from shared.wiring import submissions
+from shared.work.jobs import JobPublisher
+from tests.support.fakes import SETTINGS, RecordingPublisher
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import IMAGE, update
 
-SETTINGS = Settings(store_max_attempts=5)
 
-
-@pytest.fixture
-def store() -> MemoryDocuments:
-    return MemoryDocuments()
-
-
-@pytest.fixture
-def ledger(store: MemoryDocuments) -> Ledger:
-    return Ledger(store, SETTINGS)
-
-
-def service(store: MemoryDocuments, publisher: object) -> SubmissionService:
-    ledger = Ledger(store, SETTINGS)
-    return SubmissionService(
-        store,
-        SETTINGS,
-        ledger=ledger,
-        refunds=Refunds(store, SETTINGS, ledger),
-        publisher=publisher,  # type: ignore[arg-type]
-    )
+def service(store: MemoryDocuments, publisher: JobPublisher) -> SubmissionService:
+    return submissions(store, SETTINGS, publisher)
 
 
 def submit(svc: SubmissionService, key: str | None = None, fingerprint: str = "f") -> Accepted:
@@ -181,7 +162,7 @@ def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
     class LatePublisher:
         def publish(self, job: Job, *, topic: str) -> str:
             ClaimStore(store, SETTINGS).claim(job.creation_id)  # a worker got it
-            raise QueueUnavailableRefunded("timed out", refunded=False, creation_id="x")
+            raise QueueUnavailable("publish timed out")
 
     accepted = submit(service(store, LatePublisher()))
     assert accepted.creation.status == "processing"

@@ -23,6 +23,7 @@ Pub/Sub's retry backoff (maximum 10 s locally).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -106,13 +107,11 @@ class Ports:
 
     def functions(self) -> dict[str, int]:
         """The function ports, keyed by function name (`tools.stack.chain.FUNCTIONS`)."""
+        others = {"firestore", "pubsub", "gcs", "router"}
         return {
-            "submit": self.submit,
-            "generate": self.generate,
-            "refund": self.refund,
-            "dead_letter": self.dead_letter,
-            "sweep": self.sweep,
-            "stitch": self.stitch,
+            field.name: getattr(self, field.name)
+            for field in dataclasses.fields(self)
+            if field.name not in others
         }
 
     def all(self) -> dict[str, int]:

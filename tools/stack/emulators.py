@@ -21,7 +21,6 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from types import TracebackType
 from typing import Final, Literal, Self
 
 from tools.stack.processes import (
@@ -309,12 +308,7 @@ class EmulatorSet:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_exc_info: object) -> None:
         self.stop()
 
 
