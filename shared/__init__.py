@@ -9,6 +9,7 @@
     media      media storage, probing, ffmpeg, the providers (offline, google-genai), Reel Maker
     wiring     builds each function's collaborators from its settings
 
-Each package's `__init__` names its public API; the functions' entry points
-(`functions/<name>/main.py`) only call `shared.wiring` and `shared.core`.
+Each package's `__init__` names its public API. The functions' entry points
+(`functions/<name>/main.py`) decode their event (`shared.core.events`, `shared.work.jobs`),
+build their collaborators once (`shared.wiring`) and make one call.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from shared.core.clients import firestore_client, publisher_client, storage_client
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
-from shared.creations.store import CreationStore
+from shared.creations.reading import CreationReader
 from shared.intake.actions import CreationActions
 from shared.intake.api.app import SubmitApi
 from shared.intake.auth import FirebaseTokenVerifier
@@ -52,7 +52,7 @@ def build_submit_api(settings: Settings) -> SubmitApi:
         settings=settings,
         verifier=FirebaseTokenVerifier(settings),
         ledger=Ledger(store, settings),
-        creations=CreationStore(store),
+        creations=CreationReader(store),
         submissions=submissions(store, settings, publisher),
         actions=CreationActions(
             store,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+# Its own, not tools.stack's: `make build` runs on an infra machine's python3, without the venv.
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 MANIFEST: Final = "manifest.json"
 HASH_LENGTH: Final = 16  # hex digits of the SHA-256 kept in names (64 bits)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.core.events import document_change, event_handler
+from shared.core.events import document_change
+from shared.core.handling import event_handler
 from shared.core.runtime import per_process
 from shared.wiring import build_refund_handler
 

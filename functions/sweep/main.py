@@ -5,7 +5,8 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.core.events import event_handler, pubsub_message
+from shared.core.events import pubsub_message
+from shared.core.handling import event_handler
 from shared.core.runtime import per_process
 from shared.wiring import build_sweeper
 

@@ -28,7 +28,14 @@ from shared.core.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from shared.core.events import DocumentChange, MalformedEvent, document_change, event_handler
+from shared.core.events import (
+    DocumentChange,
+    MalformedEvent,
+    PubSubMessage,
+    document_change,
+    pubsub_message,
+)
+from shared.core.handling import event_handler
 from shared.core.log import get_logger, log_fields, setup_logging
 from shared.core.runtime import per_process
 from shared.core.settings import Pricing, Settings, load_settings
@@ -48,6 +55,7 @@ __all__ = [
     "PayloadTooLarge",
     "PermanentError",
     "Pricing",
+    "PubSubMessage",
     "QueueUnavailable",
     "RetryableError",
     "Settings",
@@ -62,5 +70,6 @@ __all__ = [
     "load_settings",
     "log_fields",
     "per_process",
+    "pubsub_message",
     "setup_logging",
 ]

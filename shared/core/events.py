@@ -1,31 +1,22 @@
-"""Decoding the events that drive the functions, and the policy for errors while handling them.
+"""Decoding the events that drive the functions.
 
 Pub/Sub push (through functions-framework): a `google.cloud.pubsub.topic.v1.messagePublished`
 CloudEvent whose data is `{"message": {"data": base64, "attributes": ..., "messageId": ...}}`.
 Firestore (Eventarc): `google.cloud.firestore.document.v1.*` in binary mode, the data a
-protobuf `DocumentEventData`.
-
-Retry policy, in one place: a handler that returns normally acks the event; one that raises
-gets it redelivered (functions-framework answers 500). So permanent problems are logged and
-swallowed, transient ones are re-raised.
+protobuf `DocumentEventData`. An event that cannot be what it claims is `MalformedEvent`
+(permanent: acked and logged, see `shared.core.handling`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from cloudevents.http import CloudEvent
 
-from shared.core.calls import TRANSIENT_ERRORS
-from shared.core.errors import PermanentError, RetryableError
-from shared.core.log import get_logger, log_fields
-
-logger = get_logger(__name__)
+from shared.core.errors import PermanentError
 
 PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 FIRESTORE_DOCUMENT_UPDATED = "google.cloud.firestore.document.v1.updated"
@@ -114,34 +105,3 @@ def _value(value: Any) -> Any:
     if kind == "timestamp_value":
         return value.timestamp_value
     return getattr(value, kind) if kind else None
-
-
-F = TypeVar("F", bound=Callable[[CloudEvent], None])
-
-
-def event_handler(function: F) -> F:
-    """Apply the retry policy: permanent errors ack, transient ones redeliver."""
-
-    @functools.wraps(function)
-    def wrapper(event: CloudEvent) -> None:
-        fields = {"event_id": event["id"], "event_type": event["type"]}
-        try:
-            function(event)
-        except PermanentError as exc:
-            logger.error(
-                f"event dropped: {exc.message}",
-                extra=log_fields(**fields, error_code=exc.code),
-            )
-        except (RetryableError, *TRANSIENT_ERRORS) as exc:
-            logger.warning(
-                f"event will be retried: {exc}",
-                extra=log_fields(**fields, error=type(exc).__name__),
-            )
-            raise
-        except Exception:
-            logger.exception(
-                "event failed unexpectedly; it will be retried", extra=log_fields(**fields)
-            )
-            raise
-
-    return wrapper  # type: ignore[return-value]

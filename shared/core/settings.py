@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     max_body_bytes: PositiveInt = 64 * 1024
     list_limit_default: PositiveInt = 20
     list_limit_max: PositiveInt = 100
-    idempotency_ttl_hours: PositiveInt = 48
+    # docs/contract.md promises 48 hours; a deployment may keep keys longer, never under a day.
+    idempotency_ttl_hours: int = Field(default=48, ge=24)
     store_timeout_seconds: float = Field(default=10.0, gt=0)
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
     # Rounds of read-decide-commit a guarded write gets while other writers keep winning (the
@@ -76,7 +77,11 @@ class Settings(BaseSettings):
 
     # Work after submit: leases, attempts and deadlines (seconds).
     max_delivery_attempts: int = Field(default=5, ge=5, le=100)  # Pub/Sub's allowed range
+    # How often a creation may be taken up (claimed) in all, redeliveries and re-enqueues
+    # together, before it fails as `too_many_attempts`.
     max_generation_attempts: PositiveInt = 5
+    # How often the sweeper re-enqueues a stuck creation before it fails it (`not_processed`).
+    sweep_max_requeues: PositiveInt = 5
     generation_timeout_seconds: float = Field(default=480.0, gt=0)  # under GCF's 540 s
     lease_seconds: float = Field(default=540.0, gt=0)  # a claim outlives one function run
     sweep_pending_after_seconds: float = Field(default=120.0, gt=0)

@@ -18,7 +18,8 @@ from shared.creations.lifecycle import (
     stage_move,
     stage_new,
 )
-from shared.creations.model import Creation, CreationType, Job, Status
+from shared.creations.model import Creation, CreationType, Job, Status, new_creation_id
+from shared.creations.reading import CreationReader
 from shared.creations.requests import (
     ImageRequest,
     MediaRequest,
@@ -29,7 +30,6 @@ from shared.creations.requests import (
     document_of,
     stored_request,
 )
-from shared.creations.store import CreationStore, new_creation_id, stage_create
 
 __all__ = [
     "FINAL_STATUSES",
@@ -39,7 +39,7 @@ __all__ = [
     "Claim",
     "ClaimStore",
     "Creation",
-    "CreationStore",
+    "CreationReader",
     "CreationType",
     "ImageRequest",
     "Job",
@@ -53,7 +53,6 @@ __all__ = [
     "can_move",
     "document_of",
     "new_creation_id",
-    "stage_create",
     "stage_move",
     "stage_new",
     "stored_request",

@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from shared.core.errors import NotFound
 from shared.core.settings import Settings
@@ -25,7 +25,6 @@ from shared.store import paths
 from shared.store.documents import SERVER_TIME, Batch, Documents, Snapshot
 from shared.store.optimistic import run_optimistic
 
-T = TypeVar("T")
 SkipReason = Literal["missing", "final", "leased", "exhausted"]
 
 
@@ -105,7 +104,7 @@ class ClaimStore:
                 lifecycle.stage_move(batch, creation, "processing", hold)
             return _claim_of(self.store.commit(batch)[path], owner)
 
-        return self._settled(attempt, "claim")
+        return run_optimistic(attempt, self.settings, "claim")
 
     def report_progress(self, claim: Claim, percent: int) -> bool:
         """Raise `progress` to `percent` (never lower it: an earlier attempt may have gone
@@ -178,7 +177,7 @@ class ClaimStore:
             self.store.commit(batch)
             return True
 
-        return self._settled(attempt, "fail")
+        return run_optimistic(attempt, self.settings, "fail")
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -200,19 +199,12 @@ class ClaimStore:
                 self.store.commit(batch)
             return True
 
-        return self._settled(attempt, "update")
-
-    def _settled(self, attempt: Callable[[], T], what: str) -> T:
-        return run_optimistic(attempt, max_attempts=self.settings.store_max_attempts, what=what)
+        return run_optimistic(attempt, self.settings, "update")
 
 
 def _claim_of(creation: Snapshot, owner: str) -> Claim:
     return Claim(
-        job=Job(
-            creation_id=creation.id,
-            user_id=creation.get("user_id"),
-            type=creation.get("type"),
-        ),
+        job=Job.of(creation),
         owner=owner,
         attempt=int(creation.get("attempts", 1)),
         request=dict(creation.get("request") or {}),

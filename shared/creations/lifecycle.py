@@ -4,7 +4,8 @@
        │             │
        └─────────────┴──► failed      (and, from pending only: canceled)
 
-`stage_new` writes a creation's first status and `stage_move` every later one; nothing else in
+`stage_new` writes a creation's first status (with the rest of its first document) and
+`stage_move` every later one; nothing else in
 the suite writes `status` (tests/static/test_status_writes.py holds every module to that).
 `stage_move` refuses a move the table does not allow, guards the write with the update time of
 the snapshot the decision was made on (a move decided on stale data never lands: the commit
@@ -20,6 +21,8 @@ from typing import Any, Final, get_args
 
 from shared.core.errors import InvalidTransition
 from shared.creations.model import Status
+from shared.creations.requests import StoredRequest, document_of
+from shared.store import paths
 from shared.store.documents import SERVER_TIME, Batch, Snapshot
 
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
@@ -44,13 +47,17 @@ def can_move(current: str, wanted: str) -> bool:
     return wanted in TRANSITIONS.get(current, frozenset())
 
 
-def stage_new(batch: Batch, path: str, fields: Mapping[str, Any]) -> None:
-    """Add a new creation at `path`, `pending`, to `batch` (a create: it never overwrites)."""
-    _refuse_status_in(fields)
+def stage_new(
+    batch: Batch, *, creation_id: str, user_id: str, request: StoredRequest, cost: int
+) -> None:
+    """Add the new creation, `pending`, to `batch` (a create: it never overwrites)."""
     batch.create(
-        path,
+        paths.creation(creation_id),
         {
-            **fields,
+            "user_id": user_id,
+            "type": request.TYPE,
+            "request": document_of(request),
+            "cost": cost,
             "status": INITIAL_STATUS,
             "progress": 0,
             "media": [],
@@ -61,6 +68,7 @@ def stage_new(batch: Batch, path: str, fields: Mapping[str, Any]) -> None:
             "updated_at": SERVER_TIME,
             "completed_at": None,
         },
+        moves_status=True,
     )
 
 
@@ -85,7 +93,7 @@ def stage_move(
     if current == "processing":
         updates.update(dict.fromkeys(LEASE_FIELDS))
     updates.update(fields or {})
-    batch.update(creation, updates)
+    batch.update(creation, updates, moves_status=True)
     return updates
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +19,10 @@ CREATION_ID_PATTERN: Final = r"[A-Za-z0-9_-]{1,128}"
 CREATION_ID: Final = re.compile(CREATION_ID_PATTERN)
 
 
+def new_creation_id() -> str:
+    return uuid.uuid4().hex
+
+
 class Job(BaseModel):
     """Which creation to work on: the body of a job message, and what a claim is for."""
 
@@ -25,7 +30,14 @@ class Job(BaseModel):
 
     creation_id: str
     user_id: str
-    type: str
+    type: CreationType
+
+    @classmethod
+    def of(cls, creation: Snapshot) -> Job:
+        """The job of a `creations/{id}` document (pydantic's ValidationError if it is odd)."""
+        return cls(
+            creation_id=creation.id, user_id=creation.get("user_id"), type=creation.get("type")
+        )
 
 
 class Creation(BaseModel):

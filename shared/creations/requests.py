@@ -1,6 +1,6 @@
 """What a creation was asked to make: one typed, normalised request per creation type.
 
-`submit` builds one of these from the HTTP body (`shared.intake.requests`), stores it on the
+`submit` builds one of these from the HTTP body (`shared.intake.parsing`), stores it on the
 creation as its `request` map (`document_of`), and the worker reads it back with
 `stored_request` and hands it to the provider. The rules here are the contract's, so a stored
 request that breaks them (an old version's, a hand edit) fails the creation with
@@ -18,7 +18,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
 )
 
 from shared.core.errors import PermanentError
@@ -52,6 +51,24 @@ ClipIds = Annotated[
 ]
 
 
+def trimmed_prompt(value: str) -> str:
+    trimmed = value.strip()
+    if not trimmed:
+        raise ValueError("must not be empty")
+    if len(trimmed) > MAX_PROMPT_CHARS:
+        raise ValueError(f"must be at most {MAX_PROMPT_CHARS} characters")
+    return trimmed
+
+
+# The rules of the fields a body and a stored request share (`shared.intake.parsing`).
+Prompt = Annotated[str, AfterValidator(trimmed_prompt)]  # trimmed, then 1-2000 characters
+NegativePrompt = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+ModelName = Annotated[str, Field(min_length=1, max_length=200)]
+Seed = Annotated[int, Field(ge=0, le=SEED_LIMIT - 1)]
+ImageCount = Annotated[int, Field(ge=1, le=MAX_IMAGES)]
+VideoSeconds = Annotated[int, Field(ge=MIN_VIDEO_SECONDS, le=MAX_VIDEO_SECONDS)]
+
+
 class StoredRequestInvalid(PermanentError, code="invalid_request"):
     """The creation's stored request breaks the rules; the message names the field."""
 
@@ -64,29 +81,24 @@ class _Stored(BaseModel):
 
 
 class _Prompted(_Stored):
-    prompt: str
-    model: str = Field(min_length=1, max_length=200)
-    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    seed: int | None = Field(default=None, ge=0, lt=SEED_LIMIT)
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_is_trimmed_and_bounded(cls, value: str) -> str:
-        return trimmed_prompt(value)
+    prompt: Prompt
+    model: ModelName
+    negative_prompt: NegativePrompt | None = None
+    seed: Seed | None = None
 
 
 class ImageRequest(_Prompted):
     TYPE: ClassVar[CreationType] = "image"
 
     aspect_ratio: ImageAspectRatio
-    count: int = Field(ge=1, le=MAX_IMAGES)
+    count: ImageCount
 
 
 class VideoRequest(_Prompted):
     TYPE: ClassVar[CreationType] = "video"
 
     aspect_ratio: VideoAspectRatio
-    duration_seconds: int = Field(ge=MIN_VIDEO_SECONDS, le=MAX_VIDEO_SECONDS)
+    duration_seconds: VideoSeconds
 
 
 class ReelRequest(_Stored):
@@ -106,15 +118,6 @@ StoredRequest = ImageRequest | VideoRequest | ReelRequest
 _BY_TYPE: Final[dict[str, type[StoredRequest]]] = {
     model.TYPE: model for model in (ImageRequest, VideoRequest, ReelRequest)
 }
-
-
-def trimmed_prompt(value: str) -> str:
-    trimmed = value.strip()
-    if not trimmed:
-        raise ValueError("must not be empty")
-    if len(trimmed) > MAX_PROMPT_CHARS:
-        raise ValueError(f"must be at most {MAX_PROMPT_CHARS} characters")
-    return trimmed
 
 
 def stored_request(creation_type: str, data: Any) -> StoredRequest:

@@ -12,8 +12,8 @@ api/         the HTTP API: routes, bodies and answers, one handler per call
 from shared.intake.actions import CreationActions
 from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
 from shared.intake.idempotency import request_fingerprint
+from shared.intake.parsing import parse_creation_request, parse_reel_body
 from shared.intake.reels import plan_reel
-from shared.intake.requests import parse_creation_request, parse_reel_body
 from shared.intake.submission import Accepted, QueueUnavailableRefunded, SubmissionService
 
 __all__ = [

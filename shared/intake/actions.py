@@ -6,16 +6,14 @@ and writes once (delete writes twice when it must refund first). A lost race rea
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
-from typing import TypeVar
 
 from shared.core.errors import Conflict, InvalidTransition
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations import lifecycle
 from shared.creations.model import Creation
-from shared.creations.store import owned
+from shared.creations.reading import owned
 from shared.media.storage import MediaStore
 from shared.money.refunds import CANCEL, Refunds
 from shared.store import paths
@@ -23,7 +21,6 @@ from shared.store.documents import Batch, Documents, Snapshot
 from shared.store.optimistic import run_optimistic
 
 logger = get_logger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,10 +37,19 @@ class CreationActions:
         Raises `NotFound` (not the caller's) or `Conflict` (not pending).
         """
 
+        tried = False  # whether a round of this call has sent its commit
+
         def attempt() -> Creation:
+            nonlocal tried
             creation, user, entry = self._read(user_id, creation_id)
-            if owned(creation, user_id).status == "canceled":
+            found = owned(creation, user_id)
+            if found.status == "canceled":
+                if tried and found.refunded:
+                    # An earlier round's commit landed although its answer was lost (the
+                    # client library's resend then ran into it): this cancel is done.
+                    return found
                 raise Conflict("the creation is already canceled")
+            tried = True
             try:
                 outcome = self.refunds.refund_read(creation, user, entry, move=CANCEL)
             except InvalidTransition as exc:
@@ -52,7 +58,7 @@ class CreationActions:
                 ) from None
             return Creation.of(outcome.creation or creation)
 
-        return self._settled(attempt, "cancel")
+        return run_optimistic(attempt, self.settings, "cancel")
 
     def delete(self, user_id: str, creation_id: str) -> None:
         """Delete a finished creation of the caller's: its media, then its document.
@@ -61,8 +67,13 @@ class CreationActions:
         depend on a document that is about to go. Raises `NotFound` or `Conflict` (unfinished).
         """
 
+        tried = False  # whether a round of this call has sent the document's delete
+
         def attempt() -> None:
+            nonlocal tried
             creation, user, entry = self._read(user_id, creation_id)
+            if tried and not creation.exists:
+                return  # an earlier round's delete landed although its answer was lost
             found = owned(creation, user_id)
             if found.status not in lifecycle.FINAL_STATUSES:
                 raise Conflict(f"the creation is {found.status}; it can be deleted once finished")
@@ -71,13 +82,14 @@ class CreationActions:
             deleted = self.media.delete_media(found)
             batch = Batch()
             batch.delete(creation)
+            tried = True
             self.store.commit(batch)
             logger.info(
                 "creation deleted",
                 extra=log_fields(user_id=user_id, creation_id=creation_id, objects_deleted=deleted),
             )
 
-        self._settled(attempt, "delete")
+        run_optimistic(attempt, self.settings, "delete")
 
     def _read(self, user_id: str, creation_id: str) -> list[Snapshot]:
         return self.store.read(
@@ -85,6 +97,3 @@ class CreationActions:
             paths.user(user_id),
             paths.refund_entry(user_id, creation_id),
         )
-
-    def _settled(self, attempt: Callable[[], T], what: str) -> T:
-        return run_optimistic(attempt, max_attempts=self.settings.store_max_attempts, what=what)

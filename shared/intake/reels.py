@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from shared.core.errors import InvalidRequest, NotFound
+from shared.creations.reading import CreationReader
 from shared.creations.requests import ReelRequest
-from shared.creations.store import CreationStore
-from shared.intake.requests import ReelBody
+from shared.intake.parsing import ReelBody
 
 
-def plan_reel(body: ReelBody, user_id: str, creations: CreationStore) -> ReelRequest:
+def plan_reel(body: ReelBody, user_id: str, creations: CreationReader) -> ReelRequest:
     """Each clip must be the caller's own `video` in `draft` (read together, once).
 
     Raises `NotFound` (another user's clip, or none) or `InvalidRequest` (not a video draft),

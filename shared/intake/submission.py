@@ -15,13 +15,14 @@ from dataclasses import KW_ONLY, dataclass
 from shared.core.errors import Conflict, QueueUnavailable, StoreBusy
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
-from shared.creations.model import Creation
+from shared.creations.lifecycle import stage_new
+from shared.creations.model import Creation, new_creation_id
 from shared.creations.requests import StoredRequest
-from shared.creations.store import new_creation_id, stage_create
 from shared.intake import idempotency
 from shared.intake.idempotency import KeyUse
 from shared.money.ledger import Ledger, balance_of
-from shared.money.refunds import NOT_QUEUED, Refunds
+from shared.money.pricing import creation_cost
+from shared.money.refunds import NOT_QUEUED, QUEUE_UNAVAILABLE, Refunds
 from shared.store import paths
 from shared.store.documents import Batch, Documents, Snapshot
 from shared.store.optimistic import run_optimistic
@@ -60,10 +61,12 @@ class SubmissionService:
         *,
         user_id: str,
         request: StoredRequest,
-        cost: int,
         idempotency_key: str | None,
         fingerprint: str,
     ) -> Accepted:
+        """Debit what `request` costs and queue its job; `fingerprint` is what a replay of
+        `idempotency_key` must repeat."""
+        cost = creation_cost(request, self.settings)
         creation_id = new_creation_id()
         creation_path = paths.creation(creation_id)
         debit_path = paths.debit_entry(user_id, creation_id)
@@ -84,9 +87,7 @@ class SubmissionService:
                 if made is not None:
                     return self._replay(made, user)
             balance = self.ledger.stage_debit(batch, user, cost=cost, creation_id=creation_id)
-            stage_create(
-                batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost
-            )
+            stage_new(batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost)
             try:
                 written = self.store.commit(batch)
             except StoreBusy:
@@ -98,15 +99,36 @@ class SubmissionService:
                 return _accepted_as_stored(creation, debit)
             return Accepted(Creation.of(written[creation_path]), balance, replayed=False)
 
-        accepted = run_optimistic(
-            attempt, max_attempts=self.settings.store_max_attempts, what="submit"
-        )
+        accepted = run_optimistic(attempt, self.settings, "submit")
         fields = log_fields(user_id=user_id, creation_id=accepted.creation.id)
         if accepted.replayed:
             logger.info("idempotent replay", extra=fields)
             return accepted
         logger.info("creation accepted", extra=log_fields(cost=cost, type=request.TYPE, **fields))
         return self._enqueue(accepted, key_path)
+
+    def _fail_unqueued(self, creation_id: str) -> Creation | None:
+        """Fail and refund a creation whose job could not be queued; the creation as it now is
+        (None when that cannot be known: the store stopped answering)."""
+        try:
+            outcome = self.refunds.refund(creation_id, move=NOT_QUEUED)
+            if outcome.creation is not None:
+                return Creation.of(outcome.creation)
+        except Exception:
+            # The refund's answer may be what was lost, not the refund: look before saying.
+            logger.exception(
+                "refund after a failed enqueue did not answer; reading what landed",
+                extra=log_fields(creation_id=creation_id),
+            )
+        try:
+            (creation,) = self.store.read(paths.creation(creation_id))
+        except Exception:
+            logger.exception(
+                "cannot tell whether the creation was refunded; the sweeper will finish it",
+                extra=log_fields(creation_id=creation_id),
+            )
+            return None
+        return Creation.of(creation) if creation.exists else None
 
     def _replay(self, creation_id: str, user: Snapshot) -> Accepted:
         (creation,) = self.store.read(paths.creation(creation_id))
@@ -126,26 +148,16 @@ class SubmissionService:
                 "enqueue failed; failing and refunding the creation",
                 extra=log_fields(**fields, error=exc.message),
             )
-            try:
-                outcome = self.refunds.refund(creation.id, move=NOT_QUEUED)
-            except Exception:
-                logger.exception(
-                    "refund after a failed enqueue did not complete; the sweeper will finish it",
-                    extra=log_fields(**fields),
-                )
-                raise QueueUnavailableRefunded(
-                    exc.message, refunded=False, creation_id=creation.id
-                ) from exc
-            if outcome.result == "moved_on" and outcome.creation is not None:
+            now = self._fail_unqueued(creation.id)
+            if now is not None and now.status != "pending" and not _failed_unqueued(now):
                 # The publish timed out here but reached Pub/Sub after all: a worker has the
                 # creation already. It is under way, so the caller gets a normal acceptance.
-                now = Creation.of(outcome.creation)
                 logger.warning(
                     f"the job was enqueued after all ({now.status}); not failing it",
                     extra=log_fields(**fields),
                 )
                 return Accepted(now, accepted.balance, replayed=False)
-            refunded = outcome.result in ("refunded", "already_refunded")
+            refunded = now is not None and now.refunded
             if refunded and key_path is not None:
                 idempotency.release(self.store, key_path, creation.id)
             raise QueueUnavailableRefunded(
@@ -153,6 +165,11 @@ class SubmissionService:
             ) from exc
         logger.info("job enqueued", extra=log_fields(**fields, message_id=message_id))
         return accepted
+
+
+def _failed_unqueued(creation: Creation) -> bool:
+    error = creation.error or {}
+    return creation.status == "failed" and error.get("code") == QUEUE_UNAVAILABLE
 
 
 def _accepted_as_stored(creation: Snapshot, debit: Snapshot) -> Accepted:

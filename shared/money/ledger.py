@@ -64,7 +64,7 @@ class Ledger:
             self.store.commit(batch)
             return after
 
-        return run_optimistic(attempt, max_attempts=self.settings.store_max_attempts, what="grant")
+        return run_optimistic(attempt, self.settings, "grant")
 
     # --- staged into a caller's batch ---------------------------------------------------------
 

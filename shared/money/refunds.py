@@ -10,9 +10,8 @@ entry is created once, ever: a second refund changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Final, Literal
 
 from shared.core.errors import InvalidTransition
 from shared.core.events import DocumentChange
@@ -25,7 +24,6 @@ from shared.store.documents import SERVER_TIME, Batch, Documents, Snapshot
 from shared.store.optimistic import run_optimistic
 
 logger = get_logger(__name__)
-T = TypeVar("T")
 
 # `moved_on`: a move was asked for, but the creation is past the statuses it may start from.
 RefundResult = Literal["refunded", "already_refunded", "not_refundable", "missing", "moved_on"]
@@ -40,11 +38,17 @@ class FinalMove:
     error: dict[str, str] | None = None
 
 
-CANCEL = FinalMove("canceled", frozenset({"pending"}))
+# From wherever the state machine allows a cancel.
+CANCEL = FinalMove(
+    "canceled",
+    frozenset(s for s, targets in lifecycle.TRANSITIONS.items() if "canceled" in targets),
+)
+QUEUE_UNAVAILABLE: Final = "queue_unavailable"
+# Narrower than the state machine's table: a `processing` creation was queued after all.
 NOT_QUEUED = FinalMove(
     "failed",
     frozenset({"pending"}),
-    {"code": "queue_unavailable", "message": "The job could not be queued."},
+    {"code": QUEUE_UNAVAILABLE, "message": "The job could not be queued."},
 )
 
 
@@ -64,8 +68,9 @@ class Refunds:
     def refund(self, creation_id: str, *, move: FinalMove | None = None) -> RefundOutcome:
         """Give a `failed`/`canceled` creation's cost back, exactly once.
 
-        With `move`, the creation is first moved to `move.to` in the same atomic write; a
-        creation in a status outside `move.allowed_from` is left as it is (`moved_on`). A
+        With `move`, the creation is moved to `move.to` in the same atomic write; a creation in
+        a status outside `move.allowed_from` is left as it is (`moved_on`, with the creation as
+        it now is: the caller can tell whether an earlier round of its own made the move). A
         `draft` (or still running) creation is never refunded.
         """
 
@@ -84,7 +89,7 @@ class Refunds:
             except InvalidTransition:
                 return RefundOutcome("moved_on", creation)
 
-        return self._settled(attempt, "refund")
+        return run_optimistic(attempt, self.settings, "refund")
 
     def refund_read(
         self,
@@ -100,16 +105,15 @@ class Refunds:
         again and call again, as `run_optimistic` does).
         """
         status = str(creation.get("status"))
-        moving = move if move is not None and status != move.to else None
-        if moving is not None and status not in moving.allowed_from:
+        if move is not None and status not in move.allowed_from:
             raise InvalidTransition(
-                f"the creation is {status}; it cannot become {moving.to}",
+                f"the creation is {status}; it cannot become {move.to}",
                 current=status,
-                wanted=moving.to,
+                wanted=move.to,
             )
-        if (moving.to if moving else status) not in lifecycle.REFUNDABLE_STATUSES:
+        if (move.to if move else status) not in lifecycle.REFUNDABLE_STATUSES:
             return RefundOutcome("not_refundable", creation)
-        if creation.get("refunded") and moving is None:
+        if creation.get("refunded") and move is None:
             return RefundOutcome("already_refunded", creation)
         batch = Batch()
         balance = None
@@ -117,19 +121,14 @@ class Refunds:
             cost = int(creation.get("cost"))
             balance = self.ledger.stage_refund(batch, user, cost=cost, creation_id=creation.id)
         # else: the entry exists but the flag (or the move) is missing: finish them.
-        if moving is not None:
-            lifecycle.stage_move(
-                batch, creation, moving.to, {"error": moving.error, "refunded": True}
-            )
+        if move is not None:
+            lifecycle.stage_move(batch, creation, move.to, {"error": move.error, "refunded": True})
         else:
             batch.update(creation, {"refunded": True, "updated_at": SERVER_TIME})
         now = self.store.commit(batch)[creation.path]
         return RefundOutcome(
             "refunded" if balance is not None else "already_refunded", now, balance
         )
-
-    def _settled(self, attempt: Callable[[], T], what: str) -> T:
-        return run_optimistic(attempt, max_attempts=self.settings.store_max_attempts, what=what)
 
 
 class RefundHandler:

@@ -28,6 +28,9 @@ from typing import Any, Final, Literal, Protocol
 
 Direction = Literal["ASCENDING", "DESCENDING"]
 DOCUMENT_NAME: Final = "__name__"  # orders (and pages) by document path
+# A creation's `status`: written only by the state machine (`shared.creations.lifecycle`), which
+# says so with `moves_status=True`; any other write naming it is refused (see `Batch`).
+STATUS_FIELD: Final = "status"
 
 
 class ServerTime:
@@ -98,17 +101,26 @@ Write = Create | Update | Delete
 
 
 class Batch:
-    """Writes to commit together, at most one per document (so each is guarded on its own)."""
+    """Writes to commit together, at most one per document (so each is guarded on its own).
+
+    A write that sets `status` must say `moves_status=True`, which only the state machine does
+    (tests/static/test_status_writes.py holds every other module to that), and one that says
+    so must set it.
+    """
 
     def __init__(self) -> None:
         self._writes: dict[str, Write] = {}
 
-    def create(self, path: str, data: Mapping[str, Any]) -> None:
+    def create(self, path: str, data: Mapping[str, Any], *, moves_status: bool = False) -> None:
+        _check_status(path, data, moves_status)
         self._add(Create(path, dict(data)))
 
-    def update(self, before: Snapshot, fields: Mapping[str, Any]) -> None:
+    def update(
+        self, before: Snapshot, fields: Mapping[str, Any], *, moves_status: bool = False
+    ) -> None:
         if not before.exists or before.update_time is None:
             raise ValueError(f"{before.path}: only a document that was read can be updated")
+        _check_status(before.path, fields, moves_status)
         self._add(Update(before, dict(fields)))
 
     def delete(self, before: Snapshot) -> None:
@@ -127,6 +139,14 @@ class Batch:
         if write.path in self._writes:
             raise ValueError(f"{write.path}: one write per document and batch")
         self._writes[write.path] = write
+
+
+def _check_status(path: str, fields: Mapping[str, Any], moves_status: bool) -> None:
+    if (STATUS_FIELD in fields) != moves_status:
+        raise ValueError(
+            f"{path}: `status` is written by the state machine (shared.creations.lifecycle) "
+            "and only by it"
+        )
 
 
 @dataclass(frozen=True)

@@ -88,10 +88,16 @@ class FirestoreDocuments:
         out: dict[str, Snapshot] = {}
         for write, result in zip(writes, results, strict=True):
             values = [_helpers.decode_value(v, self._db) for v in result.transform_results]
+            paths = server_time_paths(write)
+            if len(values) != len(paths):
+                # Never seen; if the library ever answers otherwise, the commit has landed
+                # all the same: read the document rather than fail a done write.
+                (out[write.path],) = self.read(write.path)
+                continue
             stamped = Stamped(
                 # A delete's result has no update time; the commit's stands in.
                 update_time=result.update_time or pending.commit_time or dt.datetime.now(dt.UTC),
-                server_values=dict(zip(server_time_paths(write), values, strict=True)),
+                server_values=dict(zip(paths, values, strict=True)),
             )
             out[write.path] = written(write, stamped)
         return out

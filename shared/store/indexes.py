@@ -1,7 +1,7 @@
 """The Firestore queries the code runs, and the composite index each one needs.
 
 A declaration, read by tests only: Terraform must create exactly these indexes
-(terraform/firestore.tf), and the queries `CreationStore` and `Sweeper` really build must be
+(terraform/firestore.tf), and the queries `CreationReader` and `Sweeper` really build must be
 these shapes (tests/static/test_firestore_indexes.py captures them). A new query means a new
 entry here, and the tests then ask for its index in Terraform.
 
@@ -66,13 +66,13 @@ def _query(name: str, equalities: set[str], *orders: tuple[str, Direction]) -> D
 
 QUERIES: Final[tuple[DeclaredQuery, ...]] = (
     _query(
-        "CreationStore.list_for_user: a user's creations, newest first",
+        "CreationReader.list_for_user: a user's creations, newest first",
         {"user_id"},
         ("created_at", DESC),
         (DOCUMENT_NAME, DESC),
     ),
     _query(
-        "CreationStore.list_for_user(status=...): a user's creations in one status",
+        "CreationReader.list_for_user(status=...): a user's creations in one status",
         {"user_id", "status"},
         ("created_at", DESC),
         (DOCUMENT_NAME, DESC),

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from shared.core.errors import StoreBusy
+from shared.core.settings import Settings
 from shared.store.documents import LostRace
 
 T = TypeVar("T")
@@ -25,17 +26,19 @@ T = TypeVar("T")
 
 def run_optimistic(
     attempt: Callable[[], T],
-    *,
-    max_attempts: int,
+    settings: Settings,
     what: str,
+    *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Run `attempt` (read + guarded commit) until it commits or `max_attempts` is spent.
+    """Run `attempt` (read + guarded commit) until it commits, `STORE_MAX_ATTEMPTS` rounds at most.
 
     `attempt` must re-read everything it decides on, so each round sees the winner's write.
     `StoreBusy` from the store passes through; races that never settle become `StoreBusy` too.
+    A round whose commit raised `LostRace` may have landed all the same (its answer was lost
+    and the client library's resend ran into it): the next round's read shows it.
     """
-    for round_number in range(max_attempts):
+    for round_number in range(settings.store_max_attempts):
         try:
             return attempt()
         except LostRace:

@@ -9,7 +9,7 @@ dead_letters  a job Pub/Sub gave up on ends its creation `failed`
 
 from shared.work.dead_letters import DeadLetterHandler
 from shared.work.jobs import JobPublisher, PubSubJobPublisher, job_from_event, topic_for
-from shared.work.progress import ThrottledProgress
+from shared.work.progress_writes import ThrottledProgress
 from shared.work.sweeper import Sweeper, SweepReport
 from shared.work.worker import GenerationWorker, Outcome
 

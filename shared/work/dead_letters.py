@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Final
+
 from shared.core.errors import NotFound
+from shared.core.events import PubSubMessage
 from shared.core.log import get_logger, log_fields
 from shared.creations.claims import ClaimStore
-from shared.creations.model import Job
+from shared.work.jobs import job_in
 
 logger = get_logger(__name__)
 
+# Pub/Sub sets it on every message it moves to a dead-letter topic.
+DELIVERY_COUNT_ATTRIBUTE: Final = "CloudPubSubDeadLetterSourceDeliveryCount"
 
+
+@dataclass(frozen=True)
 class DeadLetterHandler:
-    """Jobs Pub/Sub gave up on: their creations end `failed` (`delivery_exhausted`)."""
+    """The `dead_letter` function: fails the creation of a job that was never done."""
 
-    def __init__(self, claims: ClaimStore) -> None:
-        self._claims = claims
+    claims: ClaimStore
 
-    def on_dead_letter(self, job: Job, *, event_id: str, delivery_attempts: str | None) -> bool:
+    def on_dead_letter(self, message: PubSubMessage, *, event_id: str) -> bool:
+        """Whether the creation was failed now (False: already final, or gone)."""
+        job = job_in(message)  # MalformedEvent: acked, logged
         fields = log_fields(
             creation_id=job.creation_id,
             user_id=job.user_id,
             event_id=event_id,
-            delivery_attempts=delivery_attempts,
+            delivery_attempts=message.attributes.get(DELIVERY_COUNT_ATTRIBUTE),
         )
         try:
-            failed = self._claims.fail_unfinished(
+            failed = self.claims.fail_unfinished(
                 job.creation_id,
                 "delivery_exhausted",
                 "The job failed too many times and was abandoned.",

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from shared.core.calls import bounded_retry
 from shared.core.errors import QueueUnavailable
-from shared.core.events import MalformedEvent, pubsub_message
+from shared.core.events import MalformedEvent, PubSubMessage, pubsub_message
 from shared.core.settings import Settings
 from shared.creations.model import Job
 
@@ -63,7 +63,11 @@ class PubSubJobPublisher:
 
 def job_from_event(event: CloudEvent) -> Job:
     """The job a work message (a Pub/Sub push) carries."""
-    message = pubsub_message(event)
+    return job_in(pubsub_message(event))
+
+
+def job_in(message: PubSubMessage) -> Job:
+    """The job in a Pub/Sub message; `MalformedEvent` if it holds none."""
     try:
         return Job.model_validate(json.loads(message.data))
     except (ValueError, ValidationError) as exc:

@@ -1,7 +1,7 @@
 """The sweeper: finds creations stuck on the way and moves them on (runs on a schedule).
 
 - `pending` for too long (the publish after commit was lost, or its message was dropped):
-  re-enqueued; after `max_generation_attempts` re-enqueues it is failed (`not_processed`).
+  re-enqueued; after `SWEEP_MAX_REQUEUES` re-enqueues it is failed (`not_processed`).
 - `processing` with an expired lease (the worker died or was killed): re-enqueued; the claim
   then counts the attempt and fails the creation once attempts run out.
 - `failed`/`canceled` but not refunded a while after (a lost trigger): refunded directly.
@@ -94,13 +94,18 @@ class Sweeper:
 
     @staticmethod
     def _each(creation: Snapshot, act: Callable[[Snapshot], None]) -> None:
-        """One creation's trouble (deleted meanwhile, a contended write) never stops the
-        sweep: the next run sees it again."""
+        """One creation's trouble (deleted meanwhile, a contended write, an odd document) never
+        stops the sweep: it is logged and skipped, and the next run sees it again."""
         try:
             act(creation)
         except SuiteError as exc:
             logger.warning(
                 f"sweeper skipped a creation: {type(exc).__name__}: {exc}",
+                extra=log_fields(creation_id=creation.id),
+            )
+        except Exception:
+            logger.exception(
+                "sweeper skipped a creation it could not handle",
                 extra=log_fields(creation_id=creation.id),
             )
 
@@ -114,7 +119,7 @@ class Sweeper:
 
     def _requeue_or_fail(self, creation: Snapshot, now: dt.datetime, report: SweepReport) -> None:
         requeues = int(creation.get("requeues", 0))
-        if requeues >= self.settings.max_generation_attempts:
+        if requeues >= self.settings.sweep_max_requeues:
             if self.claims.fail_unfinished(
                 creation.id,
                 "not_processed",
@@ -123,9 +128,7 @@ class Sweeper:
             ):
                 report.failed.append(creation.id)
             return
-        job = Job(
-            creation_id=creation.id, user_id=creation.get("user_id"), type=creation.get("type")
-        )
+        job = Job.of(creation)
         try:
             self.publisher.publish(job, topic=topic_for(job.type, self.settings))
         except QueueUnavailable as exc:

@@ -1,4 +1,5 @@
-"""`generate`: claim a creation, run the provider, store the media, finish it as `draft`.
+"""The worker of `generate` and `stitch`: claim a creation, run the provider, store the media,
+finish it as `draft`; on failure, fail it (permanent) or hand it back for a redelivery.
 
 The finalize step is part of this function rather than a separate function triggered by the
 object's arrival: the worker already knows everything the `media` list needs (type, size,
@@ -21,7 +22,7 @@ from shared.creations.claims import Claim, ClaimStore, Skip
 from shared.creations.model import Job
 from shared.creations.requests import stored_request
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
-from shared.work.progress import ThrottledProgress
+from shared.work.progress_writes import ThrottledProgress
 
 logger = get_logger(__name__)
 
@@ -49,6 +50,8 @@ class GenerationWorker:
     settings: Settings
 
     def handle(self, job: Job, *, event_id: str) -> Outcome:
+        """Make the media of `job`'s creation. Returns normally when the event should be acked;
+        raises (after handing the claim back) when it should be redelivered."""
         fields = {"creation_id": job.creation_id, "user_id": job.user_id, "event_id": event_id}
         claimed = self.claims.claim(job.creation_id)
         if isinstance(claimed, Skip):
@@ -58,16 +61,12 @@ class GenerationWorker:
         fields["attempt"] = str(claim.attempt)
         logger.info("generation started", extra=log_fields(**fields, type=claim.job.type))
         try:
-            media = self._make_and_store(claim)
-        except PermanentError as exc:
-            self.claims.fail(claim, exc.code, exc.message)
-            logger.warning(
-                f"generation failed: {exc.message}",
-                extra=log_fields(**fields, error_code=exc.code),
-            )
-            return Outcome("failed", exc.code)
+            outcome = self._finish(claim, fields)
+        except LostClaim:
+            outcome = Outcome("lost_claim")
         except BaseException:
-            # Transient (or unknown): hand the lease back so the redelivery can start at once.
+            # Transient (or unknown), while working or while writing the result: hand the lease
+            # back so a redelivery can start at once, instead of after the lease runs out.
             try:
                 self.claims.release(claim)
             except Exception as release_error:
@@ -75,10 +74,25 @@ class GenerationWorker:
                     f"could not release the claim: {release_error}", extra=log_fields(**fields)
                 )
             raise
-        if not self.claims.complete(claim, media):
+        if outcome.kind == "lost_claim":
             logger.warning(
-                "claim lost before completion; result dropped", extra=log_fields(**fields)
+                "the claim was taken over; this attempt's result is dropped",
+                extra=log_fields(**fields),
             )
+        return outcome
+
+    def _finish(self, claim: Claim, fields: dict[str, str]) -> Outcome:
+        try:
+            media = self._make_and_store(claim)
+        except PermanentError as exc:
+            if not self.claims.fail(claim, exc.code, exc.message):
+                return Outcome("lost_claim")
+            logger.warning(
+                f"generation failed: {exc.message}",
+                extra=log_fields(**fields, error_code=exc.code),
+            )
+            return Outcome("failed", exc.code)
+        if not self.claims.complete(claim, media):
             return Outcome("lost_claim")
         logger.info("generation done", extra=log_fields(**fields, items=len(media)))
         return Outcome("draft")
@@ -107,5 +121,6 @@ class GenerationWorker:
             raise LostClaim(f"creation {claim.job.creation_id} is no longer ours")
 
 
-class LostClaim(PermanentError, code="lost_claim"):
-    """This worker's claim was taken over; stop without touching the creation."""
+class LostClaim(Exception):
+    """This worker's claim was taken over (its lease ran out and another worker claimed the
+    creation): stop, and touch the creation no more."""

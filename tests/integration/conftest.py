@@ -24,7 +24,7 @@ from openapi_core import OpenAPI
 
 from shared.core.clients import firestore_client, storage_client
 from shared.core.settings import Settings, load_settings
-from shared.creations.store import CreationStore
+from shared.creations.reading import CreationReader
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import Documents
@@ -114,8 +114,8 @@ def refunds(documents: Documents, stack: Settings, ledger: Ledger) -> Refunds:
 
 
 @pytest.fixture
-def creations(documents: Documents) -> CreationStore:
-    return CreationStore(documents)
+def creations(documents: Documents) -> CreationReader:
+    return CreationReader(documents)
 
 
 @pytest.fixture

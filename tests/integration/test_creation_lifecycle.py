@@ -11,7 +11,7 @@ from google.cloud.storage import Bucket
 
 from shared.core.settings import Settings
 from shared.creations.model import Status
-from shared.creations.store import CreationStore
+from shared.creations.reading import CreationReader
 from shared.media.storage import media_prefix
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
@@ -94,7 +94,7 @@ def test_keys_are_per_user(api: ContractClient, auth: Auth, ledger: Ledger) -> N
 
 
 def test_another_users_creation_is_404_on_get_delete_and_cancel(
-    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationStore
+    api: ContractClient, auth: Auth, ledger: Ledger, creations: CreationReader
 ) -> None:
     ledger.grant("alice", 10)
     created = submit(api, auth, "alice")

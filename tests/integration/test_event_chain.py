@@ -226,7 +226,6 @@ def test_a_creation_whose_publish_was_lost_is_swept_and_completed(
         request=ImageRequest(
             prompt="lost", model=stack.default_image_model, aspect_ratio="1:1", count=1
         ),
-        cost=1,
         idempotency_key=None,
         fingerprint="f",
     )

@@ -27,7 +27,7 @@ from PIL import Image
 from shared.core.clients import firestore_client, storage_client
 from shared.core.settings import Settings, load_settings
 from shared.creations.claims import ClaimStore
-from shared.creations.model import Job
+from shared.creations.model import CreationType, Job
 from shared.creations.requests import StoredRequest, stored_request
 from shared.media.ffmpeg import run_ffmpeg
 from shared.media.probe import probe
@@ -183,7 +183,7 @@ class Order(NamedTuple):
         return self.job.creation_id
 
 
-def job(kind: str, **request: Any) -> Order:
+def job(kind: CreationType, **request: Any) -> Order:
     # A fresh creation id each time: the storage emulator keeps objects between tests.
     named = Job(creation_id=uuid.uuid4().hex, user_id="u1", type=kind)
     return Order(named, stored_request(kind, request))

@@ -62,7 +62,7 @@ def claims(db: firestore.Client, settings: Settings) -> ClaimStore:
 
 
 def submit(svc: SubmissionService, key: str | None = None) -> Any:
-    return svc.submit(user_id="u", request=REQUEST, cost=10, idempotency_key=key, fingerprint="f")
+    return svc.submit(user_id="u", request=REQUEST, idempotency_key=key, fingerprint="f")
 
 
 @pytest.mark.parametrize("key", [None, "order-1"])
@@ -78,8 +78,8 @@ def test_a_lost_commit_answer_is_still_an_acceptance_and_the_job_is_enqueued(
     lose_next_commit_answer()
     accepted = submit(service(db, stack, publisher), key)
     assert not accepted.replayed
-    assert accepted.balance == 90
-    assert ledger.balance("u") == 90
+    assert accepted.balance == 99  # one image at the default price
+    assert ledger.balance("u") == 99  # one image at the default price
     assert [job.creation_id for job in publisher.sent] == [accepted.creation.id]
     assert len(list(db.collection("creations").stream())) == 1
 
@@ -129,7 +129,7 @@ def test_a_key_whose_job_could_not_be_queued_can_be_used_again(
     retry = submit(service(db, stack, RecordingPublisher()), "order-2")
     assert not retry.replayed
     assert retry.creation.status == "pending"
-    assert ledger.balance("u") == 90
+    assert ledger.balance("u") == 99  # one image at the default price
 
 
 def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
@@ -147,5 +147,5 @@ def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
     ledger.grant("u", 100)
     accepted = submit(service(db, stack, LatePublisher()))
     assert accepted.creation.status == "processing"
-    assert ledger.balance("u") == 90
+    assert ledger.balance("u") == 99  # one image at the default price
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 0

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.entry_points import entry_points
+from tests.support.paths import REPO
 from tools.build import (
     FILE_MODE,
     HASH_LENGTH,
@@ -38,7 +39,6 @@ from tools.build import (
     main,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = REPO / "functions"
 SHARED_DIR = REPO / "shared"
 VENV_CACHE = REPO / "build" / "function-venvs"

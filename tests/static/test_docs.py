@@ -32,7 +32,8 @@ MODULE = re.compile(r"(?<![\w.])((?:shared|tools)(?:\.[A-Za-z_]\w*)+)")
 # `make dev` in prose, or `make dev` opening a line of a shell block.
 MAKE_TARGET = re.compile(r"(?:`|^\s*)make (?:-s )?([a-z][a-z-]*)", re.MULTILINE)
 # The files whose text is checked for names: docs, code, build files.
-CHECKED_SUFFIXES = {".md", ".py", ".tf", ".yaml", ".toml"}
+CHECKED_SUFFIXES = {".md", ".py", ".tf", ".yaml", ".toml", ".txt", ".rules"}
+CHECKED_NAMES = {"Makefile", "run"}  # build files without a suffix (.ci/run)
 
 
 @cache
@@ -53,7 +54,11 @@ def tracked_files() -> list[Path]:
 
 
 def files(suffixes: set[str]) -> list[Path]:
-    return [path for path in tracked_files() if path.suffix in suffixes]
+    return [
+        path
+        for path in tracked_files()
+        if path.suffix in suffixes or (suffixes is CHECKED_SUFFIXES and path.name in CHECKED_NAMES)
+    ]
 
 
 def prose(path: Path) -> str:

@@ -1,6 +1,6 @@
 """Every Firestore query the code runs has its composite index in Terraform.
 
-Three links, each checked: the queries the code really builds (captured from `CreationStore`
+Three links, each checked: the queries the code really builds (captured from `CreationReader`
 and `Sweeper` with a client that never connects) are the ones declared in `shared/store/indexes.py`;
 each declared query that needs a composite index has one in terraform/firestore.tf; and
 Terraform declares no index that no query uses.
@@ -22,18 +22,19 @@ from google.cloud.firestore_v1.types import StructuredQuery
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
 from shared.creations.model import Job
-from shared.creations.store import CreationStore, encode_cursor
+from shared.creations.reading import CreationReader, encode_cursor
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import DOCUMENT_NAME, Direction
 from shared.store.firestore import FirestoreDocuments
 from shared.store.indexes import QUERIES, QueryShape, queries_needing_an_index
 from shared.work.sweeper import Sweeper
-from tests.support.terraform import REPO, TERRAFORM_DIR, Module
+from tests.support.paths import REPO
+from tests.support.terraform import TERRAFORM_DIR, Module
 
 # Where the code asks the store for a query; each is exercised below. A new file here needs a
 # new capture. Only the Firestore adapter turns them into Firestore queries.
-QUERY_SITES = {"shared/creations/store.py", "shared/work/sweeper.py"}
+QUERY_SITES = {"shared/creations/reading.py", "shared/work/sweeper.py"}
 ADAPTER = "shared/store/firestore.py"
 _PORT_QUERY = re.compile(r"\bQuery\(")
 _FIRESTORE_QUERY_CALL = re.compile(r"\.(where|order_by|collection_group|start_after|start_at)\(")
@@ -93,7 +94,7 @@ def db() -> firestore.Client:
 def code_queries(db: firestore.Client, captured: list[QueryShape]) -> set[QueryShape]:
     settings = Settings()
     documents = FirestoreDocuments(db, settings)
-    store = CreationStore(documents)
+    store = CreationReader(documents)
     cursor = encode_cursor(dt.datetime(2030, 1, 1, tzinfo=dt.UTC), "c1")
     for status in (None, "draft"):
         for page in (None, cursor):

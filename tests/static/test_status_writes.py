@@ -1,8 +1,11 @@
 """Only the state machine writes a creation's `status` (shared/creations/lifecycle.py).
 
-Every module of shared/ and functions/ is read with `ast`: a `"status"` key in a dict display,
-a `x["status"] = ...` assignment or a `dict(status=...)` call anywhere else is a write that
-bypasses the transition table, so this test names it.
+At run time `Batch` refuses a write that sets `status` unless it says `moves_status=True`.
+Here every module of shared/, functions/ and tools/ is read with `ast`: saying
+`moves_status=True`, a `"status"` key in a dict display, a `x["status"] = ...` assignment,
+`dict(status=...)`, `x.update(status=...)`, `x.setdefault("status", ...)` or
+`dict.fromkeys([... "status" ...])` anywhere but the state machine is a write that would
+bypass the transition table, so this test names it.
 """
 
 from __future__ import annotations
@@ -34,14 +37,25 @@ def status_writes(source: str) -> list[int]:
                 for target in targets
                 if isinstance(target, ast.Subscript) and _is_status(target.slice)
             ]
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "dict"
-            and any(kw.arg == "status" for kw in node.keywords)
-        ):
+        elif isinstance(node, ast.Call) and _writes_status(node):
             lines.append(node.lineno)
     return sorted(lines)
+
+
+def _writes_status(call: ast.Call) -> bool:
+    name = call.func.id if isinstance(call.func, ast.Name) else None
+    method = call.func.attr if isinstance(call.func, ast.Attribute) else None
+    keywords = {kw.arg: kw.value for kw in call.keywords}
+    says_so = keywords.get("moves_status")
+    if isinstance(says_so, ast.Constant) and says_so.value is True:
+        return True
+    if (name == "dict" or method == "update") and "status" in keywords:
+        return True
+    if method == "setdefault" and call.args and _is_status(call.args[0]):
+        return True
+    return method == "fromkeys" and any(
+        _is_status(item) for arg in call.args[:1] for item in ast.walk(arg)
+    )
 
 
 def _is_status(node: ast.AST | None) -> bool:
@@ -49,7 +63,7 @@ def _is_status(node: ast.AST | None) -> bool:
 
 
 def modules() -> list[Path]:
-    return sorted([*(REPO / "shared").rglob("*.py"), *(REPO / "functions").rglob("*.py")])
+    return sorted(p for top in ("shared", "functions", "tools") for p in (REPO / top).rglob("*.py"))
 
 
 def test_the_checker_sees_each_way_of_writing_status() -> None:
@@ -58,12 +72,18 @@ def test_the_checker_sees_each_way_of_writing_status() -> None:
             'a = {"status": "draft"}',
             'b["status"] = "failed"',
             'c = dict(status="canceled")',
+            "batch.update(creation, fields, moves_status=True)",
+            'fields.update(status="draft")',
+            'fields.setdefault("status", "draft")',
+            'fields = dict.fromkeys(["status", "error"])',
             'd = {"progress": 1}',
             'if e["status"] == "draft": pass',
             'f = g.get("status")',
+            "log_fields(status=200)",
+            "batch.update(creation, fields, moves_status=False)",
         ]
     )
-    assert status_writes(source) == [1, 2, 3]
+    assert status_writes(source) == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_the_state_machine_writes_status() -> None:

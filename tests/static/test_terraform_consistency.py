@@ -19,9 +19,9 @@ from shared.core.settings import Settings
 from shared.intake.idempotency import EXPIRES_AT
 from shared.store import paths
 from tests.support.entry_points import EntryPoint, entry_points
+from tests.support.paths import REPO
 from tests.support.terraform import (
     EVENT_FUNCTION_DIR,
-    REPO,
     TERRAFORM_DIR,
     Module,
     expression,
@@ -41,12 +41,13 @@ LEFT_TO_DEFAULTS: dict[str, str] = {
     "max_body_bytes": "the contract's 64 KiB limit",
     "list_limit_default": "the API's documented page size",
     "list_limit_max": "the API's documented page size limit",
-    "idempotency_ttl_hours": "48 h: the contract promises at least 24 h; the TTL policy follows",
+    "idempotency_ttl_hours": "48 h, as docs/contract.md promises; the TTL policy follows",
     "store_timeout_seconds": "tuned in code against the client libraries' retries",
     "publish_timeout_seconds": "tuned in code against the client libraries' retries",
     "store_max_attempts": "tuned in code (optimistic rounds before 503 busy)",
     "busy_retry_after_seconds": "the Retry-After the API documents",
     "max_generation_attempts": "how often a job is retried before it fails: a product rule",
+    "sweep_max_requeues": "how often the sweeper re-enqueues before it fails: a product rule",
     "sweep_pending_after_seconds": "a product rule of the sweeper, same everywhere",
     "sweep_refund_after_seconds": "a product rule of the sweeper, same everywhere",
     "sweep_batch_size": "bounded by the sweep function's timeout, set in code",

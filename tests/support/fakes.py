@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from shared.core.errors import QueueUnavailable
-from shared.core.settings import Settings
+from shared.core.settings import Pricing, Settings
 from shared.creations.model import Creation, Job
 from shared.creations.requests import StoredRequest
 from shared.media.providers.base import GeneratedMedia, GenerationContext
 
-# Settings for the fast tests of the money and claim logic: few rounds before `busy`.
-SETTINGS = Settings(store_max_attempts=5)
+# Settings for the fast tests of the money and claim logic: few rounds before `busy`, and an
+# image that costs 3 tokens (so a refund is told from a grant of 1).
+SETTINGS = Settings(store_max_attempts=5, pricing=Pricing(image_tokens_per_image=3))
 
 
 class RecordingPublisher:

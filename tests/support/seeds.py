@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from shared.creations import lifecycle
-from shared.creations.model import Status
+from shared.creations.lifecycle import stage_new
+from shared.creations.model import Status, new_creation_id
 from shared.creations.requests import ImageRequest, StoredRequest, VideoRequest
-from shared.creations.store import new_creation_id, stage_create
 from shared.store import paths
 from shared.store.documents import Batch, Documents
 
@@ -25,7 +25,7 @@ def new_creation(
     """A `pending` creation (without its debit: for tests of what happens after submit)."""
     creation_id = new_creation_id()
     batch = Batch()
-    stage_create(batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost)
+    stage_new(batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost)
     documents.commit(batch)
     return creation_id
 

@@ -18,7 +18,8 @@ from typing import Any
 import hcl2
 from hcl2.utils import SerializationOptions
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 TERRAFORM_DIR = REPO / "terraform"
 EVENT_FUNCTION_DIR = TERRAFORM_DIR / "modules" / "event_function"
 EVENT_FUNCTION_SOURCE = "./modules/event_function"

@@ -11,8 +11,10 @@ from shared.core.errors import InvalidTransition
 from shared.creations import lifecycle
 from shared.creations.lifecycle import FINAL_STATUSES, STATUSES, TRANSITIONS
 from shared.creations.model import Status
+from shared.creations.requests import document_of
 from shared.store.documents import SERVER_TIME, Batch, LostRace, Snapshot
 from tests.support.memory_store import MemoryDocuments
+from tests.support.seeds import IMAGE, VIDEO
 
 # The contract's diagram, written out: pending -> processing -> draft; pending|processing ->
 # failed; pending -> canceled.
@@ -27,7 +29,7 @@ ALLOWED = {
 
 def creation_in(store: MemoryDocuments, status: Status) -> Snapshot:
     batch = Batch()
-    lifecycle.stage_new(batch, f"creations/{status}", {"user_id": "u", "type": "image"})
+    lifecycle.stage_new(batch, creation_id=status, user_id="u", request=IMAGE, cost=1)
     made = store.commit(batch)[f"creations/{status}"]
     if status == "pending":
         return made
@@ -99,14 +101,23 @@ def test_status_is_never_passed_in_with_the_fields() -> None:
     creation = creation_in(store, "pending")
     with pytest.raises(ValueError, match="state machine"):
         lifecycle.stage_move(Batch(), creation, "processing", {"status": "draft"})
+
+
+def test_a_batch_refuses_status_from_anyone_but_the_state_machine() -> None:
+    store = MemoryDocuments()
+    creation = creation_in(store, "pending")
     with pytest.raises(ValueError, match="state machine"):
-        lifecycle.stage_new(Batch(), "creations/x", {"status": "draft"})
+        Batch().update(creation, {"status": "draft"})
+    with pytest.raises(ValueError, match="state machine"):
+        Batch().create("creations/x", {"status": "pending", "user_id": "u"})
+    with pytest.raises(ValueError, match="state machine"):
+        Batch().update(creation, {"progress": 5}, moves_status=True)  # says so, sets nothing
 
 
 def test_a_new_creation_starts_pending_with_nothing_done() -> None:
     store = MemoryDocuments()
     batch = Batch()
-    lifecycle.stage_new(batch, "creations/new", {"user_id": "u", "type": "video", "cost": 8})
+    lifecycle.stage_new(batch, creation_id="new", user_id="u", request=VIDEO, cost=8)
     made = store.commit(batch)["creations/new"].data or {}
     assert made["status"] == "pending"
     assert (made["progress"], made["media"], made["error"], made["refunded"]) == (
@@ -118,3 +129,5 @@ def test_a_new_creation_starts_pending_with_nothing_done() -> None:
     assert made["attempts"] == 0
     assert made["completed_at"] is None
     assert made["created_at"] == made["updated_at"]
+    assert (made["user_id"], made["type"], made["cost"]) == ("u", "video", 8)
+    assert made["request"] == document_of(VIDEO)

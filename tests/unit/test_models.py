@@ -8,7 +8,7 @@ from shared.core.errors import InvalidRequest
 from shared.core.settings import Pricing, Settings
 from shared.creations.lifecycle import TRANSITIONS, can_move
 from shared.creations.requests import ReelRequest, document_of
-from shared.intake.requests import parse_creation_request
+from shared.intake.parsing import parse_creation_request
 from shared.money.pricing import creation_cost
 
 

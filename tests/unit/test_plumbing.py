@@ -19,7 +19,7 @@ from shared.core.errors import (
     UnsupportedMediaType,
 )
 from shared.core.settings import Settings
-from shared.creations.store import decode_cursor, encode_cursor
+from shared.creations.reading import decode_cursor, encode_cursor
 from shared.intake.api.bodies import read_json_body
 from shared.intake.api.routes import ROUTES
 from shared.intake.idempotency import request_fingerprint
@@ -41,7 +41,7 @@ def test_optimistic_loop_retries_lost_races_then_returns() -> None:
             raise outcome
         return outcome
 
-    assert run_optimistic(attempt, max_attempts=5, what="test", sleep=no_sleep) == "done"
+    assert run_optimistic(attempt, Settings(store_max_attempts=5), "test", sleep=no_sleep) == "done"
 
 
 def test_optimistic_loop_gives_up_as_busy_after_max_attempts() -> None:
@@ -53,7 +53,7 @@ def test_optimistic_loop_gives_up_as_busy_after_max_attempts() -> None:
         raise LostRace("stale")
 
     with pytest.raises(StoreBusy, match="contended"):
-        run_optimistic(attempt, max_attempts=4, what="test", sleep=no_sleep)
+        run_optimistic(attempt, Settings(store_max_attempts=4), "test", sleep=no_sleep)
     assert calls == 4
 
 
@@ -66,7 +66,7 @@ def test_optimistic_loop_turns_unavailability_into_busy_at_once() -> None:
         raise StoreBusy("the store is unavailable (read): ServiceUnavailable")
 
     with pytest.raises(StoreBusy, match="unavailable"):
-        run_optimistic(attempt, max_attempts=4, what="test", sleep=no_sleep)
+        run_optimistic(attempt, Settings(store_max_attempts=4), "test", sleep=no_sleep)
     assert calls == 1
 
 
@@ -105,7 +105,7 @@ def test_optimistic_loop_lets_other_errors_through() -> None:
         raise InvalidRequest("nope")
 
     with pytest.raises(InvalidRequest):
-        run_optimistic(attempt, max_attempts=4, what="test", sleep=no_sleep)
+        run_optimistic(attempt, Settings(store_max_attempts=4), "test", sleep=no_sleep)
 
 
 def _read(data: bytes, content_type: str | None, limit: int = 64) -> object:

@@ -8,7 +8,7 @@ from cloudevents.http import CloudEvent
 
 from shared.core.events import MalformedEvent, document_change
 from shared.work.jobs import job_from_event
-from shared.work.progress import ThrottledProgress
+from shared.work.progress_writes import ThrottledProgress
 from tests.support.events import firestore_update
 
 

@@ -22,6 +22,7 @@ from tools.stack.chain import FUNCTIONS
 from tools.stack.emulators import emulator_env
 from tools.stack.logfiles import log_tail
 from tools.stack.processes import (
+    REPO_ROOT,
     StackError,
     answers_200,
     answers_anything,
@@ -154,7 +155,7 @@ def test_function_env_overlays_stack_and_passes_the_rest_through() -> None:
     assert env["LOG_LEVEL"] == "DEBUG"
     assert env["GCP_PROJECT"] == "inner"
     assert env["AUTH_CERTS_URL"] == "file:///certs.json"
-    assert env["PYTHONPATH"].split(os.pathsep) == [str(dev.REPO_ROOT), "/elsewhere"]
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO_ROOT), "/elsewhere"]
     assert base["GCP_PROJECT"] == "outer"  # the caller's mapping is not modified
 
 
@@ -604,9 +605,7 @@ def test_default_functions(tmp_path: Path) -> None:
     by_name = {f.name: f for f in functions}
     assert set(by_name) == set(FUNCTIONS)
     assert by_name["generate"].source == tmp_path / "g.py"
-    assert (
-        by_name["dead_letter"].source == chain.REPO_ROOT / "functions" / "dead_letter" / "main.py"
-    )
+    assert by_name["dead_letter"].source == REPO_ROOT / "functions" / "dead_letter" / "main.py"
     assert (by_name["dead_letter"].target, by_name["dead_letter"].port) == ("dead_letter", 8083)
     assert by_name["sweep"].url == "http://127.0.0.1:8084"
     with pytest.raises(ValueError, match="no port"):
@@ -616,10 +615,10 @@ def test_default_functions(tmp_path: Path) -> None:
 def test_function_processes_get_the_settings_names_and_the_repo_on_their_path() -> None:
     settings = _emulated(generate_topic="jobs", max_delivery_attempts=9)
     env = chain.process_env(
-        {"PYTHONPATH": os.pathsep.join([str(chain.REPO_ROOT), "/x"]), "GENERATE_TOPIC": "stale"},
+        {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), "/x"]), "GENERATE_TOPIC": "stale"},
         settings,
     )
-    assert env["PYTHONPATH"].split(os.pathsep) == [str(chain.REPO_ROOT), "/x"]
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO_ROOT), "/x"]
     assert env["GENERATE_TOPIC"] == "jobs"  # the wiring's name wins over a stale variable
     assert env["MAX_DELIVERY_ATTEMPTS"] == "9"
     assert env["GCP_PROJECT"] == env["GOOGLE_CLOUD_PROJECT"] == "p"

@@ -20,7 +20,7 @@ from shared.wiring import submissions
 from shared.work.jobs import JobPublisher
 from tests.support.fakes import SETTINGS, RecordingPublisher
 from tests.support.memory_store import MemoryDocuments
-from tests.support.seeds import IMAGE, update
+from tests.support.seeds import IMAGE, move, update
 
 
 def service(store: MemoryDocuments, publisher: JobPublisher) -> SubmissionService:
@@ -28,9 +28,7 @@ def service(store: MemoryDocuments, publisher: JobPublisher) -> SubmissionServic
 
 
 def submit(svc: SubmissionService, key: str | None = None, fingerprint: str = "f") -> Accepted:
-    return svc.submit(
-        user_id="u", request=IMAGE, cost=3, idempotency_key=key, fingerprint=fingerprint
-    )
+    return svc.submit(user_id="u", request=IMAGE, idempotency_key=key, fingerprint=fingerprint)
 
 
 def test_an_accepted_creation_is_one_write_answered_from_what_was_written(
@@ -56,7 +54,7 @@ def test_a_reel_goes_to_the_stitch_topic(store: MemoryDocuments, ledger: Ledger)
     publisher = RecordingPublisher()
     reel = ReelRequest(clips=["a", "b"], sources=["gs://m/a", "gs://m/b"], duration_seconds=8.0)
     accepted = service(store, publisher).submit(
-        user_id="u", request=reel, cost=2, idempotency_key=None, fingerprint="r"
+        user_id="u", request=reel, idempotency_key=None, fingerprint="r"
     )
     assert accepted.creation.type == "reel"
     assert publisher.sent[0][1] == SETTINGS.stitch_topic
@@ -168,3 +166,44 @@ def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
     assert accepted.creation.status == "processing"
     assert ledger.balance("u") == 7
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 0
+
+
+def test_a_dead_queue_whose_refund_answer_was_lost_still_says_refunded(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 10)
+
+    class DeadQueueAndLostAnswer(RecordingPublisher):
+        def publish(self, job: Job, *, topic: str) -> str:
+            store.lose_next_commit_answer()  # the refund lands; its answer does not
+            return super().publish(job, topic=topic)
+
+    with pytest.raises(QueueUnavailableRefunded) as caught:
+        submit(service(store, DeadQueueAndLostAnswer(fail=True)), key="k")
+    assert caught.value.refunded is True
+    assert ledger.balance("u") == 10
+    assert store.data(paths.idempotency_key("u", "k")) is None  # freed for the retry
+
+
+def test_a_creation_a_worker_already_failed_is_not_said_to_be_unqueued(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    ledger.grant("u", 10)
+
+    class LateThenFailed:
+        """The publish timed out here but arrived; a worker took the job and failed it."""
+
+        def publish(self, job: Job, *, topic: str) -> str:
+            move(store, job.creation_id, "processing")
+            move(
+                store,
+                job.creation_id,
+                "failed",
+                {"error": {"code": "safety_blocked", "message": "no"}},
+            )
+            raise QueueUnavailable("publish timed out")
+
+    accepted = submit(service(store, LateThenFailed()))
+    assert accepted.creation.status == "failed"
+    assert (accepted.creation.error or {})["code"] == "safety_blocked"
+    assert [e["kind"] for e in ledger.entries("u")].count("refund") == 0  # the trigger's job

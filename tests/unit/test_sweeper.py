@@ -18,7 +18,7 @@ from tests.support.seeds import move, new_creation
 
 SETTINGS = Settings(
     store_max_attempts=5,
-    max_generation_attempts=2,
+    sweep_max_requeues=2,
     lease_seconds=60,
     sweep_pending_after_seconds=120,
     sweep_refund_after_seconds=60,
@@ -72,7 +72,7 @@ def test_a_creation_requeued_too_often_is_failed(
     store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher, sweeper: Sweeper
 ) -> None:
     creation_id = new_creation(store, "u")
-    for _ in range(SETTINGS.max_generation_attempts):
+    for _ in range(SETTINGS.sweep_max_requeues):
         clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
         assert sweeper.sweep().requeued == [creation_id]
     clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
@@ -137,3 +137,16 @@ def test_a_dead_queue_requeues_nothing_and_says_so(
     publisher.fail = True
     assert sweeper.sweep().requeued == []
     assert "requeues" not in data(store, creation_id)
+
+
+def test_an_odd_document_is_skipped_and_the_rest_are_swept(
+    store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher, sweeper: Sweeper
+) -> None:
+    batch = Batch()
+    # No owner, no type: not a creation any code of ours writes (so it sets status itself).
+    odd = {"status": "pending", "updated_at": clock.now}
+    batch.create(paths.creation("odd"), odd, moves_status=True)
+    store.commit(batch)
+    creation_id = new_creation(store, "u")
+    clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
+    assert sweeper.sweep().requeued == [creation_id]

@@ -55,9 +55,8 @@ def creation(store: MemoryDocuments, creation_id: str) -> dict[str, object]:
 
 
 def handle(w: GenerationWorker, store: MemoryDocuments, creation_id: str) -> str:
-    data = creation(store, creation_id)
-    job = Job(creation_id=creation_id, user_id=str(data["user_id"]), type=str(data["type"]))
-    return w.handle(job, event_id="e").kind
+    (found,) = store.read(paths.creation(creation_id))
+    return w.handle(Job.of(found), event_id="e").kind
 
 
 def test_a_job_ends_in_draft_with_its_media(store: MemoryDocuments, clock: Clock) -> None:
@@ -211,3 +210,38 @@ def test_a_claim_the_store_never_answered_waits_for_its_lease(
     assert claims.claim(creation_id) == Skip("leased", "processing")  # ...and waits
     clock.advance(SETTINGS.lease_seconds + 1)
     assert isinstance(claims.claim(creation_id), Claim)
+
+
+def test_a_draft_write_that_fails_releases_the_lease_for_a_prompt_redelivery(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    # While the provider works, arrange for the next commit (the draft's) to find the store
+    # down; the release after it finds the store back.
+    provider = ScriptedProvider(
+        during=lambda _context: store.before_commit(lambda _batch: store.unavailable(1))
+    )
+    with pytest.raises(StoreBusy):
+        handle(worker(store, clock, provider), store, creation_id)
+    held = creation(store, creation_id)
+    assert held["status"] == "processing"
+    assert held["lease_expires_at"] == clock.now  # handed back, not held for LEASE_SECONDS
+    assert handle(worker(store, clock, ScriptedProvider()), store, creation_id) == "draft"
+
+
+def test_a_worker_told_its_claim_is_gone_stops_and_leaves_the_creation(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u", request=VIDEO)
+    rival_clock = Clock(clock.now)
+
+    def save_after_losing(context: GenerationContext) -> None:
+        rival_clock.advance(SETTINGS.lease_seconds + 1)
+        assert isinstance(ClaimStore(store, SETTINGS, clock=rival_clock).claim(creation_id), Claim)
+        context.save_checkpoint({"veo_operation": "operations/1"})  # raises: no longer ours
+
+    provider = ScriptedProvider(during=save_after_losing)
+    assert handle(worker(store, clock, provider), store, creation_id) == "lost_claim"
+    held = creation(store, creation_id)
+    assert (held["status"], held["attempts"]) == ("processing", 2)
+    assert "checkpoint" not in held

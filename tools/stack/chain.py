@@ -53,6 +53,7 @@ from tools.stack.logfiles import json_lines
 from tools.stack.processes import (
     DEFAULT_READY_TIMEOUT,
     LOCALHOST,
+    REPO_ROOT,
     ManagedProcess,
     StackError,
     answers_anything,
@@ -67,8 +68,6 @@ from tools.stack.triggers import (
     json_lines_observer,
     register_trigger,
 )
-
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 
 PUSH_SUFFIX: Final = "-push"
 REFUND_TRIGGER_ID: Final = "creations-refund"

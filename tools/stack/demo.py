@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import requests
 
+from shared.creations.lifecycle import FINAL_STATUSES
 from tools.stack.cli import CliError, require_stack
 from tools.stack.dev import AUTH_DIR
 from tools.stack.devauth import load_or_create_signer
@@ -36,8 +37,7 @@ IMAGE_COUNT: Final = 2
 IMAGE_REQUEST: Final = {"type": "image", "prompt": "a lighthouse at dusk", "count": IMAGE_COUNT}
 VIDEO_REQUEST: Final = {"type": "video", "prompt": "waves on a shore", "duration_seconds": 4}
 FAILING_REQUEST: Final = {"type": "image", "prompt": "a storm [fail:permanent]"}
-FINAL: Final = frozenset({"draft", "failed", "canceled"})
-# What a stack started before the chain existed lacks; `make demo` needs every function.
+# `make demo` needs every function, and the trigger router, of the running stack.
 REQUIRED_PORTS: Final = ("submit", "generate", "refund", "dead_letter", "sweep", "stitch", "router")
 # More clips for the reel, in other shapes, so it shows the normalising (re-encode) path.
 REEL_CLIP_REQUESTS: Final = (
@@ -174,13 +174,13 @@ class Watcher:
 
 
 def is_final(followed: Followed) -> bool:
-    return bool(followed.state) and (followed.state or {}).get("status") in FINAL
+    return bool(followed.state) and (followed.state or {}).get("status") in FINAL_STATUSES
 
 
 def is_settled_failure(followed: Followed) -> bool:
     """Failed and refunded (the refund lands just after the status moves)."""
     state = followed.state or {}
-    if state.get("status") in FINAL - {"failed"}:
+    if state.get("status") in FINAL_STATUSES - {"failed"}:
         return True  # a wrong ending: stop waiting, the checks report it
     return state.get("status") == "failed" and bool(state.get("refunded"))
 

@@ -40,6 +40,7 @@ from tools.stack.devauth import certs_url, load_or_create_signer
 from tools.stack.emulators import EmulatorKey, EmulatorSet, emulator_env
 from tools.stack.processes import (
     LOCALHOST,
+    REPO_ROOT,
     ManagedProcess,
     StackError,
     pid_alive,
@@ -47,7 +48,6 @@ from tools.stack.processes import (
     stop_and_say,
 )
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 DEV_DIR: Final = REPO_ROOT / ".dev"
 AUTH_DIR: Final = DEV_DIR / "auth"
 LOG_DIR: Final = DEV_DIR / "logs"

@@ -24,18 +24,17 @@ from shared.core.errors import InvalidRequest, MethodNotAllowed, NotFound, Store
 from shared.core.log import get_logger, http_request_log, log_fields
 from shared.core.settings import Settings
 from shared.creations.lifecycle import STATUSES
+from shared.creations.reading import CreationReader
 from shared.creations.requests import StoredRequest
-from shared.creations.store import CreationStore
 from shared.intake.actions import CreationActions
 from shared.intake.api.bodies import json_response, read_json_body, response_for_error
 from shared.intake.api.routes import ROUTES
 from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
 from shared.intake.idempotency import request_fingerprint
+from shared.intake.parsing import parse_creation_request, parse_reel_body
 from shared.intake.reels import plan_reel
-from shared.intake.requests import parse_creation_request, parse_reel_body
 from shared.intake.submission import SubmissionService
 from shared.money.ledger import Ledger
-from shared.money.pricing import creation_cost
 
 logger = get_logger(__name__)
 
@@ -62,7 +61,7 @@ class SubmitApi:
     settings: Settings
     verifier: FirebaseTokenVerifier
     ledger: Ledger
-    creations: CreationStore
+    creations: CreationReader
     submissions: SubmissionService
     actions: CreationActions
 
@@ -148,7 +147,6 @@ class SubmitApi:
         accepted = self.submissions.submit(
             user_id=call.user.uid,
             request=wanted,
-            cost=creation_cost(wanted, self.settings),
             idempotency_key=key,
             fingerprint=request_fingerprint(*asked),
         )

@@ -2,8 +2,8 @@
 
 What the worker does with each (shared/work/worker.py):
     ProviderTransient (provider_unavailable), ProviderTimeout (provider_timeout)
-        the claim is released and the event redelivered; after `MAX_GENERATION_ATTEMPTS`
-        attempts the creation fails as `too_many_attempts` (and is refunded).
+        the claim is released and the event redelivered; once the deliveries run out the
+        creation fails as `delivery_exhausted` (or `too_many_attempts`) and is refunded.
     InvalidGenerationRequest (invalid_request), SafetyBlocked (safety_blocked),
     EmptyResult (empty_result), ProviderPermanent (provider_error)
         the creation fails at once and is refunded.

@@ -19,8 +19,8 @@ Wait
     bar where the last one left it), always below 100.
 
     Past the deadline: `ProviderTimeout`. The redelivered job finds the saved name and resumes
-    polling the same operation; after MAX_GENERATION_ATTEMPTS attempts the claim fails the
-    creation as `too_many_attempts` and it is refunded.
+    polling the same operation; once the deliveries run out the creation fails
+    (`delivery_exhausted`, or `too_many_attempts`) and is refunded.
 
 Finish
     `operation.error` (the SDK does not raise it) is mapped by `errors.from_operation_error`;

@@ -1,8 +1,8 @@
-"""Reading creations: one, several, one page of a user's; and adding a new one to a batch.
+"""Reading creations: one, several, or one page of a user's, newest first.
 
-Every change after that is a claim (`shared.creations.claims`), a refund
-(`shared.money.refunds`) or a deletion (`shared.intake.actions`), and every status change goes
-through `shared.creations.lifecycle`.
+A creation is added by `shared.creations.lifecycle.stage_new`; every change after that is a
+claim (`shared.creations.claims`), a refund (`shared.money.refunds`) or a deletion
+(`shared.intake.actions`), and every status change goes through `shared.creations.lifecycle`.
 """
 
 from __future__ import annotations
@@ -11,31 +11,13 @@ import base64
 import binascii
 import datetime as dt
 import json
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from shared.core.errors import InvalidRequest, NotFound
-from shared.creations import lifecycle
 from shared.creations.model import Creation
-from shared.creations.requests import StoredRequest, document_of
 from shared.store import paths
-from shared.store.documents import DOCUMENT_NAME, Batch, Documents, Query, Snapshot
-
-
-def new_creation_id() -> str:
-    return uuid.uuid4().hex
-
-
-def stage_create(
-    batch: Batch, *, creation_id: str, user_id: str, request: StoredRequest, cost: int
-) -> None:
-    """Add the new `pending` creation to `batch` (a create: it never overwrites)."""
-    lifecycle.stage_new(
-        batch,
-        paths.creation(creation_id),
-        {"user_id": user_id, "type": request.TYPE, "request": document_of(request), "cost": cost},
-    )
+from shared.store.documents import DOCUMENT_NAME, Documents, Query, Snapshot
 
 
 def owned(snapshot: Snapshot, user_id: str) -> Creation:
@@ -46,7 +28,7 @@ def owned(snapshot: Snapshot, user_id: str) -> Creation:
 
 
 @dataclass(frozen=True)
-class CreationStore:
+class CreationReader:
     store: Documents
 
     def get(self, creation_id: str) -> Creation | None:

@@ -9,25 +9,26 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from shared.core.errors import InvalidRequest
 from shared.core.settings import Settings
 from shared.creations.requests import (
-    MAX_IMAGES,
-    MAX_PROMPT_CHARS,
     MAX_TITLE_CHARS,
     MAX_VIDEO_SECONDS,
-    MIN_VIDEO_SECONDS,
-    SEED_LIMIT,
     VIDEO_ASPECT_RATIOS,
     ClipIds,
     FieldRuleError,
     ImageAspectRatio,
+    ImageCount,
     ImageRequest,
     MediaRequest,
+    ModelName,
+    NegativePrompt,
+    Prompt,
+    Seed,
     VideoRequest,
-    trimmed_prompt,
+    VideoSeconds,
     validated,
 )
 
@@ -45,18 +46,13 @@ class CreationBody(_Body):
     """The `POST /v1/creations` body as the contract defines it."""
 
     type: Literal["image", "video"]
-    prompt: str
-    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    prompt: Prompt
+    negative_prompt: NegativePrompt | None = None
     aspect_ratio: ImageAspectRatio | None = None
-    duration_seconds: int | None = Field(default=None, ge=MIN_VIDEO_SECONDS, le=MAX_VIDEO_SECONDS)
-    count: int | None = Field(default=None, ge=1, le=MAX_IMAGES)
-    model: str | None = Field(default=None, min_length=1, max_length=200)
-    seed: int | None = Field(default=None, ge=0, lt=SEED_LIMIT)
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_is_trimmed_and_bounded(cls, value: str) -> str:
-        return trimmed_prompt(value)
+    duration_seconds: VideoSeconds | None = None
+    count: ImageCount | None = None
+    model: ModelName | None = None
+    seed: Seed | None = None
 
     @model_validator(mode="after")
     def _options_fit_the_type(self) -> CreationBody:

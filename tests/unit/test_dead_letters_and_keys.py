@@ -1,0 +1,75 @@
+"""Dead letters and freed idempotency keys, on the in-memory store."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from shared.core.events import MalformedEvent, PubSubMessage
+from shared.creations.claims import ClaimStore
+from shared.intake import idempotency
+from shared.intake.idempotency import KeyUse
+from shared.store import paths
+from shared.store.documents import Batch
+from shared.work.dead_letters import DELIVERY_COUNT_ATTRIBUTE, DeadLetterHandler
+from tests.support.fakes import SETTINGS
+from tests.support.memory_store import MemoryDocuments
+from tests.support.seeds import move, new_creation
+
+
+def dead_letter(creation_id: str) -> PubSubMessage:
+    job = {"creation_id": creation_id, "user_id": "u", "type": "image"}
+    return PubSubMessage("m1", json.dumps(job).encode(), {DELIVERY_COUNT_ATTRIBUTE: "5"})
+
+
+@pytest.fixture
+def handler(store: MemoryDocuments) -> DeadLetterHandler:
+    return DeadLetterHandler(ClaimStore(store, SETTINGS))
+
+
+@pytest.mark.parametrize("status", ["pending", "processing"])
+def test_a_dead_letter_fails_an_unfinished_creation(
+    store: MemoryDocuments, handler: DeadLetterHandler, status: str
+) -> None:
+    creation_id = new_creation(store, "u")
+    if status == "processing":
+        move(store, creation_id, "processing", {"lease_owner": "w"})
+    assert handler.on_dead_letter(dead_letter(creation_id), event_id="e")
+    failed = store.data(paths.creation(creation_id)) or {}
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "delivery_exhausted"
+    assert failed.get("lease_owner") is None
+
+
+def test_a_dead_letter_leaves_final_and_missing_creations_alone(
+    store: MemoryDocuments, handler: DeadLetterHandler
+) -> None:
+    creation_id = new_creation(store, "u")
+    move(store, creation_id, "processing")
+    move(store, creation_id, "draft", {"progress": 100})
+    commits = store.commits
+    assert not handler.on_dead_letter(dead_letter(creation_id), event_id="e")
+    assert not handler.on_dead_letter(dead_letter("gone"), event_id="e")
+    assert store.commits == commits
+
+
+def test_a_dead_letter_that_is_not_a_job_is_malformed(handler: DeadLetterHandler) -> None:
+    junk = PubSubMessage("m", base64.b64encode(b"not json"), {})
+    with pytest.raises(MalformedEvent):
+        handler.on_dead_letter(junk, event_id="e")
+
+
+def test_a_key_is_released_only_for_the_creation_it_made(store: MemoryDocuments) -> None:
+    key = paths.idempotency_key("u", "k")
+    batch = Batch()
+    (record,) = store.read(key)
+    assert KeyUse("u", "f", 48).stage(batch, record, "c1") is None
+    store.commit(batch)
+    idempotency.release(store, key, "someone-else")
+    assert store.data(key) is not None
+    idempotency.release(store, key, "c1")
+    assert store.data(key) is None
+    store.unavailable()
+    idempotency.release(store, key, "c1")  # best effort: a store that is down is logged only
