@@ -2,6 +2,8 @@
 
 The entry points (`functions/<name>/main.py`) call these once per process
 (`shared.core.runtime.per_process`); tests build the same objects from their own parts.
+Google Cloud clients come from `shared.core.clients`; a provider's own SDK client (google-genai)
+is built by `shared.media.providers.selection`, only when that provider is chosen.
 """
 
 from __future__ import annotations
@@ -24,6 +26,18 @@ from shared.work.dead_letters import DeadLetterHandler
 from shared.work.jobs import JobPublisher, PubSubJobPublisher
 from shared.work.sweeper import Sweeper
 from shared.work.worker import GenerationWorker
+
+__all__ = [
+    "build_dead_letter_handler",
+    "build_generation_worker",
+    "build_refund_handler",
+    "build_stitch_worker",
+    "build_submit_api",
+    "build_sweeper",
+    "documents",
+    "refunds",
+    "submissions",
+]
 
 
 def documents(settings: Settings) -> Documents:

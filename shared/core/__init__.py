@@ -4,12 +4,14 @@ settings   the typed settings object, read once from the environment
 errors     errors by what the caller must do (4xx, retry, give up)
 calls      which Google API failures are transient, and how one call retries
 clients    Firestore, Pub/Sub and Cloud Storage clients (emulators when their hosts are set)
-events     decoding Pub/Sub and Firestore CloudEvents; the ack-or-redeliver policy
+events     decoding Pub/Sub and Firestore CloudEvents
+handling   an event function's ack-or-redeliver policy (`event_handler`)
 log        structured JSON logs for Cloud Logging
 runtime    a function's collaborators, built once per process
 """
 
 from shared.core.calls import TRANSIENT_ERRORS, bounded_retry
+from shared.core.clients import firestore_client, publisher_client, storage_client
 from shared.core.errors import (
     ClientError,
     Conflict,
@@ -36,7 +38,7 @@ from shared.core.events import (
     pubsub_message,
 )
 from shared.core.handling import event_handler
-from shared.core.log import get_logger, log_fields, setup_logging
+from shared.core.log import get_logger, http_request_log, log_fields, setup_logging
 from shared.core.runtime import per_process
 from shared.core.settings import Pricing, Settings, load_settings
 
@@ -66,10 +68,14 @@ __all__ = [
     "bounded_retry",
     "document_change",
     "event_handler",
+    "firestore_client",
     "get_logger",
+    "http_request_log",
     "load_settings",
     "log_fields",
     "per_process",
+    "publisher_client",
     "pubsub_message",
     "setup_logging",
+    "storage_client",
 ]

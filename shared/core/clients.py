@@ -18,6 +18,8 @@ def firestore_client(settings: Settings) -> firestore.Client:
 
 
 def publisher_client(settings: Settings) -> PublisherClient:
+    # `settings` is unused: the library reads PUBSUB_EMULATOR_HOST itself, and topics are named
+    # per publish. It is taken so every client is built the same way, from the settings.
     # Batching off: one user's job should leave now, not after a 10 ms batching window.
     batch = BatchSettings(max_messages=1)
     return PublisherClient(batch_settings=batch)

@@ -27,6 +27,11 @@ class SuiteError(Exception):
         super().__init__(message)
         self.message = message
 
+    def answer_fields(self) -> dict[str, Any]:
+        """What an HTTP answer carries beside `error` for this error (nothing, unless a
+        subclass has more to tell the caller)."""
+        return {}
+
 
 # --- the caller sent something wrong (4xx): retrying the same request will not help ---------
 

@@ -4,11 +4,12 @@ model      the `creations/{id}` document as read (`Creation`) and the `Job` nami
 requests   the typed, normalised request stored on a creation (image, video, reel)
 lifecycle  the state machine, and the only writer of `status`
 progress   `progress` as whole percents, 0-99 until draft
-store      reading creations; adding a new one to a batch
+reading    reading creations: one, several, a user's pages (with cursors)
 claims     a worker's hold on a creation (lease, attempts) and the writes only it may make
 """
 
-from shared.creations.claims import Claim, ClaimStore, Skip
+from shared.creations import lifecycle, requests
+from shared.creations.claims import Claim, ClaimStore, Skip, utcnow
 from shared.creations.lifecycle import (
     FINAL_STATUSES,
     REFUNDABLE_STATUSES,
@@ -18,9 +19,19 @@ from shared.creations.lifecycle import (
     stage_move,
     stage_new,
 )
-from shared.creations.model import Creation, CreationType, Job, Status, new_creation_id
-from shared.creations.reading import CreationReader
+from shared.creations.model import (
+    CREATION_ID_PATTERN,
+    Creation,
+    CreationType,
+    Job,
+    Status,
+    new_creation_id,
+)
+from shared.creations.progress import MAX_WORKING, RisingPercent, working_percent
+from shared.creations.reading import CreationReader, owned
 from shared.creations.requests import (
+    IMAGE_ASPECT_RATIOS,
+    SEED_LIMIT,
     ImageRequest,
     MediaRequest,
     ReelRequest,
@@ -32,8 +43,12 @@ from shared.creations.requests import (
 )
 
 __all__ = [
+    "CREATION_ID_PATTERN",
     "FINAL_STATUSES",
+    "IMAGE_ASPECT_RATIOS",
+    "MAX_WORKING",
     "REFUNDABLE_STATUSES",
+    "SEED_LIMIT",
     "STATUSES",
     "TRANSITIONS",
     "Claim",
@@ -45,6 +60,7 @@ __all__ = [
     "Job",
     "MediaRequest",
     "ReelRequest",
+    "RisingPercent",
     "Skip",
     "Status",
     "StoredRequest",
@@ -52,8 +68,13 @@ __all__ = [
     "VideoRequest",
     "can_move",
     "document_of",
+    "lifecycle",
     "new_creation_id",
+    "owned",
+    "requests",
     "stage_move",
     "stage_new",
     "stored_request",
+    "utcnow",
+    "working_percent",
 ]

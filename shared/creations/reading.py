@@ -31,10 +31,6 @@ def owned(snapshot: Snapshot, user_id: str) -> Creation:
 class CreationReader:
     store: Documents
 
-    def get(self, creation_id: str) -> Creation | None:
-        (snapshot,) = self.store.read(paths.creation(creation_id))
-        return Creation.of(snapshot) if snapshot.exists else None
-
     def get_owned(self, user_id: str, creation_id: str) -> Creation:
         (snapshot,) = self.store.read(paths.creation(creation_id))
         return owned(snapshot, user_id)

@@ -1,7 +1,7 @@
 """What the `submit` function does: who is calling, what they ask, taking it on.
 
 auth         Firebase ID token verification
-requests     the bodies of POST /v1/creations and /v1/reels, checked by the contract's rules
+parsing      the bodies of POST /v1/creations and /v1/reels, checked by the contract's rules
 reels        a reel's clips, checked, become its request
 idempotency  `Idempotency-Key`: a repeated POST answers the same creation
 submission   the atomic debit + creation + key, then the job on the queue

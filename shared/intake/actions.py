@@ -25,6 +25,9 @@ logger = get_logger(__name__)
 
 @dataclass(frozen=True)
 class CreationActions:
+    """Cancel and delete. Each round reads the creation, the balance and the refund entry in
+    one round trip, decides, and writes guarded by what it read; a lost race reads again."""
+
     store: Documents
     settings: Settings
     _: KW_ONLY

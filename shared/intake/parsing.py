@@ -13,28 +13,12 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from shared.core.errors import InvalidRequest
 from shared.core.settings import Settings
-from shared.creations.requests import (
-    MAX_TITLE_CHARS,
-    MAX_VIDEO_SECONDS,
-    VIDEO_ASPECT_RATIOS,
-    ClipIds,
-    FieldRuleError,
-    ImageAspectRatio,
-    ImageCount,
-    ImageRequest,
-    MediaRequest,
-    ModelName,
-    NegativePrompt,
-    Prompt,
-    Seed,
-    VideoRequest,
-    VideoSeconds,
-    validated,
-)
+from shared.creations import requests as rules
+from shared.creations.requests import ImageRequest, MediaRequest, VideoRequest
 
 DEFAULT_ASPECT_RATIO: dict[str, Any] = {"image": "1:1", "video": "16:9"}
 DEFAULT_COUNT = 1
-DEFAULT_VIDEO_SECONDS = MAX_VIDEO_SECONDS
+DEFAULT_VIDEO_SECONDS = rules.MAX_VIDEO_SECONDS
 
 
 class _Body(BaseModel):
@@ -46,31 +30,33 @@ class CreationBody(_Body):
     """The `POST /v1/creations` body as the contract defines it."""
 
     type: Literal["image", "video"]
-    prompt: Prompt
-    negative_prompt: NegativePrompt | None = None
-    aspect_ratio: ImageAspectRatio | None = None
-    duration_seconds: VideoSeconds | None = None
-    count: ImageCount | None = None
-    model: ModelName | None = None
-    seed: Seed | None = None
+    prompt: rules.Prompt
+    negative_prompt: rules.NegativePrompt | None = None
+    aspect_ratio: rules.ImageAspectRatio | None = None
+    duration_seconds: rules.VideoSeconds | None = None
+    count: rules.ImageCount | None = None
+    model: rules.ModelName | None = None
+    seed: rules.Seed | None = None
 
     @model_validator(mode="after")
     def _options_fit_the_type(self) -> CreationBody:
         if self.type == "image":
             if self.duration_seconds is not None:
-                raise FieldRuleError("duration_seconds", "applies to videos only")
+                raise rules.FieldRuleError("duration_seconds", "applies to videos only")
         else:
             if self.count is not None:
-                raise FieldRuleError("count", "applies to images only")
-            if self.aspect_ratio is not None and self.aspect_ratio not in VIDEO_ASPECT_RATIOS:
-                raise FieldRuleError("aspect_ratio", f"videos take one of {VIDEO_ASPECT_RATIOS}")
+                raise rules.FieldRuleError("count", "applies to images only")
+            if self.aspect_ratio is not None and self.aspect_ratio not in rules.VIDEO_ASPECT_RATIOS:
+                raise rules.FieldRuleError(
+                    "aspect_ratio", f"videos take one of {rules.VIDEO_ASPECT_RATIOS}"
+                )
         return self
 
 
 class ReelBody(_Body):
     """The `POST /v1/reels` body. A clip may appear more than once (a repeated shot)."""
 
-    clips: ClipIds
+    clips: rules.ClipIds
     title: str | None = None
 
     @field_validator("title")
@@ -79,8 +65,8 @@ class ReelBody(_Body):
         if value is None:
             return None
         trimmed = value.strip()
-        if not trimmed or len(trimmed) > MAX_TITLE_CHARS:
-            raise ValueError(f"must be 1-{MAX_TITLE_CHARS} characters after trimming")
+        if not trimmed or len(trimmed) > rules.MAX_TITLE_CHARS:
+            raise ValueError(f"must be 1-{rules.MAX_TITLE_CHARS} characters after trimming")
         return trimmed
 
 
@@ -115,4 +101,4 @@ def parse_reel_body(body: Any) -> ReelBody:
 
 
 def _parsed(model: type[B], body: Any) -> B:
-    return validated(model, body, InvalidRequest, "body: must be a JSON object")
+    return rules.validated(model, body, InvalidRequest, "body: must be a JSON object")

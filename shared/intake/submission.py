@@ -11,6 +11,7 @@ after the commit; if it fails, the creation is failed and refunded before the ca
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
+from typing import Any
 
 from shared.core.errors import Conflict, QueueUnavailable, StoreBusy
 from shared.core.log import get_logger, log_fields
@@ -33,6 +34,9 @@ logger = get_logger(__name__)
 
 @dataclass(frozen=True)
 class Accepted:
+    """What a submit answers: the creation as committed, the balance after the debit, and
+    whether this was a repeat of an earlier submit (same `Idempotency-Key`)."""
+
     creation: Creation
     balance: int
     replayed: bool
@@ -45,6 +49,9 @@ class QueueUnavailableRefunded(QueueUnavailable):
         super().__init__(message)
         self.refunded = refunded
         self.creation_id = creation_id
+
+    def answer_fields(self) -> dict[str, Any]:
+        return {"refunded": self.refunded}
 
 
 @dataclass(frozen=True)

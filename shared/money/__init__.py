@@ -7,11 +7,19 @@ refunds  giving a failed or canceled creation's tokens back, exactly once
 
 from shared.money.ledger import Ledger, balance_of
 from shared.money.pricing import creation_cost
-from shared.money.refunds import CANCEL, NOT_QUEUED, RefundHandler, RefundOutcome, Refunds
+from shared.money.refunds import (
+    CANCEL,
+    NOT_QUEUED,
+    QUEUE_UNAVAILABLE,
+    RefundHandler,
+    RefundOutcome,
+    Refunds,
+)
 
 __all__ = [
     "CANCEL",
     "NOT_QUEUED",
+    "QUEUE_UNAVAILABLE",
     "Ledger",
     "RefundHandler",
     "RefundOutcome",

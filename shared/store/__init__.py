@@ -8,11 +8,20 @@ indexes     the queries the code runs and the composite indexes they need
 """
 
 from shared.store import paths
-from shared.store.documents import SERVER_TIME, Batch, Documents, LostRace, Query, Snapshot
+from shared.store.documents import (
+    DOCUMENT_NAME,
+    SERVER_TIME,
+    Batch,
+    Documents,
+    LostRace,
+    Query,
+    Snapshot,
+)
 from shared.store.firestore import FirestoreDocuments
 from shared.store.optimistic import run_optimistic
 
 __all__ = [
+    "DOCUMENT_NAME",
     "SERVER_TIME",
     "Batch",
     "Documents",

@@ -1,10 +1,10 @@
 """What happens after submit: the job queue, the worker that makes media, the backstops.
 
-jobs          the job message: publishing it (`submit`, the sweeper), reading it (workers)
-worker        claim, generate, store, finish as draft; the error policy of `generate`/`stitch`
-progress      progress writes thinned to about one a second
-sweeper       re-enqueues, fails or refunds what got stuck
-dead_letters  a job Pub/Sub gave up on ends its creation `failed`
+jobs             the job message: publishing it (`submit`, the sweeper), reading it (workers)
+worker           claim, generate, store, finish as draft; the error policy of `generate`/`stitch`
+progress_writes  progress writes thinned to about one a second
+sweeper          re-enqueues, fails or refunds what got stuck
+dead_letters     a job Pub/Sub gave up on ends its creation `failed`
 """
 
 from shared.work.dead_letters import DeadLetterHandler

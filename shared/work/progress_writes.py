@@ -31,10 +31,6 @@ class ThrottledProgress:
         self._written = -1
         self._last_at = float("-inf")
 
-    @property
-    def written(self) -> int:
-        return self._written
-
     def __call__(self, percent: int) -> None:
         percent = working_percent(percent)
         now = self._clock()

@@ -107,8 +107,7 @@ def test_another_users_creation_is_404_on_get_delete_and_cancel(
         assert response.status_code == 404, (method, path)
         assert response.json is not None
         assert response.json["error"]["code"] == "not_found"
-    still = creations.get(created["id"])
-    assert still is not None
+    still = creations.get_owned("alice", created["id"])
     assert still.status == "pending"
     assert ledger.balance("alice") == 9
 

@@ -13,7 +13,7 @@ import requests
 from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from tests.support.paths import REPO, SUBMIT_SOURCE
-from tools.stack.processes import ManagedProcess, free_port
+from tools.stack.processes import ManagedProcess, free_port, python_child_env
 
 Auth = Callable[[str], dict[str, str]]
 
@@ -36,7 +36,7 @@ def submit_url(stack: Settings, base_env: dict[str, str], tmp_path: Path) -> Ite
         ],
         port=port,
         log_path=tmp_path / "submit.log",
-        env={**base_env, "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        env=python_child_env({**base_env, "PATH": "/usr/bin:/bin"}),
         cwd=REPO,
         ready_path="/v1/balance",
     )

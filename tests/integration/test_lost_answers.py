@@ -18,20 +18,9 @@ from shared.intake.submission import QueueUnavailableRefunded, SubmissionService
 from shared.money.ledger import Ledger
 from shared.store.firestore import FirestoreDocuments
 from shared.wiring import submissions
+from tests.support.fakes import RecordingPublisher
 
 REQUEST = ImageRequest(prompt="x", model="imagen-4.0-generate-001", aspect_ratio="1:1", count=1)
-
-
-class RecordingPublisher:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[Job] = []
-        self.fail = fail
-
-    def publish(self, job: Job, *, topic: str) -> str:
-        if self.fail:
-            raise QueueUnavailable("the queue is down")
-        self.sent.append(job)
-        return str(len(self.sent))
 
 
 @pytest.fixture
@@ -80,7 +69,7 @@ def test_a_lost_commit_answer_is_still_an_acceptance_and_the_job_is_enqueued(
     assert not accepted.replayed
     assert accepted.balance == 99  # one image at the default price
     assert ledger.balance("u") == 99  # one image at the default price
-    assert [job.creation_id for job in publisher.sent] == [accepted.creation.id]
+    assert [job.creation_id for job in publisher.jobs] == [accepted.creation.id]
     assert len(list(db.collection("creations").stream())) == 1
 
 

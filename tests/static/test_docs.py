@@ -168,6 +168,25 @@ def test_the_configuration_page_lists_exactly_the_settings() -> None:
     assert table - fields == set(), "docs/configuration.md lists settings the code lacks"
 
 
+def modules_table(page: str) -> set[str]:
+    """The module paths in the first column of the architecture page's modules table."""
+    section = page.split("## Modules", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| `")]
+    return {row.strip("`") for row in rows if row.endswith(".py`")}
+
+
+def test_the_architecture_page_has_a_row_for_every_module() -> None:
+    page = (REPO / "docs" / "architecture.md").read_text()
+    modules = {
+        path.relative_to(REPO / "shared").as_posix()
+        for path in (REPO / "shared").rglob("*.py")
+        if path.name != "__init__.py"
+    }
+    listed = modules_table(page)
+    assert modules - listed == set(), "modules docs/architecture.md does not list"
+    assert listed - modules == set(), "docs/architecture.md lists modules that do not exist"
+
+
 def test_the_checkers_catch_what_they_are_for() -> None:
     assert named_paths("see `shared/creations/lifecycle.py` and functions/<name>/main.py") == {
         "shared/creations/lifecycle.py",
@@ -182,6 +201,10 @@ def test_the_checkers_catch_what_they_are_for() -> None:
         "token",
     ]
     assert LINK.findall("[notes](../elsewhere/notes.md)") == ["../elsewhere/notes.md"]
+    table = (
+        "## Modules\n| `a/b.py` | x |\n| **`a/`** | y |\n| `wiring.py` | z |\n## Next\n| `c.py` |"
+    )
+    assert modules_table(table) == {"a/b.py", "wiring.py"}
 
 
 def test_nothing_depends_on_the_folder_beside_the_repository() -> None:

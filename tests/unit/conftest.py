@@ -3,6 +3,7 @@ subprocess fails the test (tests that run ffmpeg or children belong in tests/com
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
-from tests.support.fakes import SETTINGS
+from tests.support.fakes import SETTINGS, Clock
 from tests.support.memory_store import MemoryDocuments
 
 
@@ -24,11 +25,20 @@ def no_network_and_no_processes(monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     def refuse_process(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("unit tests must not start processes (see tests/component)")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse_network)
-    monkeypatch.setattr(socket.socket, "bind", refuse_network)
+    for name in ("connect", "connect_ex", "bind"):
+        monkeypatch.setattr(socket.socket, name, refuse_network)
     monkeypatch.setattr(socket, "create_connection", refuse_network)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse_network)
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse_process)
+    for name in ("system", "fork", "posix_spawn", "posix_spawnp", "execv", "execve"):
+        monkeypatch.setattr(os, name, refuse_process)
+    # asyncio's subprocesses go through Popen; its connections through socket.connect.
     yield
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture

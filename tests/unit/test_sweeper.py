@@ -26,13 +26,9 @@ SETTINGS = Settings(
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def store(clock: Clock) -> MemoryDocuments:
-    return MemoryDocuments(clock)  # server times follow the test's clock
+    # Overrides the tier's store: the sweeper compares server times with the clock's now.
+    return MemoryDocuments(clock)
 
 
 @pytest.fixture

@@ -26,16 +26,6 @@ from tests.support.seeds import VIDEO, move, new_creation, update
 SETTINGS = Settings(store_max_attempts=5, max_generation_attempts=3, lease_seconds=60)
 
 
-@pytest.fixture
-def store() -> MemoryDocuments:
-    return MemoryDocuments()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def worker(
     store: MemoryDocuments,
     clock: Clock,

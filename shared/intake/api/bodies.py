@@ -50,17 +50,15 @@ def response_for_error(error: SuiteError, retry_after_seconds: int) -> flask.Res
             405, error.code, error.message, headers={"Allow": ", ".join(error.allowed)}
         )
     if isinstance(error, ClientError):
-        return error_response(error.http_status, error.code, error.message)
+        return error_response(
+            error.http_status, error.code, error.message, extra=error.answer_fields()
+        )
     if isinstance(error, RetryableError):
-        extra: dict[str, Any] = {}
-        refunded = getattr(error, "refunded", None)
-        if isinstance(refunded, bool):
-            extra["refunded"] = refunded
         return error_response(
             503,
             error.code,
             error.message,
-            extra=extra,
+            extra=error.answer_fields(),
             headers={"Retry-After": str(retry_after_seconds)},
         )
     return error_response(500, "internal", "internal error")

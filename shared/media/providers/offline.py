@@ -60,7 +60,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from shared.core.settings import Settings
 from shared.creations.model import Job
-from shared.creations.progress import RisingPercent
+from shared.creations.progress import MAX_WORKING, RisingPercent
 from shared.creations.requests import (
     IMAGE_ASPECT_RATIOS,
     ImageRequest,
@@ -139,7 +139,7 @@ class OfflineProvider:
         _fail_if_asked(request.prompt, context.attempt)
 
         def work_done(fraction: float) -> None:
-            progress(work_start + (99 - work_start) * fraction)
+            progress(work_start + (MAX_WORKING - work_start) * fraction)
 
         if isinstance(request, ImageRequest):
             return self._make_images(request, recipe, context, work_done)

@@ -10,10 +10,12 @@ errors        why a stitch failed (all permanent)
 
 from shared.media.reels.clips import ClipInfo, can_copy, probe_clip
 from shared.media.reels.errors import StitchError, StitchTimeout, UnreadableClip
+from shared.media.reels.maker import ReelMaker
 from shared.media.reels.stitcher import StitchResult, stitch
 
 __all__ = [
     "ClipInfo",
+    "ReelMaker",
     "StitchError",
     "StitchResult",
     "StitchTimeout",

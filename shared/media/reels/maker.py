@@ -14,6 +14,7 @@ from google.cloud.storage import Client as StorageClient
 
 from shared.core.calls import TRANSIENT_ERRORS
 from shared.creations.model import Job
+from shared.creations.progress import MAX_WORKING
 from shared.creations.requests import ReelRequest, StoredRequest
 from shared.media.providers.base import (
     GeneratedMedia,
@@ -52,7 +53,9 @@ class ReelMaker:
             context.report_progress((index + 1) * DOWNLOAD_SHARE // len(sources))
 
         def joined(percent: int) -> None:
-            context.report_progress(DOWNLOAD_SHARE + percent * (99 - DOWNLOAD_SHARE) // 100)
+            context.report_progress(
+                DOWNLOAD_SHARE + percent * (MAX_WORKING - DOWNLOAD_SHARE) // 100
+            )
 
         result = self._stitch(
             clips, context.workdir / "reel.mp4", deadline=context.deadline, on_progress=joined

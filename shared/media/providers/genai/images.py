@@ -28,6 +28,7 @@ from google.genai import types
 from PIL import Image, UnidentifiedImageError
 
 from shared.core.settings import Settings
+from shared.creations.progress import MAX_WORKING
 from shared.creations.requests import SEED_LIMIT, ImageRequest
 from shared.media.probe import MediaProbeError, image_size
 from shared.media.providers.base import (
@@ -96,7 +97,7 @@ def make_imagen(
         _save(image.image_bytes or b"", index, context, service)
         for index, image in enumerate(images[: request.count])
     ]
-    context.report_progress(99)
+    context.report_progress(MAX_WORKING)
     return made
 
 
@@ -126,7 +127,7 @@ def make_gemini_images(
                 model=request.model, contents=prompt, config=config
             )
         made.append(_save(_image_part(response, service), index, context, service))
-    context.report_progress(99)
+    context.report_progress(MAX_WORKING)
     return made
 
 
