@@ -49,11 +49,12 @@ def refunds(store: Documents, settings: Settings) -> Refunds:
 
 
 def submissions(store: Documents, settings: Settings, publisher: JobPublisher) -> SubmissionService:
+    ledger = Ledger(store, settings)
     return SubmissionService(
         store,
         settings,
-        ledger=Ledger(store, settings),
-        refunds=refunds(store, settings),
+        ledger=ledger,
+        refunds=Refunds(store, settings, ledger),
         publisher=publisher,
     )
 
@@ -61,17 +62,17 @@ def submissions(store: Documents, settings: Settings, publisher: JobPublisher) -
 def build_submit_api(settings: Settings) -> SubmitApi:
     """The HTTP API on the real Firestore, Pub/Sub and Cloud Storage clients."""
     store = documents(settings)
-    publisher = PubSubJobPublisher(publisher_client(settings), settings)
+    service = submissions(store, settings, PubSubJobPublisher(publisher_client(settings), settings))
     return SubmitApi(
         settings=settings,
         verifier=FirebaseTokenVerifier(settings),
-        ledger=Ledger(store, settings),
+        ledger=service.ledger,
         creations=CreationReader(store),
-        submissions=submissions(store, settings, publisher),
+        submissions=service,
         actions=CreationActions(
             store,
             settings,
-            refunds=refunds(store, settings),
+            refunds=service.refunds,
             media=GcsMediaStore(storage_client(settings), settings.media_bucket),
         ),
     )

@@ -32,6 +32,10 @@ class SuiteError(Exception):
         subclass has more to tell the caller)."""
         return {}
 
+    def answer_headers(self) -> dict[str, str]:
+        """The HTTP headers this error's answer must carry (none, unless a subclass says)."""
+        return {}
+
 
 # --- the caller sent something wrong (4xx): retrying the same request will not help ---------
 
@@ -78,6 +82,9 @@ class MethodNotAllowed(ClientError, code="method_not_allowed", http_status=405):
     def __init__(self, message: str, *, allowed: list[str]) -> None:
         super().__init__(message)
         self.allowed = allowed
+
+    def answer_headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
 
 
 class Conflict(ClientError, code="conflict", http_status=409):

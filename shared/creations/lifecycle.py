@@ -5,13 +5,12 @@
        └─────────────┴──► failed      (and, from pending only: canceled)
 
 `stage_new` writes a creation's first status (with the rest of its first document) and
-`stage_move` every later one; nothing else in
-the suite writes `status` (tests/static/test_status_writes.py holds every module to that).
-`stage_move` refuses a move the table does not allow, guards the write with the update time of
-the snapshot the decision was made on (a move decided on stale data never lands: the commit
-fails and the caller reads again), and writes the fields that belong with the move:
-`updated_at`; `completed_at` on reaching a final status; the lease cleared on leaving
-`processing`.
+`stage_move` every later one; nothing else in the suite writes `status`
+(tests/static/test_status_writes.py holds every module to that). `stage_move` refuses a move
+the table does not allow, guards the write with the update time of the snapshot the decision
+was made on (a move decided on stale data never lands: the commit fails and the caller reads
+again), and writes the fields that belong with the move: `updated_at`; `completed_at` on
+reaching a final status; the lease cleared on leaving `processing`.
 """
 
 from __future__ import annotations
@@ -36,7 +35,8 @@ TRANSITIONS: Final[Mapping[str, frozenset[Status]]] = {
     "failed": frozenset(),
     "canceled": frozenset(),
 }
-FINAL_STATUSES: Final[frozenset[str]] = frozenset({"draft", "failed", "canceled"})
+# Final: no move leads out of it.
+FINAL_STATUSES: Final[frozenset[str]] = frozenset(s for s, out in TRANSITIONS.items() if not out)
 REFUNDABLE_STATUSES: Final[frozenset[str]] = frozenset({"failed", "canceled"})
 
 # Written by claims while `processing`; meaningless once a creation has left it.

@@ -60,8 +60,16 @@ def trimmed_prompt(value: str) -> str:
     return trimmed
 
 
+def trimmed_title(value: str) -> str:
+    trimmed = value.strip()
+    if not trimmed or len(trimmed) > MAX_TITLE_CHARS:
+        raise ValueError(f"must be 1-{MAX_TITLE_CHARS} characters after trimming")
+    return trimmed
+
+
 # The rules of the fields a body and a stored request share (`shared.intake.parsing`).
 Prompt = Annotated[str, AfterValidator(trimmed_prompt)]  # trimmed, then 1-2000 characters
+Title = Annotated[str, AfterValidator(trimmed_title)]  # trimmed, then 1-200 characters
 NegativePrompt = Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
 Seed = Annotated[int, Field(ge=0, le=SEED_LIMIT - 1)]
@@ -110,7 +118,7 @@ class ReelRequest(_Stored):
     clips: ClipIds
     sources: list[str] = Field(min_length=MIN_REEL_CLIPS, max_length=MAX_REEL_CLIPS)
     duration_seconds: float = Field(ge=0)
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE_CHARS)
+    title: Title | None = None
 
 
 MediaRequest = ImageRequest | VideoRequest

@@ -25,8 +25,7 @@ logger = get_logger(__name__)
 
 @dataclass(frozen=True)
 class CreationActions:
-    """Cancel and delete. Each round reads the creation, the balance and the refund entry in
-    one round trip, decides, and writes guarded by what it read; a lost race reads again."""
+    """What `POST /v1/creations/{id}:cancel` and `DELETE /v1/creations/{id}` do."""
 
     store: Documents
     settings: Settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from shared.core.errors import InvalidRequest
 from shared.core.settings import Settings
@@ -57,17 +57,7 @@ class ReelBody(_Body):
     """The `POST /v1/reels` body. A clip may appear more than once (a repeated shot)."""
 
     clips: rules.ClipIds
-    title: str | None = None
-
-    @field_validator("title")
-    @classmethod
-    def _title_is_trimmed_and_bounded(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        trimmed = value.strip()
-        if not trimmed or len(trimmed) > rules.MAX_TITLE_CHARS:
-            raise ValueError(f"must be 1-{rules.MAX_TITLE_CHARS} characters after trimming")
-        return trimmed
+    title: rules.Title | None = None
 
 
 B = TypeVar("B", bound=_Body)

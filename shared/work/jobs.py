@@ -38,6 +38,7 @@ class PubSubJobPublisher:
         self._client = client
         self._project = settings.gcp_project
         self._timeout = settings.publish_timeout_seconds
+        self._retry = bounded_retry(self._timeout)
 
     def publish(self, job: Job, *, topic: str) -> str:
         topic_path = self._client.topic_path(self._project, topic)
@@ -49,7 +50,7 @@ class PubSubJobPublisher:
             future = self._client.publish(
                 topic_path,
                 data,
-                retry=bounded_retry(self._timeout),
+                retry=self._retry,
                 timeout=self._timeout,
                 creation_id=job.creation_id,
                 type=job.type,

@@ -71,23 +71,22 @@ class Sweeper:
         return report
 
     def _stuck(self, status: str, field_name: str, before: dt.datetime) -> list[Snapshot]:
-        return self.store.query(
-            Query(
-                paths.CREATIONS,
-                equal=(("status", status),),
-                before=(field_name, before),
-                order=((field_name, "ASCENDING"),),
-                limit=self.settings.sweep_batch_size,
-            )
-        )
+        return self._oldest((("status", status),), field_name, before)
 
     def _unrefunded(self, status: str, before: dt.datetime) -> list[Snapshot]:
+        return self._oldest((("status", status), ("refunded", False)), "updated_at", before)
+
+    def _oldest(
+        self, equal: tuple[tuple[str, object], ...], field_name: str, before: dt.datetime
+    ) -> list[Snapshot]:
+        """One batch of the creations matching `equal` whose `field_name` is before `before`,
+        oldest first."""
         return self.store.query(
             Query(
                 paths.CREATIONS,
-                equal=(("status", status), ("refunded", False)),
-                before=("updated_at", before),
-                order=(("updated_at", "ASCENDING"),),
+                equal=equal,
+                before=(field_name, before),
+                order=((field_name, "ASCENDING"),),
                 limit=self.settings.sweep_batch_size,
             )
         )

@@ -10,7 +10,6 @@ import flask
 from shared.core.errors import (
     ClientError,
     InvalidJson,
-    MethodNotAllowed,
     PayloadTooLarge,
     RetryableError,
     SuiteError,
@@ -45,13 +44,13 @@ def error_response(
 
 def response_for_error(error: SuiteError, retry_after_seconds: int) -> flask.Response:
     """The contract's answer for a deliberate error."""
-    if isinstance(error, MethodNotAllowed):
-        return error_response(
-            405, error.code, error.message, headers={"Allow": ", ".join(error.allowed)}
-        )
     if isinstance(error, ClientError):
         return error_response(
-            error.http_status, error.code, error.message, extra=error.answer_fields()
+            error.http_status,
+            error.code,
+            error.message,
+            headers=error.answer_headers(),
+            extra=error.answer_fields(),
         )
     if isinstance(error, RetryableError):
         return error_response(
@@ -59,7 +58,7 @@ def response_for_error(error: SuiteError, retry_after_seconds: int) -> flask.Res
             error.code,
             error.message,
             extra=error.answer_fields(),
-            headers={"Retry-After": str(retry_after_seconds)},
+            headers={**error.answer_headers(), "Retry-After": str(retry_after_seconds)},
         )
     return error_response(500, "internal", "internal error")
 
