@@ -18,11 +18,14 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tools.stack.dev import AUTH_DIR, DEFAULT_PROJECT, EXPORTED_ENV, STACK_FILE
 from tools.stack.devauth import load_or_create_signer
 from tools.stack.processes import pid_alive
+
+if TYPE_CHECKING:
+    from shared.core.settings import Settings
 
 
 class CliError(Exception):
@@ -82,17 +85,23 @@ def cmd_env(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_grant(args: argparse.Namespace) -> int:
-    stack = require_stack()
-    # Settings and the client libraries read the emulator hosts from the environment, exactly
-    # as the deployed function does; point them at the running stack first.
-    os.environ.update({k: str(v) for k, v in stack.get("env", {}).items()})
+def stack_settings(stack: Mapping[str, Any]) -> Settings:
+    """The settings of the running stack, as its functions read them.
 
-    from shared.core.settings import Settings
+    Settings and the client libraries read the emulator hosts from the environment, exactly as
+    a deployed function does, so this process's environment is pointed at the stack first.
+    """
+    os.environ.update({k: str(v) for k, v in stack.get("env", {}).items()})
+    from shared.core.settings import Settings  # loaded only once the stack is known to run
+
+    return Settings()
+
+
+def cmd_grant(args: argparse.Namespace) -> int:
     from shared.money.ledger import Ledger
     from shared.wiring import documents
 
-    settings = Settings()
+    settings = stack_settings(require_stack())
     balance = Ledger(documents(settings), settings).grant(args.user, args.tokens)
     print(f"granted {args.tokens} tokens to {args.user}; balance {balance}")
     return 0

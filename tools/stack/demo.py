@@ -27,7 +27,7 @@ from typing import Any, Final
 import requests
 
 from shared.creations.lifecycle import FINAL_STATUSES
-from tools.stack.cli import CliError, require_stack
+from tools.stack.cli import CliError, require_stack, stack_settings
 from tools.stack.dev import AUTH_DIR
 from tools.stack.devauth import load_or_create_signer
 
@@ -289,15 +289,11 @@ def run(environ: Mapping[str, str]) -> int:
             file=sys.stderr,
         )
         return 1
-    # The client libraries and Settings read the emulator hosts from the environment.
-    os.environ.update({k: str(v) for k, v in stack.get("env", {}).items()})
-
     from shared.core.clients import firestore_client, storage_client
-    from shared.core.settings import Settings
     from shared.money.ledger import Ledger
     from shared.wiring import documents
 
-    settings = Settings()
+    settings = stack_settings(stack)
     db = firestore_client(settings)
     user = f"demo-{secrets.token_hex(4)}"
     token = load_or_create_signer(AUTH_DIR).mint(user, settings.gcp_project)

@@ -45,7 +45,6 @@ from tools.stack.processes import (
     StackError,
     pid_alive,
     python_child_env,
-    stop_and_say,
 )
 
 DEV_DIR: Final = REPO_ROOT / ".dev"
@@ -303,12 +302,13 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
 
     # Explicit values win over the environment; the rest (bucket, topics, ...) comes from it,
     # as it will for the functions.
+    hosts = emulator_env(ports.firestore, ports.pubsub, ports.gcs)
     try:
         settings = Settings(
             gcp_project=project,
-            firestore_emulator_host=f"{LOCALHOST}:{ports.firestore}",
-            pubsub_emulator_host=f"{LOCALHOST}:{ports.pubsub}",
-            storage_emulator_host=f"http://{LOCALHOST}:{ports.gcs}",
+            firestore_emulator_host=hosts["FIRESTORE_EMULATOR_HOST"],
+            pubsub_emulator_host=hosts["PUBSUB_EMULATOR_HOST"],
+            storage_emulator_host=hosts["STORAGE_EMULATOR_HOST"],
         )
     except ValidationError as exc:
         raise DevError(f"invalid settings in the environment: {exc}") from exc
@@ -381,9 +381,10 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
         try:
             local.stop(progress=say)
         finally:
-            for child in reversed(list(emulators)):
-                stop_and_say(child, say)
-            _remove_stack_file()
+            try:
+                emulators.stop(progress=say)
+            finally:
+                _remove_stack_file()
 
 
 def _watch(
@@ -414,7 +415,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print("make dev: interrupted while starting; stopped what had started", file=sys.stderr)
         return 130
-    except (DevError, StackError) as exc:  # PortInUseError is an StackError
+    except (DevError, StackError) as exc:  # PortInUseError is a StackError
         print(f"make dev: {exc}", file=sys.stderr, flush=True)
         return 1
 

@@ -31,6 +31,7 @@ from tools.stack.processes import (
     answers_200,
     answers_ok,
     free_port,
+    stop_and_say,
 )
 
 DEFAULT_SDK_ROOT: Final = Path("/usr/lib/google-cloud-sdk")
@@ -285,12 +286,14 @@ class EmulatorSet:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        """Stop all three (each in turn; an error stopping one does not skip the others)."""
+    def stop(self, progress: Callable[[str], None] | None = None) -> None:
+        """Stop all three, last started first (an error stopping one does not skip the
+        others). `progress` is told how long each running one took to stop."""
+        say = progress or (lambda _message: None)
         errors: list[BaseException] = []
-        for process in self:
+        for process in reversed(list(self)):
             try:
-                process.stop()
+                stop_and_say(process, say)
             except Exception as exc:  # collected, re-raised after the others are stopped
                 errors.append(exc)
         if errors:

@@ -43,7 +43,7 @@ ReadyCheck = Callable[[int, bytes], bool]
 
 
 class StackError(RuntimeError):
-    """A local service could not be started, did not become ready, or could not be stopped."""
+    """A local service could not be started or did not become ready."""
 
 
 class PortInUseError(StackError):
@@ -217,22 +217,23 @@ class ManagedProcess:
         process = self._process
         if process is None:
             raise StackError(f"{self.name} was never started")
-        last: list[tuple[int, bytes] | None] = [None]
+        last: tuple[int, bytes] | None = None
 
         def ready() -> bool:
+            nonlocal last
             code = process.poll()
             if code is not None:
                 raise StackError(
                     f"{self.name} exited with code {code} before it was ready\n"
                     + self.describe_log()
                 )
-            last[0] = answer = http_probe(self.port, self.ready_path)
-            return answer is not None and self.ready_check(*answer)
+            last = http_probe(self.port, self.ready_path)
+            return last is not None and self.ready_check(*last)
 
         try:
             wait_until(ready, timeout, f"{self.name} ready on port {self.port}")
         except TimeoutError:
-            seen = "no answer" if last[0] is None else f"last answer HTTP {last[0][0]}"
+            seen = "no answer" if last is None else f"last answer HTTP {last[0]}"
             raise StackError(
                 f"{self.name} was not ready on port {self.port} after {timeout:.0f} s "
                 f"({seen})\n" + self.describe_log()
@@ -305,6 +306,8 @@ def pid_alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+    except psutil.AccessDenied:
+        return True  # someone else's process, but there is one
 
 
 def stop_and_say(process: ManagedProcess, say: Callable[[str], None]) -> None:
