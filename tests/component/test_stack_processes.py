@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,15 +44,30 @@ def test_listening_port_is_busy_and_named_in_the_error(listening_port: int) -> N
     )
 
 
-def _shell(tmp_path: Path, script: str, port: int) -> ManagedProcess:
-    return ManagedProcess(
-        "the test child", ["sh", "-c", script], port=port, log_path=tmp_path / "c.log", cwd=tmp_path
-    )
+@pytest.fixture
+def shell(tmp_path: Path) -> Iterator[Callable[[str, int], ManagedProcess]]:
+    """Make `sh -c script` children; whatever a test leaves running is stopped after it."""
+    made: list[ManagedProcess] = []
+
+    def make(script: str, port: int) -> ManagedProcess:
+        child = ManagedProcess(
+            "the test child",
+            ["sh", "-c", script],
+            port=port,
+            log_path=tmp_path / "c.log",
+            cwd=tmp_path,
+        )
+        made.append(child)
+        return child
+
+    yield make
+    for child in made:
+        child.stop()
 
 
 @pytest.fixture
 def nothing_answers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
-    """Replace the HTTP readiness probe (unit tests have no network); record its calls."""
+    """Replace the HTTP readiness probe (nothing listens on the port); record its calls."""
     calls: list[tuple[int, str]] = []
 
     def probe(port: int, path: str, *_args: object, **_kwargs: object) -> None:
@@ -63,26 +78,23 @@ def nothing_answers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
 
 
 def test_early_exit_is_reported_with_the_log_tail(
-    tmp_path: Path, nothing_answers: list[tuple[int, str]]
+    shell: Callable[[str, int], ManagedProcess], nothing_answers: list[tuple[int, str]]
 ) -> None:
-    child = _shell(tmp_path, "echo 'it broke'; exit 3", free_port())
+    child = shell("echo 'it broke'; exit 3", free_port())
     child.launch()
-    try:
-        with pytest.raises(StackError, match=r"exited with code 3(.|\n)*it broke"):
-            child.wait_ready(timeout=10)
-    finally:
-        child.stop()
+    with pytest.raises(StackError, match=r"exited with code 3(.|\n)*it broke"):
+        child.wait_ready(timeout=10)
 
 
-def test_ready_deadline(tmp_path: Path, nothing_answers: list[tuple[int, str]]) -> None:
+def test_ready_deadline(
+    shell: Callable[[str, int], ManagedProcess], nothing_answers: list[tuple[int, str]]
+) -> None:
     port = free_port()
-    child = _shell(tmp_path, "exec sleep 30", port)
+    child = shell("exec sleep 30", port)
     child.launch()
-    try:
-        with pytest.raises(StackError, match=rf"not ready on port {port} after 0 s \(no answer\)"):
-            child.wait_ready(timeout=0.3)
-    finally:
-        child.stop()
+    with pytest.raises(StackError, match=rf"not ready on port {port} after 0 s \(no answer\)"):
+        child.wait_ready(timeout=0.3)
+    child.stop()
     assert child.poll() is not None
     assert nothing_answers
     assert nothing_answers[0] == (port, "/")
@@ -114,12 +126,12 @@ def test_ready_check_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
-def test_stop_kills_the_whole_group(tmp_path: Path) -> None:
+def test_stop_kills_the_whole_group(
+    shell: Callable[[str, int], ManagedProcess], tmp_path: Path
+) -> None:
     # The shell forks a grandchild and waits for it, as the Firestore launcher does its JVM;
     # signalling only the shell would leave the grandchild running.
-    child = _shell(
-        tmp_path, "sleep 30 & echo $! > grandchild.tmp; mv grandchild.tmp gc; wait", free_port()
-    )
+    child = shell("sleep 30 & echo $! > grandchild.tmp; mv grandchild.tmp gc; wait", free_port())
     child.launch()
     pid_file = tmp_path / "gc"
     wait_until(pid_file.exists, 10, "the child writes its grandchild's pid")

@@ -29,7 +29,7 @@ from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import Documents
 from shared.store.firestore import FirestoreDocuments
-from tests.support.chain import PROJECT, Chain
+from tests.support.chain import PROJECT, Chain, assert_every_ledger_balances
 from tests.support.contract import ContractClient
 from tests.support.paths import REPO, SUBMIT_SOURCE, function_source
 from tools.stack.devauth import DevSigner, certs_url, load_or_create_signer
@@ -83,18 +83,7 @@ def stack(base_env: dict[str, str], emulators: EmulatorSet) -> Iterator[Settings
     settings = load_settings()
     ensure_resources(settings)
     yield settings
-    assert_every_ledger_balances(settings)
-
-
-def assert_every_ledger_balances(settings: Settings) -> None:
-    db = firestore.Client(project=settings.gcp_project)
-    for user in db.collection("users").stream():
-        tokens = (user.to_dict() or {}).get("tokens", 0)
-        entries = [e.to_dict() or {} for e in user.reference.collection("ledger").stream()]
-        assert tokens >= 0, f"{user.id} has a negative balance"
-        assert tokens == sum(int(e["amount"]) for e in entries), (
-            f"{user.id}: balance {tokens} != sum of ledger {entries}"
-        )
+    assert_every_ledger_balances(firestore.Client(project=settings.gcp_project))
 
 
 @pytest.fixture

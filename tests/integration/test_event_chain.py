@@ -16,12 +16,11 @@ from PIL import Image
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
 from shared.creations.requests import ImageRequest
-from shared.intake.submission import SubmissionService
 from shared.media.probe import probe
-from shared.money.refunds import Refunds
 from shared.store.documents import Documents
+from shared.wiring import submissions
 from tests.support.chain import Chain
-from tests.support.media import decode_check
+from tests.support.media import decode_check, download
 from tests.support.seeds import update
 
 
@@ -40,13 +39,6 @@ def chain(load_chain: Callable[..., Chain]) -> Chain:
 def run_sweep(load_chain: Callable[..., Chain], **env: str) -> int:
     """One scheduler tick: the sweep function, loaded now (so with the settings of now)."""
     return load_chain("sweep", **env).deliver("sweep", {})
-
-
-def download(bucket: Bucket, uri: str, tmp_path: Path) -> Path:
-    name = uri.removeprefix(f"gs://{bucket.name}/")
-    target = tmp_path / Path(name).name
-    bucket.blob(name).download_to_filename(str(target))
-    return target
 
 
 # --- generate -------------------------------------------------------------------------------
@@ -208,7 +200,6 @@ def test_dead_letter_for_a_draft_leaves_it_alone(chain: Chain) -> None:
 def test_a_creation_whose_publish_was_lost_is_swept_and_completed(
     chain: Chain,
     load_chain: Callable[..., Chain],
-    refunds: Refunds,
     documents: Documents,
     stack: Settings,
     topic_messages: Callable[..., list[Any]],
@@ -218,10 +209,7 @@ def test_a_creation_whose_publish_was_lost_is_swept_and_completed(
             return "lost"  # the process "died" after the commit: nothing was published
 
     chain.ledger.grant("alice", 10)
-    service = SubmissionService(
-        documents, stack, ledger=chain.ledger, refunds=refunds, publisher=LostPublisher()
-    )
-    accepted = service.submit(
+    accepted = submissions(documents, stack, LostPublisher()).submit(
         user_id="alice",
         request=ImageRequest(
             prompt="lost", model=stack.default_image_model, aspect_ratio="1:1", count=1

@@ -12,7 +12,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud.storage import Client as StorageClient
 
 from shared.media.probe import probe
-from tests.support.media import decode_check
+from tests.support.media import decode_check, download
 from tests.support.stack import RunningStack, start_stack
 from tools.stack.devauth import DevSigner
 from tools.stack.emulators import EmulatorSet
@@ -47,9 +47,7 @@ def test_image_and_video_reach_draft_with_media_in_storage(
         client_options={"api_endpoint": chain.settings.storage_emulator_host},
     )
     [clip] = chain.doc(video["id"])["media"]
-    local = tmp_path / "clip.mp4"
-    bucket = storage.bucket(chain.settings.media_bucket)
-    bucket.blob(clip["uri"].split("/", 3)[3]).download_to_filename(local)
+    local = download(storage.bucket(chain.settings.media_bucket), clip["uri"], tmp_path)
     assert abs(probe(local).duration_seconds - 4) < 0.2
     assert decode_check(local) > 0
     assert len(chain.doc(image["id"])["media"]) == 2

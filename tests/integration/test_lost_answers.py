@@ -13,14 +13,12 @@ from shared.core.errors import QueueUnavailable
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
 from shared.creations.model import Job
-from shared.creations.requests import ImageRequest
 from shared.intake.submission import QueueUnavailableRefunded, SubmissionService
 from shared.money.ledger import Ledger
-from shared.store.firestore import FirestoreDocuments
+from shared.store.documents import Documents
 from shared.wiring import submissions
 from tests.support.fakes import RecordingPublisher
-
-REQUEST = ImageRequest(prompt="x", model="imagen-4.0-generate-001", aspect_ratio="1:1", count=1)
+from tests.support.seeds import IMAGE
 
 
 @pytest.fixture
@@ -42,21 +40,14 @@ def lose_next_commit_answer(db: firestore.Client) -> Iterator[Callable[[], None]
     api.commit = original
 
 
-def service(db: firestore.Client, settings: Settings, publisher: Any) -> SubmissionService:
-    return submissions(FirestoreDocuments(db, settings), settings, publisher)
-
-
-def claims(db: firestore.Client, settings: Settings) -> ClaimStore:
-    return ClaimStore(FirestoreDocuments(db, settings), settings)
-
-
 def submit(svc: SubmissionService, key: str | None = None) -> Any:
-    return svc.submit(user_id="u", request=REQUEST, idempotency_key=key, fingerprint="f")
+    return svc.submit(user_id="u", request=IMAGE, idempotency_key=key, fingerprint="f")
 
 
 @pytest.mark.parametrize("key", [None, "order-1"])
 def test_a_lost_commit_answer_is_still_an_acceptance_and_the_job_is_enqueued(
     db: firestore.Client,
+    documents: Documents,
     stack: Settings,
     ledger: Ledger,
     lose_next_commit_answer: Callable[[], None],
@@ -65,7 +56,7 @@ def test_a_lost_commit_answer_is_still_an_acceptance_and_the_job_is_enqueued(
     ledger.grant("u", 100)
     publisher = RecordingPublisher()
     lose_next_commit_answer()
-    accepted = submit(service(db, stack, publisher), key)
+    accepted = submit(submissions(documents, stack, publisher), key)
     assert not accepted.replayed
     assert accepted.balance == 99  # one image at the default price
     assert ledger.balance("u") == 99  # one image at the default price
@@ -74,27 +65,28 @@ def test_a_lost_commit_answer_is_still_an_acceptance_and_the_job_is_enqueued(
 
 
 def test_a_lost_claim_answer_still_gives_the_claim(
-    db: firestore.Client,
+    documents: Documents,
     stack: Settings,
     ledger: Ledger,
     lose_next_commit_answer: Callable[[], None],
 ) -> None:
     ledger.grant("u", 100)
-    accepted = submit(service(db, stack, RecordingPublisher()))
+    accepted = submit(submissions(documents, stack, RecordingPublisher()))
     lose_next_commit_answer()
-    claim = claims(db, stack).claim(accepted.creation.id)
+    claim = ClaimStore(documents, stack).claim(accepted.creation.id)
     assert isinstance(claim, Claim)
     assert claim.attempt == 1
 
 
 def test_progress_never_goes_back_when_a_creation_is_claimed_again(
     db: firestore.Client,
+    documents: Documents,
     stack: Settings,
     ledger: Ledger,
 ) -> None:
     ledger.grant("u", 100)
-    accepted = submit(service(db, stack, RecordingPublisher()))
-    store = claims(db, stack)
+    accepted = submit(submissions(documents, stack, RecordingPublisher()))
+    store = ClaimStore(documents, stack)
     first = store.claim(accepted.creation.id)
     assert isinstance(first, Claim)
     store.report_progress(first, 70)
@@ -107,22 +99,22 @@ def test_progress_never_goes_back_when_a_creation_is_claimed_again(
 
 
 def test_a_key_whose_job_could_not_be_queued_can_be_used_again(
-    db: firestore.Client,
+    documents: Documents,
     stack: Settings,
     ledger: Ledger,
 ) -> None:
     ledger.grant("u", 100)
     with pytest.raises(QueueUnavailableRefunded) as caught:
-        submit(service(db, stack, RecordingPublisher(fail=True)), "order-2")
+        submit(submissions(documents, stack, RecordingPublisher(fail=True)), "order-2")
     assert caught.value.refunded
-    retry = submit(service(db, stack, RecordingPublisher()), "order-2")
+    retry = submit(submissions(documents, stack, RecordingPublisher()), "order-2")
     assert not retry.replayed
     assert retry.creation.status == "pending"
     assert ledger.balance("u") == 99  # one image at the default price
 
 
 def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
-    db: firestore.Client,
+    documents: Documents,
     stack: Settings,
     ledger: Ledger,
 ) -> None:
@@ -130,11 +122,11 @@ def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
         """The message reached Pub/Sub and a worker claimed it; only the answer timed out."""
 
         def publish(self, job: Job, *, topic: str) -> str:
-            claims(db, stack).claim(job.creation_id)
+            ClaimStore(documents, stack).claim(job.creation_id)
             raise QueueUnavailable("publish timed out")
 
     ledger.grant("u", 100)
-    accepted = submit(service(db, stack, LatePublisher()))
+    accepted = submit(submissions(documents, stack, LatePublisher()))
     assert accepted.creation.status == "processing"
     assert ledger.balance("u") == 99  # one image at the default price
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 0

@@ -13,7 +13,7 @@ from google.cloud.storage import Bucket
 
 from shared.media.probe import probe
 from tests.support.chain import Chain
-from tests.support.media import decode_check
+from tests.support.media import decode_check, download
 
 
 @pytest.fixture
@@ -43,11 +43,6 @@ def order_reel(chain: Chain, user: str, clips: list[str]) -> dict[str, Any]:
     assert response.status_code == 202, response.json
     created: dict[str, Any] = response.json or {}
     return created
-
-
-def download(bucket: Bucket, item: dict[str, Any], target: Path) -> Path:
-    bucket.blob(item["uri"].removeprefix(f"gs://{bucket.name}/")).download_to_filename(target)
-    return target
 
 
 @pytest.fixture
@@ -91,7 +86,7 @@ def test_matching_clips_make_a_reel_whose_duration_is_their_sum(
     creation = chain.doc(reel["id"])
     assert creation["status"] == "draft", creation.get("error")
     [item] = creation["media"]
-    local = download(bucket, item, tmp_path / "reel.mp4")
+    local = download(bucket, item["uri"], tmp_path)
     found = probe(local)
     clip_total = sum(chain.doc(c)["media"][0]["duration_seconds"] for c in clips)
     assert abs(found.duration_seconds - clip_total) < 0.3
@@ -113,7 +108,7 @@ def test_mixed_aspect_ratios_are_normalised_into_one_reel(
     creation = chain.doc(reel["id"])
     assert creation["status"] == "draft", creation.get("error")
     [item] = creation["media"]
-    local = download(bucket, item, tmp_path / "reel.mp4")
+    local = download(bucket, item["uri"], tmp_path)
     found = probe(local)
     assert (found.width, found.height) == (item["width"], item["height"])
     assert abs(found.duration_seconds - 12) < 0.5

@@ -30,6 +30,7 @@ from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from shared.store.firestore import FirestoreDocuments
 from tests.support.paths import REPO
+from tools.stack import waiting
 from tools.stack.chain import (
     FUNCTIONS,
     FunctionSpec,
@@ -104,16 +105,10 @@ def wait_for(
     timeout: float = WAIT_SECONDS,
 ) -> list[Record]:
     """Poll the recorder's folder until `predicate(records)` holds; fail after `timeout`."""
-    seen: list[Record] = []
-
-    def arrived() -> list[Record] | None:
-        seen[:] = got = records(record_dir, target)
-        return got if predicate(got) else None
-
     try:
-        return wait_until(arrived, timeout, what)
+        return waiting.wait_for(lambda: records(record_dir, target), predicate, timeout, what)
     except TimeoutError as exc:
-        pytest.fail(f"{exc}; {target} got {seen}")
+        pytest.fail(f"{target}: {exc}")
 
 
 def event_data(record: Record) -> Any:
@@ -414,13 +409,12 @@ def test_the_real_chain_makes_a_draft_and_refunds_a_failure(
             }
             return {key: doc.to_dict() or {} for key, doc in docs.items()}
 
-        def done() -> dict[str, dict[str, Any]] | None:
-            state = settled()
+        def done(state: dict[str, dict[str, Any]]) -> bool:
             good_done = state[good["id"]].get("status") == "draft"
-            return state if good_done and state[bad["id"]].get("refunded") else None
+            return good_done and bool(state[bad["id"]].get("refunded"))
 
-        state = wait_until(
-            done, WAIT_SECONDS, "the chain settles: a draft and a refund", interval=0.1
+        state = waiting.wait_for(
+            settled, done, WAIT_SECONDS, "the chain settles: a draft and a refund", interval=0.1
         )
 
     assert state[good["id"]]["media"][0]["uri"].startswith(f"gs://{settings.media_bucket}/")

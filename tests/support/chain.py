@@ -14,6 +14,7 @@ from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from tests.support.contract import ContractClient
 from tests.support.events import firestore_update, push_body, topic_path
+from tools.stack.chain import default_wiring
 
 PROJECT = "demo-test"  # the integration fixtures' project
 Auth = Callable[[str], dict[str, str]]
@@ -50,6 +51,17 @@ def doc(db: firestore.Client, creation_id: str) -> dict[str, Any]:
     return db.collection("creations").document(creation_id).get().to_dict() or {}
 
 
+def assert_every_ledger_balances(db: firestore.Client) -> None:
+    """Every user's balance is the sum of their ledger, and never negative."""
+    for user in db.collection("users").stream():
+        tokens = (user.to_dict() or {}).get("tokens", 0)
+        entries = [e.to_dict() or {} for e in user.reference.collection("ledger").stream()]
+        assert tokens >= 0, f"{user.id} has a negative balance"
+        assert tokens == sum(int(e["amount"]) for e in entries), (
+            f"{user.id}: balance {tokens} != sum of ledger {entries}"
+        )
+
+
 def settle(functions: dict[str, FlaskClient], db: firestore.Client, creation_id: str) -> int:
     """Send the refund function the update event Eventarc sends after the last write."""
     headers, body = firestore_update(
@@ -78,13 +90,9 @@ class Chain:
         return submit(self.api, self.auth, user, body)
 
     def topic_of(self, function: str) -> str:
-        topics = {
-            "generate": self.settings.generate_topic,
-            "stitch": self.settings.stitch_topic,
-            "dead_letter": self.settings.dead_letter_topic,
-            "sweep": self.settings.sweep_topic,
-        }
-        return topics[function]
+        """The topic whose push subscription feeds `function`, as the stack wires it."""
+        (topic,) = [p.topic for p in default_wiring(self.settings).pushes if p.function == function]
+        return topic
 
     def deliver(
         self,

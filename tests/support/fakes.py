@@ -68,7 +68,6 @@ class RecordingMediaStore:
     """Uploads by remembering names and bytes; deletes by forgetting them."""
 
     objects: dict[str, bytes] = field(default_factory=dict)
-    unavailable: bool = False
 
     def upload(
         self, user_id: str, creation_id: str, items: list[GeneratedMedia]

@@ -5,8 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+from google.cloud.storage import Bucket
 
 from shared.media.probe import MediaProbeError
+from shared.media.storage import split_gs_uri
+
+
+def download(bucket: Bucket, uri: str, folder: Path) -> Path:
+    """The object `uri` (which must be in `bucket`), saved in `folder` under its own name."""
+    bucket_name, name = split_gs_uri(uri)
+    assert bucket_name == bucket.name, f"{uri} is not in {bucket.name}"
+    target = folder / Path(name).name
+    bucket.blob(name).download_to_filename(str(target))
+    return target
 
 
 def decode_check(path: Path) -> int:

@@ -133,6 +133,10 @@ class MemoryDocuments:
         found = self._docs.get(path)
         return copy.deepcopy(found.data) if found is not None else None
 
+    def creation(self, creation_id: str) -> dict[str, Any]:
+        """The stored `creations/{creation_id}` (a copy), `{}` when there is none."""
+        return self.data(f"creations/{creation_id}") or {}
+
     def paths(self) -> list[str]:
         return sorted(self._docs)
 

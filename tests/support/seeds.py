@@ -8,6 +8,7 @@ from shared.creations import lifecycle
 from shared.creations.lifecycle import stage_new
 from shared.creations.model import Status, new_creation_id
 from shared.creations.requests import ImageRequest, StoredRequest, VideoRequest
+from shared.money.ledger import Ledger
 from shared.store import paths
 from shared.store.documents import Batch, Documents
 
@@ -26,6 +27,16 @@ def new_creation(
     creation_id = new_creation_id()
     batch = Batch()
     stage_new(batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost)
+    documents.commit(batch)
+    return creation_id
+
+
+def debited_creation(documents: Documents, ledger: Ledger, user_id: str, cost: int = 3) -> str:
+    """A `pending` creation of `user_id`'s, debited `cost` as submit would."""
+    creation_id = new_creation(documents, user_id, cost=cost)
+    (account,) = documents.read(paths.user(user_id))
+    batch = Batch()
+    ledger.stage_debit(batch, account, cost=cost, creation_id=creation_id)
     documents.commit(batch)
     return creation_id
 

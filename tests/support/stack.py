@@ -17,11 +17,12 @@ from google.cloud import firestore
 from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from shared.store.firestore import FirestoreDocuments
+from tests.support.chain import assert_every_ledger_balances, doc
 from tools.stack.chain import FUNCTIONS, Knobs, LocalStack, default_functions
 from tools.stack.devauth import DevSigner
 from tools.stack.emulators import EmulatorSet
 from tools.stack.processes import free_port
-from tools.stack.waiting import wait_until
+from tools.stack.waiting import wait_for
 
 WAIT_SECONDS = 60.0
 
@@ -46,7 +47,7 @@ class RunningStack:
         return created
 
     def doc(self, creation_id: str) -> dict[str, Any]:
-        return self.db.collection("creations").document(creation_id).get().to_dict() or {}
+        return doc(self.db, creation_id)
 
     def wait(
         self,
@@ -57,27 +58,18 @@ class RunningStack:
         *,
         watch_processes: bool = True,
     ) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-
-        def reached() -> dict[str, Any] | None:
+        def read() -> dict[str, Any]:
             problem = self.stack.failure() if watch_processes else None
             assert problem is None, problem
-            seen.update(current := self.doc(creation_id))
-            return current if done(current) else None
+            return self.doc(creation_id)
 
         try:
-            return wait_until(reached, timeout, f"{creation_id} {what}", interval=0.1)
+            return wait_for(read, done, timeout, f"{creation_id} {what}", interval=0.1)
         except TimeoutError as exc:
-            pytest.fail(f"{exc}; last seen: {seen}")
+            pytest.fail(str(exc))
 
     def assert_ledgers_balance(self) -> None:
-        for user in self.db.collection("users").stream():
-            tokens = (user.to_dict() or {}).get("tokens", 0)
-            amounts = [
-                int((e.to_dict() or {})["amount"])
-                for e in user.reference.collection("ledger").stream()
-            ]
-            assert tokens == sum(amounts) >= 0, (user.id, tokens, amounts)
+        assert_every_ledger_balances(self.db)
 
 
 def start_stack(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from tests.support.fakes import SETTINGS, Clock
@@ -47,10 +48,16 @@ def store() -> MemoryDocuments:
 
 
 @pytest.fixture
-def ledger(store: MemoryDocuments) -> Ledger:
-    return Ledger(store, SETTINGS)
+def settings() -> Settings:
+    """The tier's settings; a module with other needs overrides this fixture."""
+    return SETTINGS
 
 
 @pytest.fixture
-def refunds(store: MemoryDocuments, ledger: Ledger) -> Refunds:
-    return Refunds(store, SETTINGS, ledger)
+def ledger(store: MemoryDocuments, settings: Settings) -> Ledger:
+    return Ledger(store, settings)
+
+
+@pytest.fixture
+def refunds(store: MemoryDocuments, settings: Settings, ledger: Ledger) -> Refunds:
+    return Refunds(store, settings, ledger)

@@ -11,10 +11,9 @@ from shared.intake.actions import CreationActions
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store import paths
-from shared.store.documents import Batch
 from tests.support.fakes import SETTINGS, RecordingMediaStore
 from tests.support.memory_store import MemoryDocuments
-from tests.support.seeds import move, new_creation
+from tests.support.seeds import debited_creation, move
 
 
 @pytest.fixture
@@ -29,21 +28,11 @@ def actions(
     return CreationActions(store, SETTINGS, refunds=refunds, media=media)
 
 
-def debited(store: MemoryDocuments, ledger: Ledger, user: str, cost: int = 3) -> str:
-    """A pending creation of `user`'s, debited `cost` as submit would."""
-    creation_id = new_creation(store, user, cost=cost)
-    (account,) = store.read(paths.user(user))
-    batch = Batch()
-    ledger.stage_debit(batch, account, cost=cost, creation_id=creation_id)
-    store.commit(batch)
-    return creation_id
-
-
 def test_cancel_moves_and_refunds_in_one_write_read_once(
     store: MemoryDocuments, ledger: Ledger, actions: CreationActions
 ) -> None:
     ledger.grant("u", 10)
-    creation_id = debited(store, ledger, "u")
+    creation_id = debited_creation(store, ledger, "u")
     commits, reads = store.commits, store.reads
     canceled = actions.cancel("u", creation_id)
     assert (store.commits, store.reads) == (commits + 1, reads + 3)  # one round trip each
@@ -58,11 +47,11 @@ def test_a_second_cancel_or_one_past_pending_is_a_conflict(
     store: MemoryDocuments, ledger: Ledger, actions: CreationActions
 ) -> None:
     ledger.grant("u", 10)
-    first = debited(store, ledger, "u")
+    first = debited_creation(store, ledger, "u")
     actions.cancel("u", first)
     with pytest.raises(Conflict, match="already canceled"):
         actions.cancel("u", first)
-    running = debited(store, ledger, "u")
+    running = debited_creation(store, ledger, "u")
     move(store, running, "processing")
     with pytest.raises(Conflict, match="only pending ones"):
         actions.cancel("u", running)
@@ -73,18 +62,18 @@ def test_another_users_creation_is_not_found(
     store: MemoryDocuments, ledger: Ledger, actions: CreationActions
 ) -> None:
     ledger.grant("u", 10)
-    creation_id = debited(store, ledger, "u")
+    creation_id = debited_creation(store, ledger, "u")
     for act in (actions.cancel, actions.delete):
         with pytest.raises(NotFound):
             act("mallory", creation_id)
-    assert (store.data(paths.creation(creation_id)) or {})["status"] == "pending"
+    assert store.creation(creation_id)["status"] == "pending"
 
 
 def test_a_cancel_whose_answer_was_lost_is_still_a_cancel(
     store: MemoryDocuments, ledger: Ledger, actions: CreationActions
 ) -> None:
     ledger.grant("u", 10)
-    creation_id = debited(store, ledger, "u")
+    creation_id = debited_creation(store, ledger, "u")
     store.lose_next_commit_answer(resent=True)
     canceled = actions.cancel("u", creation_id)
     assert (canceled.status, canceled.refunded) == ("canceled", True)
@@ -96,7 +85,7 @@ def test_delete_takes_the_media_then_the_document(
     store: MemoryDocuments, ledger: Ledger, actions: CreationActions, media: RecordingMediaStore
 ) -> None:
     ledger.grant("u", 10)
-    creation_id = debited(store, ledger, "u")
+    creation_id = debited_creation(store, ledger, "u")
     move(store, creation_id, "processing")
     media.objects[f"media/u/{creation_id}/0.png"] = b"png"
     media.objects["media/u/other/0.png"] = b"keep"
@@ -113,7 +102,7 @@ def test_delete_refunds_an_unrefunded_failure_first(
     store: MemoryDocuments, ledger: Ledger, actions: CreationActions
 ) -> None:
     ledger.grant("u", 10)
-    creation_id = debited(store, ledger, "u")
+    creation_id = debited_creation(store, ledger, "u")
     move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
     actions.delete("u", creation_id)
     assert store.data(paths.creation(creation_id)) is None
@@ -124,7 +113,7 @@ def test_an_unfinished_creation_cannot_be_deleted(
     store: MemoryDocuments, ledger: Ledger, actions: CreationActions
 ) -> None:
     ledger.grant("u", 10)
-    creation_id = debited(store, ledger, "u")
+    creation_id = debited_creation(store, ledger, "u")
     with pytest.raises(Conflict, match="once finished"):
         actions.delete("u", creation_id)
     assert store.data(paths.creation(creation_id)) is not None
@@ -134,7 +123,7 @@ def test_a_delete_whose_answer_was_lost_is_still_a_delete(
     store: MemoryDocuments, ledger: Ledger, actions: CreationActions
 ) -> None:
     ledger.grant("u", 10)
-    creation_id = debited(store, ledger, "u")
+    creation_id = debited_creation(store, ledger, "u")
     actions.cancel("u", creation_id)
     store.lose_next_commit_answer(resent=True)
     actions.delete("u", creation_id)  # no NotFound: the document went with this call

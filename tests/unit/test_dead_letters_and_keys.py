@@ -37,7 +37,7 @@ def test_a_dead_letter_fails_an_unfinished_creation(
     if status == "processing":
         move(store, creation_id, "processing", {"lease_owner": "w"})
     assert handler.on_dead_letter(dead_letter(creation_id), event_id="e")
-    failed = store.data(paths.creation(creation_id)) or {}
+    failed = store.creation(creation_id)
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "delivery_exhausted"
     assert failed.get("lease_owner") is None

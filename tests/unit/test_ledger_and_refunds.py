@@ -13,7 +13,7 @@ from shared.store import paths
 from shared.store.documents import Batch
 from tests.support.fakes import SETTINGS
 from tests.support.memory_store import MemoryDocuments
-from tests.support.seeds import move, new_creation, update
+from tests.support.seeds import debited_creation, move, new_creation, update
 
 
 def assert_balanced(ledger: Ledger, user: str) -> None:
@@ -25,11 +25,7 @@ def assert_balanced(ledger: Ledger, user: str) -> None:
 
 def failed_creation(store: MemoryDocuments, ledger: Ledger, user: str, cost: int = 3) -> str:
     """A creation debited `cost`, then failed by its worker."""
-    creation_id = new_creation(store, user, cost=cost)
-    (account,) = store.read(paths.user(user))
-    batch = Batch()
-    ledger.stage_debit(batch, account, cost=cost, creation_id=creation_id)
-    store.commit(batch)
+    creation_id = debited_creation(store, ledger, user, cost)
     move(store, creation_id, "processing")
     move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
     return creation_id
@@ -108,7 +104,7 @@ def test_a_failure_is_refunded_exactly_once(
     assert [o.result for o in outcomes] == ["refunded", "already_refunded", "already_refunded"]
     assert outcomes[0].balance == 10
     assert ledger.balance("u") == 10
-    assert (store.data(paths.creation(creation_id)) or {})["refunded"] is True
+    assert store.creation(creation_id)["refunded"] is True
     assert_balanced(ledger, "u")
 
 
@@ -121,7 +117,7 @@ def test_a_refund_whose_flag_was_lost_is_finished_without_paying_twice(
     update(store, paths.creation(creation_id), {"refunded": False})  # as if never marked
     assert refunds.refund(creation_id).result == "already_refunded"
     assert ledger.balance("u") == 10
-    assert (store.data(paths.creation(creation_id)) or {})["refunded"] is True
+    assert store.creation(creation_id)["refunded"] is True
 
 
 @pytest.mark.parametrize("status", ["pending", "processing", "draft"])
@@ -152,16 +148,12 @@ def test_an_unqueued_creation_fails_and_is_refunded_in_one_write(
     store: MemoryDocuments, ledger: Ledger, refunds: Refunds
 ) -> None:
     ledger.grant("u", 10)
-    creation_id = new_creation(store, "u", cost=4)
-    (account,) = store.read(paths.user("u"))
-    batch = Batch()
-    ledger.stage_debit(batch, account, cost=4, creation_id=creation_id)
-    store.commit(batch)
+    creation_id = debited_creation(store, ledger, "u", cost=4)
     before = store.commits
     outcome = refunds.refund(creation_id, move=NOT_QUEUED)
     assert store.commits == before + 1
     assert outcome.result == "refunded"
-    creation = store.data(paths.creation(creation_id)) or {}
+    creation = store.creation(creation_id)
     assert (creation["status"], creation["refunded"]) == ("failed", True)
     assert creation["error"]["code"] == "queue_unavailable"
     assert ledger.balance("u") == 10

@@ -14,7 +14,7 @@ from shared.creations.model import Status
 from shared.creations.requests import document_of
 from shared.store.documents import SERVER_TIME, Batch, LostRace, Snapshot
 from tests.support.memory_store import MemoryDocuments
-from tests.support.seeds import IMAGE, VIDEO
+from tests.support.seeds import IMAGE, VIDEO, move
 
 # The contract's diagram, written out: pending -> processing -> draft; pending|processing ->
 # failed; pending -> canceled.
@@ -38,11 +38,8 @@ def creation_in(store: MemoryDocuments, status: Status) -> Snapshot:
     if status not in ("processing", "pending"):
         route.append(status)
     for step in route:
-        (current,) = store.read(path)
-        batch = Batch()
         fields = {"lease_owner": "w", "lease_expires_at": None} if step == "processing" else {}
-        lifecycle.stage_move(batch, current, step, fields)
-        store.commit(batch)
+        move(store, status, step, fields)
     (current,) = store.read(path)
     assert current.get("status") == status
     return current
@@ -53,6 +50,7 @@ def test_the_table_is_the_contracts_diagram() -> None:
     assert table == ALLOWED
     assert set(TRANSITIONS) == set(STATUSES)
     assert {status for status in STATUSES if not TRANSITIONS[status]} == FINAL_STATUSES
+    assert {"draft", "failed", "canceled"} == FINAL_STATUSES  # the contract's final statuses
 
 
 @pytest.mark.parametrize(
@@ -60,8 +58,9 @@ def test_the_table_is_the_contracts_diagram() -> None:
     list(itertools.product(STATUSES, STATUSES)),
     ids=lambda value: str(value),
 )
-def test_every_move_is_made_or_refused_as_the_table_says(current: Status, wanted: Status) -> None:
-    store = MemoryDocuments()
+def test_every_move_is_made_or_refused_as_the_table_says(
+    store: MemoryDocuments, current: Status, wanted: Status
+) -> None:
     creation = creation_in(store, current)
     batch = Batch()
     if (current, wanted) not in ALLOWED:
@@ -82,8 +81,7 @@ def test_every_move_is_made_or_refused_as_the_table_says(current: Status, wanted
         assert after.get("lease_expires_at") is None
 
 
-def test_a_move_decided_on_a_stale_read_does_not_land() -> None:
-    store = MemoryDocuments()
+def test_a_move_decided_on_a_stale_read_does_not_land(store: MemoryDocuments) -> None:
     stale = creation_in(store, "pending")
     batch = Batch()
     lifecycle.stage_move(batch, stale, "processing")
@@ -96,15 +94,13 @@ def test_a_move_decided_on_a_stale_read_does_not_land() -> None:
     assert (store.data(stale.path) or {})["status"] == "processing"
 
 
-def test_status_is_never_passed_in_with_the_fields() -> None:
-    store = MemoryDocuments()
+def test_status_is_never_passed_in_with_the_fields(store: MemoryDocuments) -> None:
     creation = creation_in(store, "pending")
     with pytest.raises(ValueError, match="state machine"):
         lifecycle.stage_move(Batch(), creation, "processing", {"status": "draft"})
 
 
-def test_a_batch_refuses_status_from_anyone_but_the_state_machine() -> None:
-    store = MemoryDocuments()
+def test_a_batch_refuses_status_from_anyone_but_the_state_machine(store: MemoryDocuments) -> None:
     creation = creation_in(store, "pending")
     with pytest.raises(ValueError, match="state machine"):
         Batch().update(creation, {"status": "draft"})
@@ -114,8 +110,7 @@ def test_a_batch_refuses_status_from_anyone_but_the_state_machine() -> None:
         Batch().update(creation, {"progress": 5}, moves_status=True)  # says so, sets nothing
 
 
-def test_a_new_creation_starts_pending_with_nothing_done() -> None:
-    store = MemoryDocuments()
+def test_a_new_creation_starts_pending_with_nothing_done(store: MemoryDocuments) -> None:
     batch = Batch()
     lifecycle.stage_new(batch, creation_id="new", user_id="u", request=VIDEO, cost=8)
     made = store.commit(batch)["creations/new"].data or {}

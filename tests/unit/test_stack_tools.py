@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import os
 from pathlib import Path
@@ -30,6 +31,7 @@ from tools.stack.processes import (
     port_in_use_message,
 )
 from tools.stack.topology import ensure_resources, tap_subscription_name
+from tools.stack.waiting import wait_for, wait_until
 
 # --- ports ---------------------------------------------------------------------------------
 
@@ -711,3 +713,18 @@ def test_demo_describes_and_settles_creations() -> None:
     followed.state = {"status": "draft"}
     assert demo.is_settled_failure(followed)  # a wrong ending ends the wait; checks report it
     assert not demo.is_final(demo.Followed("x", "c2"))
+
+
+def test_wait_until_returns_the_first_truthy_answer_and_says_what_timed_out() -> None:
+    answers = iter([None, 0, "ready"])
+    assert wait_until(lambda: next(answers), 5, "the thing") == "ready"
+    with pytest.raises(TimeoutError, match=r"never: not within 0\.01 s"):
+        wait_until(lambda: None, 0.01, "never", interval=0.001)
+
+
+def test_wait_for_returns_a_done_value_even_a_falsy_one_and_says_what_it_saw_last() -> None:
+    reads = iter([[1, 2], [1], []])
+    assert wait_for(lambda: next(reads), lambda got: got == [], 5, "empty") == []
+    counter = itertools.count()
+    with pytest.raises(TimeoutError, match=r"above 10\^6: not within 0\.01 s; last seen: \d+"):
+        wait_for(lambda: next(counter), lambda n: n > 10**6, 0.01, "above 10^6", interval=0.001)

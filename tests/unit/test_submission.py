@@ -126,7 +126,7 @@ def test_a_dead_queue_fails_refunds_and_frees_the_key(
     with pytest.raises(QueueUnavailableRefunded) as caught:
         submit(service(store, RecordingPublisher(fail=True)), key="k")
     assert caught.value.refunded
-    creation = store.data(paths.creation(caught.value.creation_id)) or {}
+    creation = store.creation(caught.value.creation_id)
     assert (creation["status"], creation["refunded"]) == ("failed", True)
     assert ledger.balance("u") == 10
     assert store.data(paths.idempotency_key("u", "k")) is None
@@ -148,7 +148,7 @@ def test_a_dead_queue_whose_refund_cannot_be_written_says_so(
         submit(service(store, DownWithTheStore(fail=True)))
     assert caught.value.refunded is False
     store.recover()
-    creation = store.data(paths.creation(caught.value.creation_id)) or {}
+    creation = store.creation(caught.value.creation_id)
     assert creation["status"] == "pending"  # the sweeper re-enqueues it
 
 

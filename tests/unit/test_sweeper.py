@@ -26,6 +26,11 @@ SETTINGS = Settings(
 
 
 @pytest.fixture
+def settings() -> Settings:
+    return SETTINGS
+
+
+@pytest.fixture
 def store(clock: Clock) -> MemoryDocuments:
     # Overrides the tier's store: the sweeper compares server times with the clock's now.
     return MemoryDocuments(clock)
@@ -37,20 +42,17 @@ def publisher() -> RecordingPublisher:
 
 
 @pytest.fixture
-def sweeper(store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher) -> Sweeper:
-    ledger = Ledger(store, SETTINGS)
+def sweeper(
+    store: MemoryDocuments, clock: Clock, refunds: Refunds, publisher: RecordingPublisher
+) -> Sweeper:
     return Sweeper(
         store,
         SETTINGS,
         claims=ClaimStore(store, SETTINGS, clock=clock),
-        refunds=Refunds(store, SETTINGS, ledger),
+        refunds=refunds,
         publisher=publisher,
         clock=clock,
     )
-
-
-def data(store: MemoryDocuments, creation_id: str) -> dict[str, object]:
-    return store.data(paths.creation(creation_id)) or {}
 
 
 def test_a_pending_creation_is_left_alone_until_it_is_stuck(
@@ -61,7 +63,7 @@ def test_a_pending_creation_is_left_alone_until_it_is_stuck(
     clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
     assert sweeper.sweep().requeued == [creation_id]
     assert [job.creation_id for job in publisher.jobs] == [creation_id]
-    assert data(store, creation_id)["requeues"] == 1
+    assert store.creation(creation_id)["requeues"] == 1
 
 
 def test_a_creation_requeued_too_often_is_failed(
@@ -74,9 +76,9 @@ def test_a_creation_requeued_too_often_is_failed(
     clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
     report = sweeper.sweep()
     assert (report.requeued, report.failed) == ([], [creation_id])
-    failed = data(store, creation_id)
+    failed = store.creation(creation_id)
     assert failed["status"] == "failed"
-    assert failed["error"]["code"] == "not_processed"  # type: ignore[index]
+    assert failed["error"]["code"] == "not_processed"
 
 
 def test_processing_with_a_dead_worker_is_requeued_but_a_live_one_is_not(
@@ -94,16 +96,16 @@ def test_processing_with_a_dead_worker_is_requeued_but_a_live_one_is_not(
 
 
 def test_a_missed_refund_is_made_by_the_sweeper(
-    store: MemoryDocuments, clock: Clock, sweeper: Sweeper
+    store: MemoryDocuments, clock: Clock, ledger: Ledger, sweeper: Sweeper
 ) -> None:
-    Ledger(store, SETTINGS).grant("u", 5)
+    ledger.grant("u", 5)
     creation_id = new_creation(store, "u", cost=2)
     move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
     assert sweeper.sweep().refunded == []  # the refund trigger gets its chance first
     clock.advance(SETTINGS.sweep_refund_after_seconds + 1)
     assert sweeper.sweep().refunded == [creation_id]
-    assert data(store, creation_id)["refunded"] is True
-    assert Ledger(store, SETTINGS).balance("u") == 7
+    assert store.creation(creation_id)["refunded"] is True
+    assert ledger.balance("u") == 7
     assert sweeper.sweep().refunded == []
 
 
@@ -132,7 +134,7 @@ def test_a_dead_queue_requeues_nothing_and_says_so(
     clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
     publisher.fail = True
     assert sweeper.sweep().requeued == []
-    assert "requeues" not in data(store, creation_id)
+    assert "requeues" not in store.creation(creation_id)
 
 
 def test_an_odd_document_is_skipped_and_the_rest_are_swept(

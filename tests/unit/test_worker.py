@@ -40,10 +40,6 @@ def worker(
     )
 
 
-def creation(store: MemoryDocuments, creation_id: str) -> dict[str, object]:
-    return store.data(paths.creation(creation_id)) or {}
-
-
 def handle(w: GenerationWorker, store: MemoryDocuments, creation_id: str) -> str:
     (found,) = store.read(paths.creation(creation_id))
     return w.handle(Job.of(found), event_id="e").kind
@@ -54,9 +50,9 @@ def test_a_job_ends_in_draft_with_its_media(store: MemoryDocuments, clock: Clock
     media = RecordingMediaStore()
     provider = ScriptedProvider(makes=2)
     assert handle(worker(store, clock, provider, media), store, creation_id) == "draft"
-    done = creation(store, creation_id)
+    done = store.creation(creation_id)
     assert (done["status"], done["progress"], done["attempts"]) == ("draft", 100, 1)
-    assert [m["uri"] for m in done["media"]] == [  # type: ignore[attr-defined]
+    assert [m["uri"] for m in done["media"]] == [
         f"gs://media/media/u/{creation_id}/0.png",
         f"gs://media/media/u/{creation_id}/1.png",
     ]
@@ -79,7 +75,7 @@ def test_a_permanent_error_fails_the_creation_and_acks(
     creation_id = new_creation(store, "u")
     provider = ScriptedProvider(fail_with=[error])
     assert handle(worker(store, clock, provider), store, creation_id) == "failed"
-    failed = creation(store, creation_id)
+    failed = store.creation(creation_id)
     assert failed["status"] == "failed"
     assert failed["error"] == {"code": code, "message": str(error)}
     assert failed["refunded"] is False  # the refund trigger follows the status change
@@ -92,7 +88,7 @@ def test_a_stored_request_that_breaks_the_rules_fails_without_reaching_the_provi
     update(store, paths.creation(creation_id), {"request.count": 9})
     provider = ScriptedProvider()
     assert handle(worker(store, clock, provider), store, creation_id) == "failed"
-    assert creation(store, creation_id)["error"] == {
+    assert store.creation(creation_id)["error"] == {
         "code": "invalid_request",
         "message": "count: Input should be less than or equal to 4",
     }
@@ -110,7 +106,7 @@ def test_a_transient_or_unknown_error_hands_the_lease_back_and_redelivers(
     w = worker(store, clock, provider)
     with pytest.raises(type(error)):
         handle(w, store, creation_id)
-    held = creation(store, creation_id)
+    held = store.creation(creation_id)
     assert held["status"] == "processing"
     assert held["lease_expires_at"] == clock.now  # released: a redelivery may claim at once
     assert handle(w, store, creation_id) == "draft"
@@ -125,9 +121,9 @@ def test_attempts_run_out_and_the_creation_fails(store: MemoryDocuments, clock: 
         with pytest.raises(ProviderTransient):
             handle(w, store, creation_id)
     assert handle(w, store, creation_id) == "skipped"
-    failed = creation(store, creation_id)
+    failed = store.creation(creation_id)
     assert failed["status"] == "failed"
-    assert failed["error"]["code"] == "too_many_attempts"  # type: ignore[index]
+    assert failed["error"]["code"] == "too_many_attempts"
 
 
 def test_final_and_leased_creations_are_skipped(store: MemoryDocuments, clock: Clock) -> None:
@@ -142,7 +138,7 @@ def test_final_and_leased_creations_are_skipped(store: MemoryDocuments, clock: C
     assert provider.calls == []
     clock.advance(SETTINGS.lease_seconds + 1)  # the holder died: its lease ran out
     assert handle(worker(store, clock, provider), store, leased) == "draft"
-    assert creation(store, leased)["attempts"] == 2
+    assert store.creation(leased)["attempts"] == 2
 
 
 def test_a_worker_that_lost_its_claim_drops_its_result(
@@ -158,7 +154,7 @@ def test_a_worker_that_lost_its_claim_drops_its_result(
 
     provider = ScriptedProvider(during=replaced_meanwhile)
     assert handle(worker(store, clock, provider), store, creation_id) == "lost_claim"
-    held = creation(store, creation_id)
+    held = store.creation(creation_id)
     assert (held["status"], held["attempts"], held["media"]) == ("processing", 2, [])
 
 
@@ -174,7 +170,7 @@ def test_progress_only_rises_and_is_written_by_the_owner_only(
     assert claims.report_progress(claim, 30)  # lower: nothing to write, still ours
     assert claims.report_progress(claim, 150)  # working progress stops at 99
     assert store.commits == commits + 1
-    assert creation(store, creation_id)["progress"] == 99
+    assert store.creation(creation_id)["progress"] == 99
     stranger = Claim(claim.job, "someone-else", 1, claim.request)
     assert not claims.report_progress(stranger, 99)
     assert not claims.complete(stranger, [])
@@ -186,7 +182,7 @@ def test_a_claim_whose_answer_was_lost_is_still_ours(store: MemoryDocuments, clo
     claim = ClaimStore(store, SETTINGS, clock=clock).claim(creation_id)
     assert isinstance(claim, Claim)
     assert claim.attempt == 1
-    assert creation(store, creation_id)["lease_owner"] == claim.owner
+    assert store.creation(creation_id)["lease_owner"] == claim.owner
 
 
 def test_a_claim_the_store_never_answered_waits_for_its_lease(
@@ -213,7 +209,7 @@ def test_a_draft_write_that_fails_releases_the_lease_for_a_prompt_redelivery(
     )
     with pytest.raises(StoreBusy):
         handle(worker(store, clock, provider), store, creation_id)
-    held = creation(store, creation_id)
+    held = store.creation(creation_id)
     assert held["status"] == "processing"
     assert held["lease_expires_at"] == clock.now  # handed back, not held for LEASE_SECONDS
     assert handle(worker(store, clock, ScriptedProvider()), store, creation_id) == "draft"
@@ -232,6 +228,6 @@ def test_a_worker_told_its_claim_is_gone_stops_and_leaves_the_creation(
 
     provider = ScriptedProvider(during=save_after_losing)
     assert handle(worker(store, clock, provider), store, creation_id) == "lost_claim"
-    held = creation(store, creation_id)
+    held = store.creation(creation_id)
     assert (held["status"], held["attempts"]) == ("processing", 2)
     assert "checkpoint" not in held

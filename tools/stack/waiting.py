@@ -33,3 +33,30 @@ def wait_until(
         if left <= 0:
             raise TimeoutError(f"{what}: not within {timeout:g} s")
         time.sleep(min(interval, left))
+
+
+def wait_for(
+    read: Callable[[], T],
+    done: Callable[[T], bool],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = DEFAULT_INTERVAL,
+) -> T:
+    """Call `read` until `done` holds for what it returned, and return that.
+
+    As `wait_until`, but the `TimeoutError` also says what was read last: the state a failed
+    wait left behind is what its reader needs to see.
+    """
+    seen: list[T] = []
+
+    def reached() -> tuple[T] | None:
+        seen[:] = [value := read()]
+        return (value,) if done(value) else None
+
+    try:
+        (value,) = wait_until(reached, timeout, what, interval=interval)
+    except TimeoutError as exc:
+        last = repr(seen[0]) if seen else "nothing"
+        raise TimeoutError(f"{exc}; last seen: {last}") from None
+    return value
