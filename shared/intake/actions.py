@@ -6,7 +6,9 @@ and writes once (delete writes twice when it must refund first). A lost race rea
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import KW_ONLY, dataclass
+from typing import Final
 
 from shared.core.errors import Conflict, InvalidTransition
 from shared.core.log import get_logger, log_fields
@@ -21,6 +23,9 @@ from shared.store.documents import Batch, Documents, Snapshot
 from shared.store.optimistic import run_optimistic
 
 logger = get_logger(__name__)
+
+# The cancel request that made a creation `canceled` (not shown by the API).
+CANCELED_BY: Final = "canceled_by_request"
 
 
 @dataclass(frozen=True)
@@ -39,21 +44,21 @@ class CreationActions:
         Raises `NotFound` (not the caller's) or `Conflict` (not pending).
         """
 
-        tried = False  # whether a round of this call has sent its commit
+        # Written with the move: a later round of this call that finds the creation canceled
+        # can tell its own commit (whose answer was lost) from a concurrent cancel's.
+        marker = {CANCELED_BY: uuid.uuid4().hex}
 
         def attempt() -> Creation:
-            nonlocal tried
             creation, user, entry = self._read(user_id, creation_id)
             found = owned(creation, user_id)
             if found.status == "canceled":
-                if tried and found.refunded:
-                    # An earlier round's commit landed although its answer was lost (the
-                    # client library's resend then ran into it): this cancel is done.
-                    return found
+                if creation.get(CANCELED_BY) == marker[CANCELED_BY]:
+                    return found  # this call's own cancel, whose answer was lost
                 raise Conflict("the creation is already canceled")
-            tried = True
             try:
-                outcome = self.refunds.refund_read(creation, user, entry, move=CANCEL)
+                outcome = self.refunds.refund_read(
+                    creation, user, entry, move=CANCEL, move_fields=marker
+                )
             except InvalidTransition as exc:
                 raise Conflict(
                     f"the creation is {exc.current}; only pending ones can be canceled"

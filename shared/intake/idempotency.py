@@ -50,12 +50,24 @@ class KeyUse:
             "created_at": SERVER_TIME,
             EXPIRES_AT: now + dt.timedelta(hours=self.ttl_hours),
         }
-        if not record.exists:
+        made = self.made_by(record, now)
+        if made is not None:
+            return made
+        if record.exists:
+            batch.update(record, fields)  # expired, not yet removed: the key is free again
+        else:
             batch.create(record.path, fields)
+        return None
+
+    def made_by(self, record: Snapshot, now: dt.datetime | None = None) -> str | None:
+        """The creation the key made, or None if the key is free (never used, or expired).
+
+        Raises `Conflict` if the key was used with another request.
+        """
+        if not record.exists:
             return None
         expires_at = record.get(EXPIRES_AT)
-        if isinstance(expires_at, dt.datetime) and expires_at <= now:
-            batch.update(record, fields)  # expired, not yet removed: the key is free again
+        if isinstance(expires_at, dt.datetime) and expires_at <= (now or dt.datetime.now(dt.UTC)):
             return None
         if record.get("fingerprint") != self.fingerprint:
             raise Conflict("this Idempotency-Key was already used with a different request")

@@ -2,22 +2,28 @@
 
 The order matters. The debit, the `pending` creation and the `Idempotency-Key` record are
 committed together (all or nothing), guarded so concurrent submits of one user cannot overspend.
-The answer is built from what that commit wrote (nothing is read back). Publishing happens
-after the commit; if it fails, the creation is failed and refunded before the caller hears
-`503 queue_unavailable`. If the process dies between commit and publish, the creation stays
-`pending` and the sweeper re-enqueues it.
+The answer is built from what that commit wrote (nothing is read back). Once a commit has
+been sent, the answer never says "nothing was debited" unless a read shows it: a commit whose
+answer was lost and whose check cannot be read is `DebitUnconfirmed`, not `busy`.
+
+Publishing happens after the commit. If it fails, the creation is failed and refunded before
+the caller hears `503 queue_unavailable` (if only the refund cannot be written, the creation is
+still failed, and the refund trigger refunds it); if not even that can be written, the creation
+is `pending` and the answer is an acceptance: the sweeper queues it again. If the process dies
+between commit and publish, the creation stays `pending` and the sweeper re-enqueues it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from shared.core.errors import Conflict, QueueUnavailable, StoreBusy
+from shared.core.errors import Conflict, QueueUnavailable, RetryableError
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
-from shared.creations.lifecycle import stage_new
-from shared.creations.model import Creation, new_creation_id
+from shared.creations.lifecycle import stage_move, stage_new
+from shared.creations.model import Creation, Job, new_creation_id
 from shared.creations.requests import StoredRequest
 from shared.intake import idempotency
 from shared.intake.idempotency import KeyUse
@@ -43,7 +49,8 @@ class Accepted:
 
 
 class QueueUnavailableRefunded(QueueUnavailable):
-    """Enqueueing failed after the debit; says whether the tokens are already back."""
+    """Enqueueing failed after the debit, and the creation is `failed`; says whether its tokens
+    are back already (otherwise the refund trigger is about to give them back)."""
 
     def __init__(self, message: str, *, refunded: bool, creation_id: str) -> None:
         super().__init__(message)
@@ -52,6 +59,24 @@ class QueueUnavailableRefunded(QueueUnavailable):
 
     def answer_fields(self) -> dict[str, Any]:
         return {"refunded": self.refunded}
+
+
+class DebitUnconfirmed(RetryableError, code="unconfirmed"):
+    """The debit's commit was sent, its answer was lost, and the check that would tell whether
+    it landed could not be read either: the creation may exist (and is then queued)."""
+
+    def __init__(self, creation_id: str) -> None:
+        super().__init__(
+            "the debit may have been made: Firestore did not confirm it; look up the creation"
+            " (404 means nothing was debited) or retry with the same Idempotency-Key"
+        )
+        self.creation_id = creation_id
+
+    def answer_fields(self) -> dict[str, Any]:
+        return {"creation_id": self.creation_id}
+
+    def answer_headers(self) -> dict[str, str]:
+        return {"Location": f"/v1/creations/{self.creation_id}"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +105,10 @@ class SubmissionService:
         key_path = paths.idempotency_key(user_id, idempotency_key) if idempotency_key else None
         key_use = KeyUse(user_id, fingerprint, self.settings.idempotency_ttl_hours)
 
+        sent = False  # whether a round of this call has sent its commit
+
         def attempt() -> Accepted:
+            nonlocal sent
             user, debit, creation, *key = self.store.read(
                 paths.user(user_id), debit_path, creation_path, *filter(None, [key_path])
             )
@@ -95,18 +123,18 @@ class SubmissionService:
                     return self._replay(made, user)
             balance = self.ledger.stage_debit(batch, user, cost=cost, creation_id=creation_id)
             stage_new(batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost)
-            try:
-                written = self.store.commit(batch)
-            except StoreBusy:
-                # The commit's answer was lost, not necessarily the commit: look before telling
-                # the caller nothing was debited.
-                debit, creation = self.store.read(debit_path, creation_path)
-                if not debit.exists:
-                    raise
-                return _accepted_as_stored(creation, debit)
+            sent = True
+            written = self.store.commit(batch)
             return Accepted(Creation.of(written[creation_path]), balance, replayed=False)
 
-        accepted = run_optimistic(attempt, self.settings, "submit")
+        try:
+            accepted = run_optimistic(attempt, self.settings, "submit")
+        except Exception as failure:
+            if not sent:
+                raise  # nothing was ever sent: nothing was debited
+            # A sent commit may have landed whatever its caller heard: look before answering.
+            job = Job(creation_id=creation_id, user_id=user_id, type=request.TYPE)
+            accepted = self._confirm(job, failure)
         fields = log_fields(user_id=user_id, creation_id=accepted.creation.id)
         if accepted.replayed:
             logger.info("idempotent replay", extra=fields)
@@ -114,28 +142,80 @@ class SubmissionService:
         logger.info("creation accepted", extra=log_fields(cost=cost, type=request.TYPE, **fields))
         return self._enqueue(accepted, key_path)
 
+    def replay(self, *, user_id: str, idempotency_key: str, fingerprint: str) -> Accepted | None:
+        """The answer to a repeat of an earlier submit with this key, or None if the key is
+        free. Asked before the request is checked again, so a replay answers what was made
+        whatever changed since (a clip deleted, a model withdrawn). Raises `Conflict` if the
+        key was used with another request."""
+        key_use = KeyUse(user_id, fingerprint, self.settings.idempotency_ttl_hours)
+        user, record = self.store.read(
+            paths.user(user_id), paths.idempotency_key(user_id, idempotency_key)
+        )
+        made = key_use.made_by(record)
+        return None if made is None else self._replay(made, user)
+
+    def _confirm(self, job: Job, failure: Exception) -> Accepted:
+        """After a sent commit failed with `failure`: its acceptance if it landed after all;
+        `failure` again if a read shows it did not; `DebitUnconfirmed` if no read can tell."""
+        try:
+            debit, creation = self.store.read(
+                paths.debit_entry(job.user_id, job.creation_id), paths.creation(job.creation_id)
+            )
+        except Exception as exc:
+            logger.error(
+                "a debit was sent but cannot be confirmed; queueing its job in case it landed",
+                extra=log_fields(creation_id=job.creation_id, error=type(exc).__name__),
+            )
+            # If it landed, it goes on now; if not, the worker finds no creation and skips it.
+            # If this publish fails too, a creation that landed is `pending`: the sweeper.
+            with contextlib.suppress(QueueUnavailable):
+                self.publisher.publish(job, topic=topic_for(job.type, self.settings))
+            raise DebitUnconfirmed(job.creation_id) from exc
+        if not debit.exists:
+            raise failure
+        return _accepted_as_stored(creation, debit)
+
     def _fail_unqueued(self, creation_id: str) -> Creation | None:
-        """Fail and refund a creation whose job could not be queued; the creation as it now is
-        (None when that cannot be known: the store stopped answering)."""
+        """Fail a creation whose job could not be queued, refunding it in the same write if
+        that can be written; the creation as it now is (None when that cannot be known)."""
+        fields = log_fields(creation_id=creation_id)
         try:
             outcome = self.refunds.refund(creation_id, move=NOT_QUEUED)
             if outcome.creation is not None:
                 return Creation.of(outcome.creation)
         except Exception:
-            # The refund's answer may be what was lost, not the refund: look before saying.
+            # Usually the owner's balance document stayed contended. The move alone touches
+            # only the creation, and the refund trigger then refunds it. (If the refund's
+            # answer was what got lost, the move finds the creation failed and refunded.)
+            logger.exception("refund after a failed enqueue did not commit", extra=fields)
+        try:
+            return self._move_unqueued(creation_id)
+        except Exception:
             logger.exception(
-                "refund after a failed enqueue did not answer; reading what landed",
-                extra=log_fields(creation_id=creation_id),
+                "cannot fail the unqueued creation; it stays pending for the sweeper",
+                extra=fields,
             )
         try:
             (creation,) = self.store.read(paths.creation(creation_id))
         except Exception:
-            logger.exception(
-                "cannot tell whether the creation was refunded; the sweeper will finish it",
-                extra=log_fields(creation_id=creation_id),
-            )
+            logger.exception("cannot tell what became of the unqueued creation", extra=fields)
             return None
         return Creation.of(creation) if creation.exists else None
+
+    def _move_unqueued(self, creation_id: str) -> Creation | None:
+        """`pending → failed` (`queue_unavailable`) without the refund (the trigger's part)."""
+        path = paths.creation(creation_id)
+
+        def attempt() -> Snapshot:
+            (creation,) = self.store.read(path)
+            if creation.get("status") not in NOT_QUEUED.allowed_from:
+                return creation  # queued after all, or failed already
+            batch = Batch()
+            stage_move(batch, creation, NOT_QUEUED.to, {"error": NOT_QUEUED.error})
+            return self.store.commit(batch)[path]
+
+        moved = run_optimistic(attempt, self.settings, "fail unqueued")
+        return Creation.of(moved) if moved.exists else None
 
     def _replay(self, creation_id: str, user: Snapshot) -> Accepted:
         (creation,) = self.store.read(paths.creation(creation_id))
@@ -156,7 +236,15 @@ class SubmissionService:
                 extra=log_fields(**fields, error=exc.message),
             )
             now = self._fail_unqueued(creation.id)
-            if now is not None and now.status != "pending" and not _failed_unqueued(now):
+            if now is None or now.status == "pending":
+                # Not even the move to `failed` could be written: the creation is pending, so it
+                # is accepted (the sweeper queues it again), and the answer says so.
+                logger.error(
+                    "the creation stays pending; the sweeper will queue it",
+                    extra=log_fields(**fields),
+                )
+                return accepted
+            if not _failed_unqueued(now):
                 # The publish timed out here but reached Pub/Sub after all: a worker has the
                 # creation already. It is under way, so the caller gets a normal acceptance.
                 logger.warning(
@@ -164,11 +252,10 @@ class SubmissionService:
                     extra=log_fields(**fields),
                 )
                 return Accepted(now, accepted.balance, replayed=False)
-            refunded = now is not None and now.refunded
-            if refunded and key_path is not None:
+            if key_path is not None:
                 idempotency.release(self.store, key_path, creation.id)
             raise QueueUnavailableRefunded(
-                exc.message, refunded=refunded, creation_id=creation.id
+                exc.message, refunded=now.refunded, creation_id=creation.id
             ) from exc
         logger.info("job enqueued", extra=log_fields(**fields, message_id=message_id))
         return accepted

@@ -10,8 +10,9 @@ entry is created once, ever: a second refund changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from shared.core.errors import InvalidTransition
 from shared.core.events import DocumentChange
@@ -98,11 +99,13 @@ class Refunds:
         entry: Snapshot,
         *,
         move: FinalMove | None = None,
+        move_fields: Mapping[str, Any] | None = None,
     ) -> RefundOutcome:
         """`refund` on documents already read: the creation, its owner, its refund entry.
 
-        Commits at most one batch; raises `LostRace` if any of them changed since (read
-        again and call again, as `run_optimistic` does).
+        `move_fields` are written with the move (e.g. which request made it). Commits at most
+        one batch; raises `LostRace` if any of them changed since (read again and call again,
+        as `run_optimistic` does).
         """
         status = str(creation.get("status"))
         if move is not None and status not in move.allowed_from:
@@ -122,7 +125,12 @@ class Refunds:
             balance = self.ledger.stage_refund(batch, user, cost=cost, creation_id=creation.id)
         # else: the entry exists but the flag (or the move) is missing: finish them.
         if move is not None:
-            lifecycle.stage_move(batch, creation, move.to, {"error": move.error, "refunded": True})
+            lifecycle.stage_move(
+                batch,
+                creation,
+                move.to,
+                {**(move_fields or {}), "error": move.error, "refunded": True},
+            )
         else:
             batch.update(creation, {"refunded": True, "updated_at": SERVER_TIME})
         now = self.store.commit(batch)[creation.path]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from functions_framework import create_app
 from google.cloud import firestore
 from google.cloud.storage import Bucket
+from openapi_core import OpenAPI
 
-from shared.core.settings import Settings
+from shared.core.settings import Settings, load_settings
 from shared.creations.model import Status
 from shared.creations.reading import CreationReader
 from shared.media.storage import media_prefix
@@ -17,6 +20,7 @@ from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import Documents
 from tests.support.contract import ContractClient
+from tests.support.paths import SUBMIT_SOURCE
 from tests.support.seeds import move
 
 Auth = Callable[[str], dict[str, str]]
@@ -78,6 +82,31 @@ def test_same_key_with_another_body_is_409_and_debits_nothing(
     assert response.status_code == 409
     assert response.json is not None
     assert response.json["error"]["code"] == "conflict"
+    assert ledger.balance("alice") == 9
+
+
+def test_a_replay_answers_what_was_made_even_if_its_body_would_be_refused_now(
+    api: ContractClient,
+    auth: Auth,
+    ledger: Ledger,
+    monkeypatch: pytest.MonkeyPatch,
+    openapi_spec: OpenAPI,
+) -> None:
+    """The key is looked up before the body is checked against today's settings."""
+    ledger.grant("alice", 10)
+    body = {**IMAGE, "model": "gemini-2.5-flash-image"}
+    first = submit(api, auth, "alice", body, key="order-4")
+    withdrawn = {"imagen-4.0-generate-001": "image", "veo-3.0-fast-generate-001": "video"}
+    monkeypatch.setenv("ALLOWED_MODELS", json.dumps(withdrawn))
+    load_settings.cache_clear()
+    today = ContractClient(create_app("submit", str(SUBMIT_SOURCE)).test_client(), openapi_spec)
+    headers = {**auth("alice"), "Idempotency-Key": "order-4"}
+    replay = today.post("/v1/creations", json=body, headers=headers)
+    assert replay.status_code == 202, replay.json
+    assert (replay.json or {})["id"] == first["id"]
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    fresh = today.post("/v1/creations", json=body, headers=auth("alice"))
+    assert fresh.status_code == 400  # the same body without the key is checked, and refused
     assert ledger.balance("alice") == 9
 
 

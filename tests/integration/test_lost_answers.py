@@ -9,15 +9,17 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from shared.core.errors import QueueUnavailable
+from shared.core.errors import Conflict, QueueUnavailable, StoreBusy
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
-from shared.creations.model import Job
-from shared.intake.submission import QueueUnavailableRefunded, SubmissionService
+from shared.creations.model import Creation, Job
+from shared.intake.actions import CreationActions
+from shared.intake.submission import DebitUnconfirmed, QueueUnavailableRefunded, SubmissionService
 from shared.money.ledger import Ledger
-from shared.store.documents import Documents
+from shared.money.refunds import Refunds
+from shared.store.documents import Batch, Documents, Query, Snapshot
 from shared.wiring import submissions
-from tests.support.fakes import RecordingPublisher
+from tests.support.fakes import RecordingMediaStore, RecordingPublisher
 from tests.support.seeds import IMAGE
 
 
@@ -130,3 +132,146 @@ def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
     assert accepted.creation.status == "processing"
     assert ledger.balance("u") == 99  # one image at the default price
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 0
+
+
+class FaultyDocuments:
+    """The suite's store on the emulator, with faults a test arms: the next commit lands but
+    its answer is lost and then the store stops answering (`lose_answer_then_go_down`), or
+    every commit writing one document is beaten to it by another writer (`contend`)."""
+
+    def __init__(self, inner: Documents, db: firestore.Client) -> None:
+        self._inner = inner
+        self._db = db
+        self._down = False
+        self._lose_answer = False
+        self._contended: str | None = None
+        self._before_commit: list[Callable[[], object]] = []
+        self.commits_contended = 0
+
+    def before_next_commit(self, hook: Callable[[], object]) -> None:
+        """Run `hook` (another writer) just before the next commit is sent."""
+        self._before_commit.append(hook)
+
+    def lose_answer_then_go_down(self) -> None:
+        self._lose_answer = True
+
+    def go_down(self) -> None:
+        self._down = True
+
+    def contend(self, path: str) -> None:
+        self._contended = path
+
+    def read(self, *paths: str) -> list[Snapshot]:
+        self._answer_or_fail()
+        return self._inner.read(*paths)
+
+    def commit(self, batch: Batch) -> dict[str, Snapshot]:
+        self._answer_or_fail()
+        hooks, self._before_commit = self._before_commit, []
+        for hook in hooks:
+            hook()
+        if self._contended and any(w.path == self._contended for w in batch.writes):
+            self.commits_contended += 1
+            self._db.document(self._contended).update({"touched": firestore.Increment(1)})
+        written = self._inner.commit(batch)
+        if self._lose_answer:
+            self._lose_answer, self._down = False, True
+            raise StoreBusy("injected: the commit landed but its answer was lost")
+        return written
+
+    def query(self, query: Query) -> list[Snapshot]:
+        self._answer_or_fail()
+        return self._inner.query(query)
+
+    def read_collection(self, collection: str) -> list[Snapshot]:
+        self._answer_or_fail()
+        return self._inner.read_collection(collection)
+
+    def _answer_or_fail(self) -> None:
+        if self._down:
+            raise StoreBusy("injected: the store does not answer")
+
+
+@pytest.fixture
+def faulty(documents: Documents, db: firestore.Client) -> FaultyDocuments:
+    return FaultyDocuments(documents, db)
+
+
+def test_a_debit_that_landed_unconfirmed_is_never_answered_busy(
+    db: firestore.Client, faulty: FaultyDocuments, stack: Settings, ledger: Ledger
+) -> None:
+    """`busy` would say nothing was debited: a client without a key would retry and pay twice."""
+    ledger.grant("u", 100)
+    publisher = RecordingPublisher()
+    faulty.lose_answer_then_go_down()
+    with pytest.raises(DebitUnconfirmed) as caught:
+        submit(submissions(faulty, stack, publisher))
+    creation_id = caught.value.creation_id
+    assert ledger.balance("u") == 99  # it was debited ...
+    assert db.collection("creations").document(creation_id).get().get("status") == "pending"
+    assert [job.creation_id for job in publisher.jobs] == [creation_id]  # ... and goes on
+
+
+def test_a_dead_queue_and_a_contended_balance_fail_the_creation_the_refund_follows(
+    db: firestore.Client,
+    documents: Documents,
+    faulty: FaultyDocuments,
+    stack: Settings,
+    ledger: Ledger,
+    refunds: Refunds,
+) -> None:
+    ledger.grant("u", 100)
+
+    class DeadQueueBusyUser(RecordingPublisher):
+        def publish(self, job: Job, *, topic: str) -> str:
+            faulty.contend("users/u")  # from now on the user's other submits win every race
+            return super().publish(job, topic=topic)
+
+    with pytest.raises(QueueUnavailableRefunded) as caught:
+        submit(submissions(faulty, stack, DeadQueueBusyUser(fail=True)), "order-3")
+    assert faulty.commits_contended == stack.store_max_attempts
+    assert caught.value.refunded is False
+    creation = db.collection("creations").document(caught.value.creation_id).get().to_dict() or {}
+    assert (creation["status"], creation["error"]["code"]) == ("failed", "queue_unavailable")
+    assert refunds.refund(caught.value.creation_id).result == "refunded"  # the trigger's part
+    assert ledger.balance("u") == 100
+    retry = submit(submissions(documents, stack, RecordingPublisher()), "order-3")
+    assert not retry.replayed  # the key of a failed creation is free again
+
+
+def test_a_dead_queue_and_a_dead_store_is_an_acceptance(
+    db: firestore.Client, faulty: FaultyDocuments, stack: Settings, ledger: Ledger
+) -> None:
+    """Nothing can be failed or refunded: the creation is `pending`, and the sweeper will
+    queue it again, so `queue_unavailable` (the tokens are back) would be untrue."""
+    ledger.grant("u", 100)
+
+    class DeadQueueDeadStore(RecordingPublisher):
+        def publish(self, job: Job, *, topic: str) -> str:
+            faulty.go_down()
+            return super().publish(job, topic=topic)
+
+    accepted = submit(submissions(faulty, stack, DeadQueueDeadStore(fail=True)))
+    assert accepted.creation.status == "pending"
+    stored = db.collection("creations").document(accepted.creation.id).get()
+    assert stored.get("status") == "pending"
+    assert ledger.balance("u") == 99
+
+
+def test_of_two_concurrent_cancels_one_is_200_and_the_other_409(
+    documents: Documents, faulty: FaultyDocuments, stack: Settings, ledger: Ledger, refunds: Refunds
+) -> None:
+    ledger.grant("u", 100)
+    accepted = submit(submissions(documents, stack, RecordingPublisher()))
+    media = RecordingMediaStore()
+    first = CreationActions(documents, stack, refunds=refunds, media=media)
+    second = CreationActions(
+        faulty, stack, refunds=Refunds(faulty, stack, Ledger(faulty, stack)), media=media
+    )
+    won: list[Creation] = []
+    faulty.before_next_commit(lambda: won.append(first.cancel("u", accepted.creation.id)))
+    with pytest.raises(Conflict, match="already canceled"):
+        second.cancel("u", accepted.creation.id)
+    assert [c.status for c in won] == ["canceled"]
+    assert ledger.balance("u") == 100
+    assert [e["kind"] for e in ledger.entries("u")].count("refund") == 1

@@ -171,3 +171,22 @@ def test_reel_requests_are_checked_clip_by_clip(chain: Chain) -> None:
     assert ledger.balance("alice") == balance
     same_clip_twice = api.post("/v1/reels", json={"clips": [mine, mine]}, headers=auth("alice"))
     assert same_clip_twice.status_code == 202
+
+
+def test_a_replay_answers_the_reel_it_made_after_a_clip_was_deleted(chain: Chain) -> None:
+    chain.ledger.grant("alice", 50)
+    clips = [make_clip(chain, "alice"), make_clip(chain, "alice")]
+    body = {"clips": clips, "title": "my reel"}
+    headers = {**chain.auth("alice"), "Idempotency-Key": "reel-1"}
+    first = chain.api.post("/v1/reels", json=body, headers=headers)
+    assert first.status_code == 202, first.json
+    assert (
+        chain.api.delete(f"/v1/creations/{clips[0]}", headers=chain.auth("alice")).status_code
+        == 204
+    )
+    replay = chain.api.post("/v1/reels", json=body, headers=headers)
+    assert replay.status_code == 202, replay.json
+    assert (replay.json or {})["id"] == (first.json or {})["id"]
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    unkeyed = chain.api.post("/v1/reels", json=body, headers=chain.auth("alice"))
+    assert unkeyed.status_code == 404  # without the key, the clips are checked as they are now

@@ -46,6 +46,7 @@ class MemoryDocuments:
         self._time = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._unavailable = 0
         self._lose_answer: str | None = None
+        self._unavailable_after_lost_answer = 0
         self._hooks: list[Callable[[Batch], object]] = []
         self.commits = 0  # commits applied, for tests that count writes
         self.reads = 0  # documents read (a read of three counts three)
@@ -59,8 +60,12 @@ class MemoryDocuments:
         """Answer every call again."""
         self._unavailable = 0
 
-    def lose_next_commit_answer(self, *, resent: bool = False) -> None:
+    def lose_next_commit_answer(self, *, resent: bool = False, then_unavailable: int = 0) -> None:
+        """The next commit is applied but its caller hears `StoreBusy` (or, `resent`, the
+        `LostRace` of the client library's resend running into it); then the store answers
+        none of the next `then_unavailable` calls."""
         self._lose_answer = "resent" if resent else "busy"
+        self._unavailable_after_lost_answer = then_unavailable
 
     def before_commit(self, hook: Callable[[Batch], object]) -> None:
         self._hooks.append(hook)
@@ -94,6 +99,9 @@ class MemoryDocuments:
                 out[write.path] = self._copy(after)
             self.commits += 1
             lost, self._lose_answer = self._lose_answer, None
+            if lost:
+                self._unavailable += self._unavailable_after_lost_answer
+                self._unavailable_after_lost_answer = 0
             if lost == "resent":
                 raise LostRace("AlreadyExists: the resent commit found its own writes")
             if lost == "busy":

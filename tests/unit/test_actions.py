@@ -81,6 +81,22 @@ def test_a_cancel_whose_answer_was_lost_is_still_a_cancel(
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 1
 
 
+def test_of_two_concurrent_cancels_the_second_is_a_conflict(
+    store: MemoryDocuments, ledger: Ledger, actions: CreationActions
+) -> None:
+    """The other cancel commits between this one's read and its commit: this one lost the
+    race (it must not pass the other's write off as its own lost answer)."""
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    won: list[Creation] = []
+    store.before_commit(lambda batch: won.append(actions.cancel("u", creation_id)))
+    with pytest.raises(Conflict, match="already canceled"):
+        actions.cancel("u", creation_id)
+    assert [c.status for c in won] == ["canceled"]
+    assert ledger.balance("u") == 10
+    assert [e["kind"] for e in ledger.entries("u")].count("refund") == 1
+
+
 def test_delete_takes_the_media_then_the_document(
     store: MemoryDocuments, ledger: Ledger, actions: CreationActions, media: RecordingMediaStore
 ) -> None:

@@ -13,9 +13,16 @@ from shared.creations.claims import ClaimStore
 from shared.creations.model import Creation, Job
 from shared.creations.requests import ReelRequest
 from shared.intake.idempotency import EXPIRES_AT
-from shared.intake.submission import Accepted, QueueUnavailableRefunded, SubmissionService
+from shared.intake.submission import (
+    Accepted,
+    DebitUnconfirmed,
+    QueueUnavailableRefunded,
+    SubmissionService,
+)
 from shared.money.ledger import Ledger
+from shared.money.refunds import Refunds
 from shared.store import paths
+from shared.store.documents import Batch
 from shared.wiring import submissions
 from shared.work.jobs import JobPublisher
 from tests.support.fakes import SETTINGS, RecordingPublisher
@@ -134,22 +141,105 @@ def test_a_dead_queue_fails_refunds_and_frees_the_key(
     assert not retried.replayed
 
 
-def test_a_dead_queue_whose_refund_cannot_be_written_says_so(
+def test_a_dead_queue_and_a_dead_store_is_an_acceptance_the_sweeper_finishes(
     store: MemoryDocuments, ledger: Ledger
 ) -> None:
+    """Neither the refund nor the move to `failed` can be written: the creation is `pending`,
+    so the truthful answer is an acceptance (the sweeper queues it again)."""
     ledger.grant("u", 10)
 
     class DownWithTheStore(RecordingPublisher):
         def publish(self, job: Job, *, topic: str) -> str:
-            store.unavailable(100)  # Firestore goes too: the refund cannot be written
+            store.unavailable(100)  # Firestore goes too: nothing more can be written or read
+            return super().publish(job, topic=topic)
+
+    accepted = submit(service(store, DownWithTheStore(fail=True)), key="k")
+    store.recover()
+    assert accepted.creation.status == "pending"
+    assert store.creation(accepted.creation.id)["status"] == "pending"
+    assert ledger.balance("u") == 7
+    assert store.data(paths.idempotency_key("u", "k")) is not None  # a retry replays it
+
+
+def contend_user_document(store: MemoryDocuments, user_id: str, commits: int) -> None:
+    """Before each of the next `commits` commits that write `user_id`'s document, another
+    writer changes it first (a burst of that user's submits), so each loses its race."""
+    left = {"n": commits}
+
+    def hook(batch: Batch) -> None:
+        if left["n"] and any(w.path == paths.user(user_id) for w in batch.writes):
+            left["n"] -= 1
+            update(store, paths.user(user_id), {"touched": left["n"]})
+        if left["n"]:
+            store.before_commit(hook)
+
+    store.before_commit(hook)
+
+
+def test_a_dead_queue_whose_refund_stays_contended_fails_the_creation_and_the_refund_follows(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds
+) -> None:
+    ledger.grant("u", 10)
+
+    class DeadQueueBusyUser(RecordingPublisher):
+        def publish(self, job: Job, *, topic: str) -> str:
+            contend_user_document(store, "u", SETTINGS.store_max_attempts)
             return super().publish(job, topic=topic)
 
     with pytest.raises(QueueUnavailableRefunded) as caught:
-        submit(service(store, DownWithTheStore(fail=True)))
-    assert caught.value.refunded is False
-    store.recover()
+        submit(service(store, DeadQueueBusyUser(fail=True)), key="k")
+    assert caught.value.refunded is False  # not yet: the refund trigger does it
     creation = store.creation(caught.value.creation_id)
-    assert creation["status"] == "pending"  # the sweeper re-enqueues it
+    assert (creation["status"], creation["error"]["code"]) == ("failed", "queue_unavailable")
+    assert not creation.get("refunded")
+    assert store.data(paths.idempotency_key("u", "k")) is None  # failed: the key is free
+    assert refunds.refund(caught.value.creation_id).result == "refunded"  # the trigger's call
+    assert ledger.balance("u") == 10
+
+
+@pytest.mark.parametrize("resent", [False, True], ids=["unanswered", "resent"])
+def test_a_debit_whose_answer_was_lost_and_cannot_be_checked_is_unconfirmed_not_busy(
+    store: MemoryDocuments, ledger: Ledger, resent: bool
+) -> None:
+    """`busy` would say nothing was debited, and a retry without a key would pay twice."""
+    ledger.grant("u", 10)
+    publisher = RecordingPublisher()
+    # resent: the next round's read fails too, then the check after it
+    store.lose_next_commit_answer(resent=resent, then_unavailable=2 if resent else 1)
+    with pytest.raises(DebitUnconfirmed) as caught:
+        submit(service(store, publisher))
+    assert caught.value.answer_fields() == {"creation_id": caught.value.creation_id}
+    assert caught.value.answer_headers() == {
+        "Location": f"/v1/creations/{caught.value.creation_id}"
+    }
+    assert ledger.balance("u") == 7  # it was debited, and it goes on:
+    assert store.creation(caught.value.creation_id)["status"] == "pending"
+    assert [job.creation_id for job in publisher.jobs] == [caught.value.creation_id]
+
+
+def test_a_commit_that_did_not_land_is_busy_even_after_a_lost_race(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    """Every round lost its race and the check finds no debit: nothing was debited."""
+    ledger.grant("u", 10)
+    contend_user_document(store, "u", SETTINGS.store_max_attempts)
+    with pytest.raises(StoreBusy):
+        submit(service(store, RecordingPublisher()))
+    assert ledger.balance("u") == 10
+
+
+def test_a_replay_is_answered_from_the_key_alone(store: MemoryDocuments, ledger: Ledger) -> None:
+    """Looked up before the request is checked again: what was made is the answer, whatever
+    changed since (a clip deleted, a model withdrawn)."""
+    ledger.grant("u", 10)
+    svc = service(store, RecordingPublisher())
+    first = submit(svc, key="k", fingerprint="f")
+    replayed = svc.replay(user_id="u", idempotency_key="k", fingerprint="f")
+    assert replayed is not None and replayed.replayed
+    assert (replayed.creation.id, replayed.balance) == (first.creation.id, 7)
+    assert svc.replay(user_id="u", idempotency_key="other", fingerprint="f") is None
+    with pytest.raises(Conflict, match="different request"):
+        svc.replay(user_id="u", idempotency_key="k", fingerprint="g")
 
 
 def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(

@@ -130,26 +130,43 @@ class SubmitApi:
 
     def _create_creation(self, call: Call) -> flask.Response:
         body = read_json_body(call.request, self.settings.max_body_bytes)
-        key = _idempotency_key(call.request)
-        wanted = parse_creation_request(body, self.settings)
-        return self._submit(call, wanted, key, ("POST /v1/creations", body))
+        return self._submit(
+            call,
+            ("POST /v1/creations", body),
+            lambda: parse_creation_request(body, self.settings),
+        )
 
     def _create_reel(self, call: Call) -> flask.Response:
         body = read_json_body(call.request, self.settings.max_body_bytes)
-        key = _idempotency_key(call.request)
-        reel = plan_reel(parse_reel_body(body), call.user.uid, self.creations)
-        return self._submit(call, reel, key, ("POST /v1/reels", body))
+        return self._submit(
+            call,
+            ("POST /v1/reels", body),
+            lambda: plan_reel(parse_reel_body(body), call.user.uid, self.creations),
+        )
 
     def _submit(
-        self, call: Call, wanted: StoredRequest, key: str | None, asked: tuple[str, Any]
+        self, call: Call, asked: tuple[str, Any], wanted: Callable[[], StoredRequest]
     ) -> flask.Response:
-        """Debit and enqueue `wanted`; a replay of `key` must repeat `asked` (operation, body)."""
-        accepted = self.submissions.submit(
-            user_id=call.user.uid,
-            request=wanted,
-            idempotency_key=key,
-            fingerprint=request_fingerprint(*asked),
-        )
+        """Debit and enqueue the request `wanted` builds from `asked` (operation, body).
+
+        A repeat of an `Idempotency-Key` is answered before `wanted` runs: the replay is what
+        was made, even if the same body would be refused today (a clip deleted since, a model
+        no longer allowed).
+        """
+        key = _idempotency_key(call.request)
+        fingerprint = request_fingerprint(*asked)
+        accepted = None
+        if key is not None:
+            accepted = self.submissions.replay(
+                user_id=call.user.uid, idempotency_key=key, fingerprint=fingerprint
+            )
+        if accepted is None:
+            accepted = self.submissions.submit(
+                user_id=call.user.uid,
+                request=wanted(),
+                idempotency_key=key,
+                fingerprint=fingerprint,
+            )
         call.log["creation_id"] = accepted.creation.id
         headers = {"Location": f"/v1/creations/{accepted.creation.id}"}
         if accepted.replayed:
