@@ -3,11 +3,14 @@ retry then ran into the call's own result), the service must still tell the trut
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import flask
 import pytest
 from google.cloud import firestore
+from openapi_core import OpenAPI
 
 from shared.core.errors import Conflict, QueueUnavailable, StoreBusy
 from shared.core.settings import Settings
@@ -18,7 +21,8 @@ from shared.intake.submission import DebitUnconfirmed, QueueUnavailableRefunded,
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import Batch, Documents, Query, Snapshot
-from shared.wiring import submissions
+from shared.wiring import build_submit_api, submissions
+from tests.support.contract import ContractClient
 from tests.support.fakes import RecordingMediaStore, RecordingPublisher
 from tests.support.seeds import IMAGE
 
@@ -275,3 +279,32 @@ def test_of_two_concurrent_cancels_one_is_200_and_the_other_409(
     assert [c.status for c in won] == ["canceled"]
     assert ledger.balance("u") == 100
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 1
+
+
+def test_an_unconfirmed_debit_is_answered_503_unconfirmed_naming_the_creation(
+    faulty: FaultyDocuments,
+    stack: Settings,
+    ledger: Ledger,
+    auth: Callable[[str], dict[str, str]],
+    openapi_spec: OpenAPI,
+) -> None:
+    """The HTTP answer, as the spec gives it: the caller learns where the creation would be."""
+    ledger.grant("u", 100)
+    real = build_submit_api(stack)
+    service = submissions(faulty, stack, RecordingPublisher())
+    api = dataclasses.replace(real, submissions=service)
+    app = flask.Flask("submit-with-a-faulty-store")
+    app.add_url_rule(
+        "/<path:path>", "api", lambda path: api(flask.request), methods=["GET", "POST"]
+    )
+    client = ContractClient(app.test_client(), openapi_spec)
+    faulty.lose_answer_then_go_down()
+    response = client.post(
+        "/v1/creations", json={"type": "image", "prompt": "x"}, headers=auth("u")
+    )
+    assert response.status_code == 503, response.json
+    answer = response.json or {}
+    assert answer["error"]["code"] == "unconfirmed"
+    assert response.headers["Location"] == f"/v1/creations/{answer['creation_id']}"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert ledger.balance("u") == 99  # it did land
