@@ -10,7 +10,7 @@ import uuid
 from dataclasses import KW_ONLY, dataclass
 from typing import Final
 
-from shared.core.errors import Conflict, InvalidTransition
+from shared.core.errors import Conflict, InvalidTransition, StoreBusy
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations import lifecycle
@@ -65,7 +65,14 @@ class CreationActions:
                 ) from None
             return Creation.of(outcome.creation or creation)
 
-        return run_optimistic(attempt, self.settings, "cancel")
+        try:
+            return run_optimistic(attempt, self.settings, "cancel")
+        except StoreBusy:
+            # The commit may have landed with its answer lost: if it was this call's, say so.
+            creation, *_ = self._read(user_id, creation_id)
+            if creation.get(CANCELED_BY) == marker[CANCELED_BY]:
+                return Creation.of(creation)
+            raise
 
     def delete(self, user_id: str, creation_id: str) -> None:
         """Delete a finished creation of the caller's: its media, then its document.

@@ -4,7 +4,7 @@ The order matters. The debit, the `pending` creation and the `Idempotency-Key` r
 committed together (all or nothing), guarded so concurrent submits of one user cannot overspend.
 The answer is built from what that commit wrote (nothing is read back). Once a commit has
 been sent, the answer never says "nothing was debited" unless a read shows it: a commit whose
-answer was lost and whose check cannot be read is `DebitUnconfirmed`, not `busy`.
+answer was lost and whose check cannot be read is `Unconfirmed`, not `busy`.
 
 Publishing happens after the commit. If it fails, the creation is failed and refunded before
 the caller hears `503 queue_unavailable` (if only the refund cannot be written, the creation is
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
+from typing import Any, Final
 
 from shared.core.errors import Conflict, QueueUnavailable, RetryableError
 from shared.core.log import get_logger, log_fields
@@ -61,15 +61,12 @@ class QueueUnavailableRefunded(QueueUnavailable):
         return {"refunded": self.refunded}
 
 
-class DebitUnconfirmed(RetryableError, code="unconfirmed"):
-    """The debit's commit was sent, its answer was lost, and the check that would tell whether
-    it landed could not be read either: the creation may exist (and is then queued)."""
+class Unconfirmed(RetryableError, code="unconfirmed"):
+    """A write of this submit was sent and Firestore then stopped answering, so what it did
+    cannot be told: the creation named may exist, be `pending` (and then go on) or be failed."""
 
-    def __init__(self, creation_id: str) -> None:
-        super().__init__(
-            "the debit may have been made: Firestore did not confirm it; look up the creation"
-            " (404 means nothing was debited) or retry with the same Idempotency-Key"
-        )
+    def __init__(self, creation_id: str, message: str) -> None:
+        super().__init__(message)
         self.creation_id = creation_id
 
     def answer_fields(self) -> dict[str, Any]:
@@ -77,6 +74,16 @@ class DebitUnconfirmed(RetryableError, code="unconfirmed"):
 
     def answer_headers(self) -> dict[str, str]:
         return {"Location": f"/v1/creations/{self.creation_id}"}
+
+
+DEBIT_UNCONFIRMED: Final = (
+    "the debit may have been made: Firestore did not confirm it; look up the creation"
+    " (404 means nothing was debited) or retry with the same Idempotency-Key"
+)
+UNQUEUED_UNCONFIRMED: Final = (
+    "the job could not be queued, and Firestore stopped answering before the creation could be"
+    " failed and refunded or read back; look up the creation to see what became of it"
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,7 @@ class SubmissionService:
                 # An earlier round's commit was applied although its answer was lost (the
                 # client library's retry then lost the race against it): this call is done.
                 return _accepted_as_stored(creation, debit)
+            sent = False  # this read shows that no earlier round's commit landed
             batch = Batch()
             if key:
                 made = key_use.stage(batch, key[0], creation_id)
@@ -131,7 +139,7 @@ class SubmissionService:
             accepted = run_optimistic(attempt, self.settings, "submit")
         except Exception as failure:
             if not sent:
-                raise  # nothing was ever sent: nothing was debited
+                raise  # nothing was sent since a read showed no debit: nothing was debited
             # A sent commit may have landed whatever its caller heard: look before answering.
             job = Job(creation_id=creation_id, user_id=user_id, type=request.TYPE)
             accepted = self._confirm(job, failure)
@@ -156,28 +164,32 @@ class SubmissionService:
 
     def _confirm(self, job: Job, failure: Exception) -> Accepted:
         """After a sent commit failed with `failure`: its acceptance if it landed after all;
-        `failure` again if a read shows it did not; `DebitUnconfirmed` if no read can tell."""
+        `failure` again if a read shows it did not; `Unconfirmed` if no read can tell."""
+        fields = log_fields(creation_id=job.creation_id, user_id=job.user_id)
         try:
             debit, creation = self.store.read(
                 paths.debit_entry(job.user_id, job.creation_id), paths.creation(job.creation_id)
             )
         except Exception as exc:
             logger.error(
-                "a debit was sent but cannot be confirmed; queueing its job in case it landed",
-                extra=log_fields(creation_id=job.creation_id, error=type(exc).__name__),
+                f"a debit was sent but cannot be confirmed ({failure!r}); queueing its job in"
+                " case it landed",
+                exc_info=exc,
+                extra=fields,
             )
             # If it landed, it goes on now; if not, the worker finds no creation and skips it.
             # If this publish fails too, a creation that landed is `pending`: the sweeper.
             with contextlib.suppress(QueueUnavailable):
                 self.publisher.publish(job, topic=topic_for(job.type, self.settings))
-            raise DebitUnconfirmed(job.creation_id) from exc
+            raise Unconfirmed(job.creation_id, DEBIT_UNCONFIRMED) from exc
         if not debit.exists:
             raise failure
+        logger.warning(f"the debit landed although its commit failed: {failure!r}", extra=fields)
         return _accepted_as_stored(creation, debit)
 
     def _fail_unqueued(self, creation_id: str) -> Creation | None:
         """Fail a creation whose job could not be queued, refunding it in the same write if
-        that can be written; the creation as it now is (None when that cannot be known)."""
+        that can be written; the creation as it now is (None when no read could tell)."""
         fields = log_fields(creation_id=creation_id)
         try:
             outcome = self.refunds.refund(creation_id, move=NOT_QUEUED)
@@ -236,7 +248,11 @@ class SubmissionService:
                 extra=log_fields(**fields, error=exc.message),
             )
             now = self._fail_unqueued(creation.id)
-            if now is None or now.status == "pending":
+            if now is None:
+                # A refund or a move was sent and then nothing could be read: it may be failed
+                # (refunded or not yet) or still pending. Say exactly that.
+                raise Unconfirmed(creation.id, UNQUEUED_UNCONFIRMED) from exc
+            if now.status == "pending":
                 # Not even the move to `failed` could be written: the creation is pending, so it
                 # is accepted (the sweeper queues it again), and the answer says so.
                 logger.error(

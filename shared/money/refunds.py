@@ -53,6 +53,12 @@ NOT_QUEUED = FinalMove(
 )
 
 
+# What a move with its refund writes itself; a caller's `move_fields` may not overwrite them.
+RESERVED_FIELDS: Final = frozenset(
+    {"status", "error", "refunded", "updated_at", "completed_at", *lifecycle.LEASE_FIELDS}
+)
+
+
 @dataclass(frozen=True)
 class RefundOutcome:
     result: RefundResult
@@ -107,6 +113,8 @@ class Refunds:
         one batch; raises `LostRace` if any of them changed since (read again and call again,
         as `run_optimistic` does).
         """
+        if move_fields and (move is None or not RESERVED_FIELDS.isdisjoint(move_fields)):
+            raise ValueError(f"move_fields may not name {sorted(RESERVED_FIELDS)}, nor come alone")
         status = str(creation.get("status"))
         if move is not None and status not in move.allowed_from:
             raise InvalidTransition(

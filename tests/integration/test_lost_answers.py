@@ -13,13 +13,14 @@ from google.cloud import firestore
 from openapi_core import OpenAPI
 
 from shared.core.errors import Conflict, QueueUnavailable, StoreBusy
+from shared.core.events import DocumentChange
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
 from shared.creations.model import Creation, Job
 from shared.intake.actions import CreationActions
-from shared.intake.submission import DebitUnconfirmed, QueueUnavailableRefunded, SubmissionService
+from shared.intake.submission import QueueUnavailableRefunded, SubmissionService, Unconfirmed
 from shared.money.ledger import Ledger
-from shared.money.refunds import Refunds
+from shared.money.refunds import RefundHandler, Refunds
 from shared.store.documents import Batch, Documents, Query, Snapshot
 from shared.wiring import build_submit_api, submissions
 from tests.support.contract import ContractClient
@@ -208,7 +209,7 @@ def test_a_debit_that_landed_unconfirmed_is_never_answered_busy(
     ledger.grant("u", 100)
     publisher = RecordingPublisher()
     faulty.lose_answer_then_go_down()
-    with pytest.raises(DebitUnconfirmed) as caught:
+    with pytest.raises(Unconfirmed) as caught:
         submit(submissions(faulty, stack, publisher))
     creation_id = caught.value.creation_id
     assert ledger.balance("u") == 99  # it was debited ...
@@ -237,17 +238,20 @@ def test_a_dead_queue_and_a_contended_balance_fail_the_creation_the_refund_follo
     assert caught.value.refunded is False
     creation = db.collection("creations").document(caught.value.creation_id).get().to_dict() or {}
     assert (creation["status"], creation["error"]["code"]) == ("failed", "queue_unavailable")
-    assert refunds.refund(caught.value.creation_id).result == "refunded"  # the trigger's part
+    change = DocumentChange(
+        f"creations/{caught.value.creation_id}", caught.value.creation_id, creation, None
+    )
+    assert RefundHandler(refunds).on_creation_change(change, event_id="e1") == "refunded"
     assert ledger.balance("u") == 100
     retry = submit(submissions(documents, stack, RecordingPublisher()), "order-3")
     assert not retry.replayed  # the key of a failed creation is free again
 
 
-def test_a_dead_queue_and_a_dead_store_is_an_acceptance(
+def test_a_dead_queue_and_a_dead_store_is_unconfirmed(
     db: firestore.Client, faulty: FaultyDocuments, stack: Settings, ledger: Ledger
 ) -> None:
-    """Nothing can be failed or refunded: the creation is `pending`, and the sweeper will
-    queue it again, so `queue_unavailable` (the tokens are back) would be untrue."""
+    """Nothing can be failed, refunded or read back: `queue_unavailable` (the tokens are back)
+    and `202` (it will run) could both be untrue, so the answer says it cannot tell."""
     ledger.grant("u", 100)
 
     class DeadQueueDeadStore(RecordingPublisher):
@@ -255,10 +259,10 @@ def test_a_dead_queue_and_a_dead_store_is_an_acceptance(
             faulty.go_down()
             return super().publish(job, topic=topic)
 
-    accepted = submit(submissions(faulty, stack, DeadQueueDeadStore(fail=True)))
-    assert accepted.creation.status == "pending"
-    stored = db.collection("creations").document(accepted.creation.id).get()
-    assert stored.get("status") == "pending"
+    with pytest.raises(Unconfirmed) as caught:
+        submit(submissions(faulty, stack, DeadQueueDeadStore(fail=True)))
+    stored = db.collection("creations").document(caught.value.creation_id).get()
+    assert stored.get("status") == "pending"  # the sweeper will queue it again
     assert ledger.balance("u") == 99
 
 

@@ -9,7 +9,7 @@ from shared.core.errors import Conflict, NotFound
 from shared.creations.model import Creation
 from shared.intake.actions import CreationActions
 from shared.money.ledger import Ledger
-from shared.money.refunds import Refunds
+from shared.money.refunds import CANCEL, FinalMove, Refunds
 from shared.store import paths
 from tests.support.fakes import SETTINGS, RecordingMediaStore
 from tests.support.memory_store import MemoryDocuments
@@ -95,6 +95,35 @@ def test_of_two_concurrent_cancels_the_second_is_a_conflict(
     assert [c.status for c in won] == ["canceled"]
     assert ledger.balance("u") == 10
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 1
+
+
+def test_a_cancel_whose_commit_answered_busy_but_landed_is_still_a_cancel(
+    store: MemoryDocuments, ledger: Ledger, actions: CreationActions
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    store.lose_next_commit_answer()  # StoreBusy, which the optimistic loop passes through
+    canceled = actions.cancel("u", creation_id)
+    assert (canceled.status, canceled.refunded) == ("canceled", True)
+    assert ledger.balance("u") == 10
+
+
+def test_fields_written_with_a_move_cannot_replace_what_the_move_writes(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    creation, user, entry = store.read(
+        paths.creation(creation_id), paths.user("u"), paths.refund_entry("u", creation_id)
+    )
+    cases: list[tuple[dict[str, object], FinalMove | None]] = [
+        ({"refunded": False}, CANCEL),  # would overwrite what the move writes
+        ({"note": 1}, None),  # fields with no move to go with
+    ]
+    for fields, final_move in cases:
+        with pytest.raises(ValueError, match="move_fields"):
+            refunds.refund_read(creation, user, entry, move=final_move, move_fields=fields)
+    assert store.creation(creation_id)["status"] == "pending"
 
 
 def test_delete_takes_the_media_then_the_document(

@@ -15,9 +15,9 @@ from shared.creations.requests import ReelRequest
 from shared.intake.idempotency import EXPIRES_AT
 from shared.intake.submission import (
     Accepted,
-    DebitUnconfirmed,
     QueueUnavailableRefunded,
     SubmissionService,
+    Unconfirmed,
 )
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
@@ -141,11 +141,29 @@ def test_a_dead_queue_fails_refunds_and_frees_the_key(
     assert not retried.replayed
 
 
-def test_a_dead_queue_and_a_dead_store_is_an_acceptance_the_sweeper_finishes(
+def test_a_dead_queue_whose_failure_cannot_be_written_is_an_acceptance(
     store: MemoryDocuments, ledger: Ledger
 ) -> None:
-    """Neither the refund nor the move to `failed` can be written: the creation is `pending`,
-    so the truthful answer is an acceptance (the sweeper queues it again)."""
+    """Neither the refund nor the move to `failed` can be written, and a read shows the
+    creation `pending`: the truthful answer is an acceptance (the sweeper queues it again)."""
+    ledger.grant("u", 10)
+
+    class DeadQueueBusyStore(RecordingPublisher):
+        def publish(self, job: Job, *, topic: str) -> str:
+            # the refund and the move both fail (StoreBusy is not retried); the read after answers
+            store.unavailable(2)
+            return super().publish(job, topic=topic)
+
+    accepted = submit(service(store, DeadQueueBusyStore(fail=True)), key="k")
+    assert accepted.creation.status == "pending"
+    assert store.creation(accepted.creation.id)["status"] == "pending"
+    assert ledger.balance("u") == 7
+    assert store.data(paths.idempotency_key("u", "k")) is not None  # a retry replays it
+
+
+def test_a_dead_queue_and_a_dead_store_is_unconfirmed(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
     ledger.grant("u", 10)
 
     class DownWithTheStore(RecordingPublisher):
@@ -153,12 +171,11 @@ def test_a_dead_queue_and_a_dead_store_is_an_acceptance_the_sweeper_finishes(
             store.unavailable(100)  # Firestore goes too: nothing more can be written or read
             return super().publish(job, topic=topic)
 
-    accepted = submit(service(store, DownWithTheStore(fail=True)), key="k")
+    with pytest.raises(Unconfirmed) as caught:
+        submit(service(store, DownWithTheStore(fail=True)))
     store.recover()
-    assert accepted.creation.status == "pending"
-    assert store.creation(accepted.creation.id)["status"] == "pending"
+    assert store.creation(caught.value.creation_id)["status"] == "pending"
     assert ledger.balance("u") == 7
-    assert store.data(paths.idempotency_key("u", "k")) is not None  # a retry replays it
 
 
 def contend_user_document(store: MemoryDocuments, user_id: str, commits: int) -> None:
@@ -206,7 +223,7 @@ def test_a_debit_whose_answer_was_lost_and_cannot_be_checked_is_unconfirmed_not_
     publisher = RecordingPublisher()
     # resent: the next round's read fails too, then the check after it
     store.lose_next_commit_answer(resent=resent, then_unavailable=2 if resent else 1)
-    with pytest.raises(DebitUnconfirmed) as caught:
+    with pytest.raises(Unconfirmed) as caught:
         submit(service(store, publisher))
     assert caught.value.answer_fields() == {"creation_id": caught.value.creation_id}
     assert caught.value.answer_headers() == {
@@ -297,3 +314,39 @@ def test_a_creation_a_worker_already_failed_is_not_said_to_be_unqueued(
     assert accepted.creation.status == "failed"
     assert (accepted.creation.error or {})["code"] == "safety_blocked"
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 0  # the trigger's job
+
+
+def test_a_dead_queue_then_a_dead_store_after_the_refund_was_sent_is_unconfirmed(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    """The refund landed but its answer was lost, and nothing can be read after: the creation
+    is failed and refunded, so neither `202 pending` nor `queue_unavailable` can be said."""
+    ledger.grant("u", 10)
+
+    class DeadQueueThenDeadStore(RecordingPublisher):
+        def publish(self, job: Job, *, topic: str) -> str:
+            store.lose_next_commit_answer(then_unavailable=100)
+            return super().publish(job, topic=topic)
+
+    with pytest.raises(Unconfirmed) as caught:
+        submit(service(store, DeadQueueThenDeadStore(fail=True)), key="k")
+    store.recover()
+    creation = store.creation(caught.value.creation_id)
+    assert (creation["status"], creation["refunded"]) == ("failed", True)
+    assert ledger.balance("u") == 10
+    assert store.data(paths.idempotency_key("u", "k")) is not None  # a retry replays it
+
+
+def test_a_short_balance_after_a_lost_race_is_402_without_a_second_look(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    """The second round's read showed no debit: nothing was sent since, so the 402 stands as
+    it is (no confirming read that a failing store could turn into `unconfirmed`)."""
+    ledger.grant("u", 3)
+    rival = service(store, RecordingPublisher())
+    store.before_commit(lambda batch: submit(rival))  # takes the whole balance first
+    reads = store.reads
+    with pytest.raises(InsufficientTokens):
+        submit(service(store, RecordingPublisher()))
+    assert store.reads - reads == 3 + 3 + 3  # the rival's round, then this submit's two
+    assert ledger.balance("u") == 0
