@@ -184,6 +184,23 @@ def test_dead_lettered_job_fails_the_creation_and_the_refund_follows(chain: Chai
     assert chain.kinds("alice") == ["debit", "grant", "refund"]
 
 
+def test_a_dead_letter_spares_a_creation_a_live_worker_holds(
+    chain: Chain, documents: Documents
+) -> None:
+    # A duplicate message dead-letters while another delivery's worker generates the creation:
+    # that worker finishes it, and the user pays for a result they get.
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "a kite"})
+    claim = ClaimStore(documents, chain.settings).claim(created["id"])
+    assert isinstance(claim, Claim)
+    attributes = {"CloudPubSubDeadLetterSourceDeliveryCount": "5"}
+    assert chain.work(created, "dead_letter", attributes=attributes) == 200
+    assert chain.doc(created["id"])["status"] == "processing"
+    assert ClaimStore(documents, chain.settings).complete(claim, [])
+    chain.settle(created["id"])
+    assert chain.kinds("alice") == ["debit", "grant"]
+
+
 def test_dead_letter_for_a_draft_leaves_it_alone(chain: Chain) -> None:
     chain.ledger.grant("alice", 10)
     created = chain.submit("alice", {"type": "image", "prompt": "a kite"})
