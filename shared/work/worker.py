@@ -22,6 +22,7 @@ from shared.creations.claims import Claim, ClaimStore, Skip
 from shared.creations.model import Job
 from shared.creations.requests import stored_request
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
+from shared.media.storage import attempt_scope
 from shared.work.progress_writes import ThrottledProgress
 
 logger = get_logger(__name__)
@@ -37,8 +38,10 @@ class Outcome:
 
 class MediaUploader(Protocol):
     def upload(
-        self, user_id: str, creation_id: str, items: list[GeneratedMedia]
+        self, user_id: str, creation_id: str, items: list[GeneratedMedia], *, scope: str
     ) -> list[dict[str, object]]: ...
+
+    def discard(self, media: list[dict[str, object]]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class GenerationWorker:
             )
             return Outcome("failed", exc.code)
         if not self.claims.complete(claim, media):
+            # Nobody will ever publish these objects (a draft names its own attempt's only):
+            # remove them now, or they outlive a creation that failed or was deleted.
+            self._discard(media, fields)
             return Outcome("lost_claim")
         logger.info("generation done", extra=log_fields(**fields, items=len(media)))
         return Outcome("draft")
@@ -106,6 +112,7 @@ class GenerationWorker:
                 workdir=Path(workdir),
                 deadline=time.monotonic() + self.settings.generation_timeout_seconds,
                 attempt=claim.attempt,
+                scope=attempt_scope(claim.attempt, claim.owner),
                 checkpoint=claim.checkpoint,
                 save_checkpoint=lambda values: self._save_checkpoint(claim, values),
                 report_progress=progress,
@@ -113,7 +120,19 @@ class GenerationWorker:
             items = self.provider.generate(job, request, context)
             if not items:
                 raise EmptyResult("The model returned no media.")
-            return self.uploader.upload(job.user_id, job.creation_id, items)
+            # Under this attempt's own names: published only by the claim-guarded `complete`.
+            return self.uploader.upload(job.user_id, job.creation_id, items, scope=context.scope)
+
+    def _discard(self, media: list[dict[str, object]], fields: dict[str, str]) -> None:
+        try:
+            self.uploader.discard(media)
+        except Exception as exc:
+            # Left behind: removed when the creation settles (its next final status, through
+            # the refund trigger) or is deleted; a creation already deleted keeps them.
+            logger.warning(
+                f"could not remove this attempt's uploads: {type(exc).__name__}: {exc}",
+                extra=log_fields(**fields),
+            )
 
     def _save_checkpoint(self, claim: Claim, values: dict[str, object]) -> None:
         if not self.claims.save_checkpoint(claim, dict(values)):

@@ -13,13 +13,19 @@ import pytest
 from google.cloud.storage import Bucket
 from PIL import Image
 
+from shared.core.clients import storage_client
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
+from shared.creations.model import Job
 from shared.creations.requests import ImageRequest
 from shared.media.probe import probe
+from shared.media.providers.base import GenerationContext
+from shared.media.storage import GcsMediaStore, media_prefix, split_gs_uri, staging_prefix
 from shared.store.documents import Documents
 from shared.wiring import submissions
-from tests.support.chain import Chain
+from shared.work.worker import GenerationWorker
+from tests.support.chain import Chain, job_of
+from tests.support.fakes import Clock, ScriptedProvider
 from tests.support.media import decode_check, download
 from tests.support.seeds import update
 
@@ -138,6 +144,76 @@ def test_same_message_three_times_makes_one_media_set_and_one_debit(
     objects = list(bucket.client.list_blobs(bucket.name, prefix=f"media/alice/{created['id']}/"))
     assert len(objects) == 2
     assert chain.kinds("alice") == ["debit", "grant"]
+
+
+def names_under(bucket: Bucket, prefix: str) -> list[str]:
+    return sorted(blob.name for blob in bucket.client.list_blobs(bucket.name, prefix=prefix))
+
+
+def test_a_draft_settles_to_exactly_its_media_set(chain: Chain, bucket: Bucket) -> None:
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "a kite", "count": 2})
+    prefix = media_prefix("alice", created["id"])
+    # What an earlier attempt left when it was killed after uploading, under its own names.
+    bucket.blob(f"{prefix}1-crashed00000/0.png").upload_from_string(b"stale", "image/png")
+    bucket.blob(f"{staging_prefix('alice', created['id'])}1-crashed00000/x.mp4").upload_from_string(
+        b"veo scratch"
+    )
+    assert chain.work(created) == 200
+    creation = chain.doc(created["id"])
+    assert creation["status"] == "draft"
+    assert chain.settle(created["id"]) == 200  # the refund trigger settles the draft's media
+    published = sorted(split_gs_uri(item["uri"])[1] for item in creation["media"])
+    assert len(published) == 2
+    assert names_under(bucket, prefix) == published
+    assert names_under(bucket, staging_prefix("alice", created["id"])) == []
+    for item in creation["media"]:  # the metadata describes the object it names
+        blob = bucket.get_blob(split_gs_uri(item["uri"])[1])
+        assert blob is not None and blob.size == item["bytes"]
+    assert chain.kinds("alice") == ["debit", "grant"]
+
+
+def test_a_failed_creation_keeps_no_objects_and_is_refunded_once(
+    chain: Chain, bucket: Bucket
+) -> None:
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "storm [fail:permanent]"})
+    prefix = media_prefix("alice", created["id"])
+    bucket.blob(f"{prefix}1-crashed00000/0.png").upload_from_string(b"stale", "image/png")
+    assert chain.work(created) == 200
+    assert chain.doc(created["id"])["status"] == "failed"
+    for _ in range(2):  # the trigger may fire more than once; then the refund's own update
+        assert chain.settle(created["id"]) == 200
+    assert names_under(bucket, prefix) == []
+    assert chain.ledger.balance("alice") == 10
+    assert chain.kinds("alice") == ["debit", "grant", "refund"]
+
+
+def test_a_worker_that_lost_its_claim_leaves_no_objects(
+    chain: Chain, documents: Documents, bucket: Bucket
+) -> None:
+    # The real Firestore and Cloud Storage adapters: a worker presumed dead is replaced while
+    # it generates; what it uploads afterwards is removed, and the replacement's draft stands.
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "a kite"})
+    settings = chain.settings
+    later = Clock()
+    later.advance(settings.lease_seconds + 1)
+
+    def replaced_meanwhile(_context: GenerationContext) -> None:
+        rival = ClaimStore(documents, settings, clock=later).claim(created["id"])
+        assert isinstance(rival, Claim)
+
+    worker = GenerationWorker(
+        claims=ClaimStore(documents, settings),
+        provider=ScriptedProvider(during=replaced_meanwhile, makes=2),
+        uploader=GcsMediaStore(storage_client(settings), settings.media_bucket),
+        settings=settings,
+    )
+    job = Job.model_validate(job_of(created))
+    assert worker.handle(job, event_id="e").kind == "lost_claim"
+    assert names_under(bucket, media_prefix("alice", created["id"])) == []
+    assert chain.doc(created["id"])["attempts"] == 2
 
 
 def test_job_for_a_creation_under_a_live_lease_is_acked_without_work(
