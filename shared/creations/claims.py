@@ -124,6 +124,10 @@ class ClaimStore:
             lambda batch, creation: batch.update(creation, {**fields, "updated_at": SERVER_TIME}),
         )
 
+    def holds(self, claim: Claim) -> bool:
+        """Whether the claim is still ours (one read, no write)."""
+        return self._while_owned(claim, lambda _batch, _creation: None)
+
     def complete(self, claim: Claim, media: list[dict[str, Any]]) -> bool:
         """`processing → draft` with the media; False if the claim was lost meanwhile.
 

@@ -19,7 +19,7 @@ from shared.creations.claims import Claim, ClaimStore
 from shared.creations.model import Job
 from shared.creations.requests import ImageRequest
 from shared.media.probe import probe
-from shared.media.providers.base import GenerationContext
+from shared.media.providers.base import GeneratedMedia
 from shared.media.storage import GcsMediaStore, media_prefix, split_gs_uri, staging_prefix
 from shared.store.documents import Documents
 from shared.wiring import submissions
@@ -189,31 +189,51 @@ def test_a_failed_creation_keeps_no_objects_and_is_refunded_once(
     assert chain.kinds("alice") == ["debit", "grant", "refund"]
 
 
-def test_a_worker_that_lost_its_claim_leaves_no_objects(
+class ReplacedWhileUploading(GcsMediaStore):
+    """The real store, with a rival worker claiming the creation as the upload finishes (the
+    lease ran out meanwhile: this worker is presumed dead)."""
+
+    def __init__(self, settings: Settings, rival: Callable[[], None]) -> None:
+        super().__init__(storage_client(settings), settings.media_bucket)
+        self.rival = rival
+        self.written: list[str] = []
+
+    def upload(
+        self, user_id: str, creation_id: str, items: list[GeneratedMedia], *, scope: str
+    ) -> list[dict[str, Any]]:
+        media = super().upload(user_id, creation_id, items, scope=scope)
+        self.written = [split_gs_uri(item["uri"])[1] for item in media]
+        self.rival()
+        return media
+
+
+def test_a_worker_that_lost_its_claim_while_uploading_leaves_no_objects(
     chain: Chain, documents: Documents, bucket: Bucket
 ) -> None:
-    # The real Firestore and Cloud Storage adapters: a worker presumed dead is replaced while
-    # it generates; what it uploads afterwards is removed, and the replacement's draft stands.
+    # The real Firestore and Cloud Storage adapters: the objects were written, the claim-guarded
+    # draft write finds the creation taken over, and the worker removes what it wrote.
     chain.ledger.grant("alice", 10)
     created = chain.submit("alice", {"type": "image", "prompt": "a kite"})
     settings = chain.settings
     later = Clock()
     later.advance(settings.lease_seconds + 1)
 
-    def replaced_meanwhile(_context: GenerationContext) -> None:
-        rival = ClaimStore(documents, settings, clock=later).claim(created["id"])
-        assert isinstance(rival, Claim)
+    def rival() -> None:
+        assert names_under(bucket, media_prefix("alice", created["id"])) != []
+        assert isinstance(ClaimStore(documents, settings, clock=later).claim(created["id"]), Claim)
 
+    store = ReplacedWhileUploading(settings, rival)
     worker = GenerationWorker(
         claims=ClaimStore(documents, settings),
-        provider=ScriptedProvider(during=replaced_meanwhile, makes=2),
-        uploader=GcsMediaStore(storage_client(settings), settings.media_bucket),
+        provider=ScriptedProvider(makes=2),
+        uploader=store,
         settings=settings,
     )
-    job = Job.model_validate(job_of(created))
-    assert worker.handle(job, event_id="e").kind == "lost_claim"
+    assert worker.handle(Job.model_validate(job_of(created)), event_id="e").kind == "lost_claim"
+    assert len(store.written) == 2
     assert names_under(bucket, media_prefix("alice", created["id"])) == []
-    assert chain.doc(created["id"])["attempts"] == 2
+    held = chain.doc(created["id"])
+    assert (held["status"], held["attempts"], held["media"]) == ("processing", 2, [])
 
 
 def test_job_for_a_creation_under_a_live_lease_is_acked_without_work(

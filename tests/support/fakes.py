@@ -72,6 +72,7 @@ class RecordingMediaStore:
 
     objects: dict[str, bytes] = field(default_factory=dict)
     down: int = 0
+    uploaded: list[str] = field(default_factory=list)  # every name ever written, in order
 
     def upload(
         self, user_id: str, creation_id: str, items: list[GeneratedMedia], *, scope: str
@@ -81,6 +82,7 @@ class RecordingMediaStore:
         for index, item in enumerate(items):
             name = f"{attempt_prefix(user_id, creation_id, scope)}{index}{item.path.suffix}"
             self.objects[name] = Path(item.path).read_bytes()
+            self.uploaded.append(name)
             media.append(
                 {
                     "uri": f"gs://media/{name}",

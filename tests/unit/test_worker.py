@@ -4,6 +4,8 @@ touches the creation. (The event functions run on the emulator in tests/integrat
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from shared.core.errors import StoreBusy
@@ -165,7 +167,29 @@ def test_a_worker_that_lost_its_claim_drops_its_result(
     assert handle(worker(store, clock, provider, media), store, creation_id) == "lost_claim"
     held = store.creation(creation_id)
     assert (held["status"], held["attempts"], held["media"]) == ("processing", 2, [])
-    assert media.under("u", creation_id) == []  # what it uploaded went with its claim
+    assert media.under("u", creation_id) == []
+    assert media.uploaded == []  # it checked the claim before uploading anything
+
+
+def test_a_claim_lost_during_the_upload_takes_the_upload_with_it(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    rival_clock = Clock(clock.now)
+    rival_clock.advance(SETTINGS.lease_seconds + 1)
+    media = RecordingMediaStore()
+    uploads = media.upload
+
+    def replaced_while_uploading(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        made = uploads(*args, **kwargs)
+        assert isinstance(ClaimStore(store, SETTINGS, clock=rival_clock).claim(creation_id), Claim)
+        return made
+
+    media.upload = replaced_while_uploading  # type: ignore[method-assign]
+    provider = ScriptedProvider(makes=2)
+    assert handle(worker(store, clock, provider, media), store, creation_id) == "lost_claim"
+    assert len(media.uploaded) == 2
+    assert media.objects == {}  # what it uploaded went with its claim
 
 
 def test_a_worker_whose_creation_was_failed_and_deleted_meanwhile_leaves_no_objects(
@@ -188,7 +212,7 @@ def test_a_worker_whose_creation_was_failed_and_deleted_meanwhile_leaves_no_obje
     media = RecordingMediaStore()
     provider = ScriptedProvider(during=failed_and_deleted, makes=2)
     assert handle(worker(store, clock, provider, media), store, creation_id) == "lost_claim"
-    assert media.objects == {}
+    assert media.uploaded == []
 
 
 def test_an_attempt_never_overwrites_an_earlier_attempts_objects(
