@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -42,6 +43,8 @@ class MediaUploader(Protocol):
     ) -> list[dict[str, object]]: ...
 
     def discard(self, media: list[dict[str, object]]) -> int: ...
+
+    def settle(self, user_id: str, creation_id: str, keep: Collection[str]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class GenerationWorker:
         except PermanentError as exc:
             if not self.claims.fail(claim, exc.code, exc.message):
                 return Outcome("lost_claim")
+            self._settle(claim, [], fields)
             logger.warning(
                 f"generation failed: {exc.message}",
                 extra=log_fields(**fields, error_code=exc.code),
@@ -100,6 +104,7 @@ class GenerationWorker:
             # remove them now, or they outlive a creation that failed or was deleted.
             self._discard(media, fields)
             return Outcome("lost_claim")
+        self._settle(claim, [str(item["uri"]) for item in media], fields)
         logger.info("generation done", extra=log_fields(**fields, items=len(media)))
         return Outcome("draft")
 
@@ -127,6 +132,20 @@ class GenerationWorker:
                 raise LostClaim(f"creation {job.creation_id} is no longer ours")
             # Under this attempt's own names: published only by the claim-guarded `complete`.
             return self.uploader.upload(job.user_id, job.creation_id, items, scope=context.scope)
+
+    def _settle(self, claim: Claim, keep: list[str], fields: dict[str, str]) -> None:
+        """Remove what earlier attempts left (they crashed after uploading) as soon as the
+        creation is final, so a draft's objects are its media set from this moment on. The
+        `refund` trigger settles again on the same move, and retries; so this is best effort."""
+        job = claim.job
+        try:
+            self.uploader.settle(job.user_id, job.creation_id, keep)
+        except Exception as exc:
+            logger.warning(
+                f"could not settle the creation's media (the refund trigger will): "
+                f"{type(exc).__name__}: {exc}",
+                extra=log_fields(**fields),
+            )
 
     def _discard(self, media: list[dict[str, object]], fields: dict[str, str]) -> None:
         try:

@@ -189,6 +189,26 @@ def test_a_failed_creation_keeps_no_objects_and_is_refunded_once(
     assert chain.kinds("alice") == ["debit", "grant", "refund"]
 
 
+def test_a_dead_lettered_creation_is_emptied_by_the_refund_trigger(
+    chain: Chain, documents: Documents, bucket: Bucket
+) -> None:
+    # A worker uploaded, then died before its draft write; its lease ran out and the job's
+    # deliveries with it. No worker ends this creation: the refund trigger settles it.
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "a kite"})
+    claim = ClaimStore(documents, chain.settings).claim(created["id"])
+    assert isinstance(claim, Claim)
+    prefix = media_prefix("alice", created["id"])
+    bucket.blob(f"{prefix}1-{claim.owner[:12]}/0.png").upload_from_string(b"x", "image/png")
+    update(documents, f"creations/{created['id']}", {"lease_expires_at": dt.datetime.now(dt.UTC)})
+    attributes = {"CloudPubSubDeadLetterSourceDeliveryCount": "5"}
+    assert chain.work(created, "dead_letter", attributes=attributes) == 200
+    assert chain.doc(created["id"])["status"] == "failed"
+    assert chain.settle(created["id"]) == 200
+    assert names_under(bucket, prefix) == []
+    assert chain.kinds("alice") == ["debit", "grant", "refund"]
+
+
 class ReplacedWhileUploading(GcsMediaStore):
     """The real store, with a rival worker claiming the creation as the upload finishes (the
     lease ran out meanwhile: this worker is presumed dead)."""

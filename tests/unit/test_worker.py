@@ -228,11 +228,28 @@ def test_an_attempt_never_overwrites_an_earlier_attempts_objects(
     with pytest.raises(StoreBusy):
         handle(worker(store, clock, first, media), store, creation_id)
     (left,) = media.under("u", creation_id)
-    media.objects[left] = b"the first attempt's bytes"
     assert handle(worker(store, clock, ScriptedProvider(), media), store, creation_id) == "draft"
     [item] = store.creation(creation_id)["media"]
     assert item["uri"] != f"gs://media/{left}"
-    assert media.objects[left] == b"the first attempt's bytes"  # untouched, left to the settle
+    assert media.uploaded.count(left) == 1  # written by its own attempt only, never overwritten
+    # The draft's worker settles at once: exactly the draft's media set is left.
+    assert media.under("u", creation_id) == [item["uri"].removeprefix("gs://media/")]
+
+
+def test_a_creation_that_fails_after_a_crashed_upload_keeps_no_objects(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    media = RecordingMediaStore()
+    first = ScriptedProvider(
+        during=lambda _context: store.before_commit(lambda _batch: store.unavailable(1))
+    )
+    with pytest.raises(StoreBusy):
+        handle(worker(store, clock, first, media), store, creation_id)
+    assert media.under("u", creation_id) != []
+    second = ScriptedProvider(fail_with=[SafetyBlocked("no")])
+    assert handle(worker(store, clock, second, media), store, creation_id) == "failed"
+    assert media.objects == {}
 
 
 def test_a_draft_whose_commit_answer_was_lost_keeps_its_media(
