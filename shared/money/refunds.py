@@ -183,6 +183,11 @@ class RefundHandler:
                 if isinstance(item, dict) and isinstance(item.get("uri"), str)
             ]
         fields = log_fields(creation_id=change.document_id, user_id=user_id, event_id=event_id)
+        if status == "draft" and not keep:
+            # Every draft names its media; one that names none was written by hand or by an
+            # older version: settling by it would delete the files it may yet describe.
+            logger.warning("a draft without media: its objects are left alone", extra=fields)
+            return
         try:
             removed = self._media.settle(user_id, change.document_id, keep)
         except RetryableError:

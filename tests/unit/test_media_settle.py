@@ -143,3 +143,19 @@ def test_unfinished_and_deleted_creations_are_not_settled(
     gone = DocumentChange(f"creations/{creation_id}", creation_id, None, None)
     assert handler.on_creation_change(gone, event_id="e2") == "deleted"
     assert list(media.objects) == [name]
+
+
+def test_a_draft_that_names_no_media_is_left_alone(
+    store: MemoryDocuments,
+    ledger: Ledger,
+    media: RecordingMediaStore,
+    handler: RefundHandler,
+) -> None:
+    # Written by hand or by an older version: settling by an empty list would delete its files.
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    move(store, creation_id, "processing")
+    media.objects[f"media/u/{creation_id}/0.png"] = b"an older version's name"
+    move(store, creation_id, "draft", {"progress": 100})
+    assert handler.on_creation_change(change(store, creation_id), event_id="e") == "nothing_to_do"
+    assert media.under("u", creation_id) == [f"media/u/{creation_id}/0.png"]
