@@ -101,7 +101,10 @@ def build_stitch_worker(settings: Settings) -> GenerationWorker:
 
 
 def build_refund_handler(settings: Settings) -> RefundHandler:
-    return RefundHandler(refunds(documents(settings), settings))
+    return RefundHandler(
+        refunds(documents(settings), settings),
+        media=GcsMediaStore(storage_client(settings), settings.media_bucket),
+    )
 
 
 def build_dead_letter_handler(settings: Settings) -> DeadLetterHandler:

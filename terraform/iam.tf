@@ -4,7 +4,7 @@
 #   submit       datastore.user; publish to the job topics; list+delete media (DELETE /v1/creations/{id})
 #   generate     datastore.user; aiplatform.user (Vertex AI); read+write media
 #   stitch       datastore.user; read+write media (reads the clips, writes the reel)
-#   refund       datastore.user
+#   refund       datastore.user; list+delete media (a final creation's stray objects)
 #   dead-letter  datastore.user
 #   sweep        datastore.user; publish to the job topics (re-enqueues stuck creations)
 # Firestore access is project-wide (roles/datastore.user): Firestore IAM has no per-collection
@@ -22,7 +22,8 @@ data "google_project" "this" {
 
 # --- media bucket: only the object permissions each function uses ---------------------------
 
-# Writing a creation's objects (an overwrite on redelivery needs delete as well as create).
+# Writing a creation's objects (each attempt writes its own names; delete removes the uploads
+# of an attempt that lost its claim).
 resource "google_project_iam_custom_role" "media_writer" {
   project     = var.project_id
   role_id     = "creationsMediaWriter"
@@ -40,7 +41,7 @@ resource "google_project_iam_custom_role" "media_reader" {
   permissions = ["storage.objects.get"]
 }
 
-# Deleting a creation's media: list its prefix, delete what is there.
+# Deleting a creation's media, and settling a final one's (refund): list its prefix, delete.
 resource "google_project_iam_custom_role" "media_remover" {
   project     = var.project_id
   role_id     = "creationsMediaRemover"
@@ -52,6 +53,7 @@ resource "google_project_iam_custom_role" "media_remover" {
 locals {
   media_grants = {
     "submit-remove"  = { role = google_project_iam_custom_role.media_remover.name, member = module.submit.service_account_member }
+    "refund-remove"  = { role = google_project_iam_custom_role.media_remover.name, member = module.refund.service_account_member }
     "generate-write" = { role = google_project_iam_custom_role.media_writer.name, member = module.generate.service_account_member }
     "generate-read"  = { role = google_project_iam_custom_role.media_reader.name, member = module.generate.service_account_member }
     "stitch-write"   = { role = google_project_iam_custom_role.media_writer.name, member = module.stitch.service_account_member }
@@ -67,8 +69,8 @@ resource "google_storage_bucket_iam_member" "media" {
   member = each.value.member
 }
 
-# In vertex mode Veo writes each video straight into the creation's folder of the media bucket,
-# as the Vertex AI service agent.
+# In vertex mode Veo writes each video straight into the media bucket (under tmp/, the
+# attempt's staging folder), as the Vertex AI service agent.
 resource "google_storage_bucket_iam_member" "media_vertex_agent" {
   count = var.grant_vertex_agent_media_write ? 1 : 0
 

@@ -45,9 +45,14 @@ variable "media_soft_delete_retention_s" {
 }
 
 variable "media_abandoned_prefixes" {
-  description = "Object prefixes in the media bucket that only hold scratch data, deleted media_abandoned_after_days days after upload."
+  description = "Object prefixes in the media bucket that only hold scratch data, deleted media_abandoned_after_days days after upload. Must include tmp/, where Veo writes (a late video of a failed or deleted creation is removed only by this rule)."
   type        = list(string)
   default     = ["tmp/"]
+
+  validation {
+    condition     = contains(var.media_abandoned_prefixes, "tmp/")
+    error_message = "media_abandoned_prefixes must include \"tmp/\": Veo's staging folder (shared.media.storage.staging_prefix)."
+  }
 }
 
 variable "media_abandoned_after_days" {

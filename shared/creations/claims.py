@@ -124,14 +124,34 @@ class ClaimStore:
             lambda batch, creation: batch.update(creation, {**fields, "updated_at": SERVER_TIME}),
         )
 
+    def holds(self, claim: Claim) -> bool:
+        """Whether the claim is still ours (one read, no write)."""
+        return self._while_owned(claim, lambda _batch, _creation: None)
+
     def complete(self, claim: Claim, media: list[dict[str, Any]]) -> bool:
-        """`processing → draft` with the media; False if the claim was lost meanwhile."""
-        return self._while_owned(
-            claim,
-            lambda batch, creation: lifecycle.stage_move(
+        """`processing → draft` with the media; False if the claim was lost meanwhile.
+
+        True also when the creation is already a draft with exactly these `media`: an earlier
+        round's write landed although its answer was lost. The media are this attempt's own
+        objects (their names carry the claim's attempt and owner), so no other worker's draft
+        can match, and the caller may trust False to mean its uploads are nobody's.
+        """
+        path = paths.creation(claim.job.creation_id)
+
+        def attempt() -> bool:
+            (creation,) = self.store.read(path)
+            if creation.get("status") == "draft" and creation.get("media") == media:
+                return True
+            if creation.get("status") != "processing" or creation.get("lease_owner") != claim.owner:
+                return False
+            batch = Batch()
+            lifecycle.stage_move(
                 batch, creation, "draft", {"media": media, "progress": 100, "error": None}
-            ),
-        )
+            )
+            self.store.commit(batch)
+            return True
+
+        return run_optimistic(attempt, self.settings, "update")
 
     def fail(self, claim: Claim, code: str, message: str) -> bool:
         """`processing → failed` (the refund follows from the status change)."""

@@ -10,6 +10,24 @@ Only `storage` is exported here: every function may load this package, and the o
 need libraries only the media functions ship (import them by module).
 """
 
-from shared.media.storage import GcsMediaStore, MediaStore, media_prefix, split_gs_uri
+from shared.media.storage import (
+    GcsMediaStore,
+    MediaSettler,
+    MediaStore,
+    attempt_prefix,
+    attempt_scope,
+    media_prefix,
+    split_gs_uri,
+    staging_prefix,
+)
 
-__all__ = ["GcsMediaStore", "MediaStore", "media_prefix", "split_gs_uri"]
+__all__ = [
+    "GcsMediaStore",
+    "MediaSettler",
+    "MediaStore",
+    "attempt_prefix",
+    "attempt_scope",
+    "media_prefix",
+    "split_gs_uri",
+    "staging_prefix",
+]

@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from shared.core.errors import InvalidTransition
+from shared.core.errors import InvalidTransition, RetryableError
 from shared.core.events import DocumentChange
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations import lifecycle
+from shared.media.storage import MediaSettler
 from shared.money.ledger import Ledger
 from shared.store import paths
 from shared.store.documents import SERVER_TIME, Batch, Documents, Snapshot
@@ -148,27 +149,69 @@ class Refunds:
 
 
 class RefundHandler:
-    """The `refund` function: refunds the creation of a Firestore update if it now needs it."""
+    """The `refund` function: refunds the creation of a Firestore update if it now needs it,
+    then settles its media once it is final.
 
-    def __init__(self, refunds: Refunds) -> None:
+    Settling rides on this trigger because it already sees every move to a final status,
+    whoever made it (worker, dead letter, sweeper, claim, cancel), and is retried by Eventarc:
+    a draft keeps exactly the objects its `media` names, a failed or canceled creation keeps
+    none (left by attempts that crashed after uploading, or by a provider's own writes). The
+    refund comes first and never depends on storage: a storage outage redelivers the event,
+    whose refund is then `already_refunded`.
+    """
+
+    def __init__(self, refunds: Refunds, *, media: MediaSettler | None = None) -> None:
         self._refunds = refunds
+        self._media = media
 
     def on_creation_change(self, change: DocumentChange, *, event_id: str) -> str:
-        """What happened (for logs and tests)."""
+        """What happened to the money (for logs and tests)."""
         if change.value is None:
-            return "deleted"
-        if change.value.get("status") not in lifecycle.REFUNDABLE_STATUSES or change.value.get(
-            "refunded"
-        ):
-            return "nothing_to_do"  # most updates: progress, processing, draft
-        outcome = self._refunds.refund(change.document_id)
-        logger.info(
-            f"refund: {outcome.result}",
-            extra=log_fields(
-                creation_id=change.document_id,
-                user_id=change.value.get("user_id"),
-                event_id=event_id,
-                balance=outcome.balance,
-            ),
-        )
-        return outcome.result
+            return "deleted"  # `delete` removed the media itself, before the document
+        status = change.value.get("status")
+        result = "nothing_to_do"  # most updates: progress, processing, draft
+        if status in lifecycle.REFUNDABLE_STATUSES and not change.value.get("refunded"):
+            outcome = self._refunds.refund(change.document_id)
+            logger.info(
+                f"refund: {outcome.result}",
+                extra=log_fields(
+                    creation_id=change.document_id,
+                    user_id=change.value.get("user_id"),
+                    event_id=event_id,
+                    balance=outcome.balance,
+                ),
+            )
+            result = outcome.result
+        if status in lifecycle.FINAL_STATUSES:
+            self._settle(change, str(status), event_id)
+        return result
+
+    def _settle(self, change: DocumentChange, status: str, event_id: str) -> None:
+        user_id = (change.value or {}).get("user_id")
+        if self._media is None or not isinstance(user_id, str):
+            return
+        # A final status never changes, so the event's own value is the truth to settle by.
+        keep = []
+        if status == "draft":
+            keep = [
+                str(item["uri"])
+                for item in (change.value or {}).get("media") or []
+                if isinstance(item, dict) and isinstance(item.get("uri"), str)
+            ]
+        fields = log_fields(creation_id=change.document_id, user_id=user_id, event_id=event_id)
+        if status == "draft" and not keep:
+            # Every draft names its media; one that names none was written by hand or by an
+            # older version: settling by it would delete the files it may yet describe.
+            logger.warning("a draft without media: its objects are left alone", extra=fields)
+            return
+        try:
+            removed = self._media.settle(user_id, change.document_id, keep)
+        except RetryableError:
+            raise  # redelivered: the refund is already made, so only the settle runs again
+        except Exception:
+            # Not a passing trouble (a missing grant, say): retrying would not help, and the
+            # money is settled. Left for `delete`, or for the operator reading this log.
+            logger.exception("could not settle the creation's media", extra=fields)
+            return
+        if removed:
+            logger.info(f"settled media: {removed} stray objects removed", extra=fields)

@@ -1,4 +1,11 @@
-"""Jobs Pub/Sub gave up on: their creations end `failed` (`delivery_exhausted`), so refunded."""
+"""Jobs Pub/Sub gave up on: their creations end `failed` (`delivery_exhausted`), so refunded.
+
+A creation that a worker holds under a live lease is left to that worker: the dead letter may
+be one of several messages for the creation (the sweeper re-enqueues one pending too long, and
+delivery is at least once), and another delivery may be generating it right now. Failing it
+would refund it and drop the result already paid for. If that worker dies, its lease runs out
+and the sweeper re-enqueues or fails the creation (`shared.work.sweeper`).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ class DeadLetterHandler:
     claims: ClaimStore
 
     def on_dead_letter(self, message: PubSubMessage, *, event_id: str) -> bool:
-        """Whether the creation was failed now (False: already final, or gone)."""
+        """Whether the creation was failed now (False: already final, gone, or held by a
+        live worker)."""
         job = job_in(message)  # MalformedEvent: acked, logged
         fields = log_fields(
             creation_id=job.creation_id,
@@ -37,12 +45,15 @@ class DeadLetterHandler:
                 job.creation_id,
                 "delivery_exhausted",
                 "The job failed too many times and was abandoned.",
+                spare_live_lease=True,
             )
         except NotFound:
             logger.warning("dead letter for a creation that no longer exists", extra=fields)
             return False
         logger.warning(
-            "dead letter: creation failed" if failed else "dead letter: creation already final",
+            "dead letter: creation failed"
+            if failed
+            else "dead letter: creation already final or held by a live worker",
             extra=fields,
         )
         return failed

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Collection
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -22,6 +23,7 @@ from shared.creations.claims import Claim, ClaimStore, Skip
 from shared.creations.model import Job
 from shared.creations.requests import stored_request
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
+from shared.media.storage import attempt_scope
 from shared.work.progress_writes import ThrottledProgress
 
 logger = get_logger(__name__)
@@ -37,8 +39,12 @@ class Outcome:
 
 class MediaUploader(Protocol):
     def upload(
-        self, user_id: str, creation_id: str, items: list[GeneratedMedia]
+        self, user_id: str, creation_id: str, items: list[GeneratedMedia], *, scope: str
     ) -> list[dict[str, object]]: ...
+
+    def discard(self, media: list[dict[str, object]]) -> int: ...
+
+    def settle(self, user_id: str, creation_id: str, keep: Collection[str]) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -87,13 +93,18 @@ class GenerationWorker:
         except PermanentError as exc:
             if not self.claims.fail(claim, exc.code, exc.message):
                 return Outcome("lost_claim")
+            self._settle(claim, [], fields)
             logger.warning(
                 f"generation failed: {exc.message}",
                 extra=log_fields(**fields, error_code=exc.code),
             )
             return Outcome("failed", exc.code)
         if not self.claims.complete(claim, media):
+            # Nobody will ever publish these objects (a draft names its own attempt's only):
+            # remove them now, or they outlive a creation that failed or was deleted.
+            self._discard(media, fields)
             return Outcome("lost_claim")
+        self._settle(claim, [str(item["uri"]) for item in media], fields)
         logger.info("generation done", extra=log_fields(**fields, items=len(media)))
         return Outcome("draft")
 
@@ -106,6 +117,7 @@ class GenerationWorker:
                 workdir=Path(workdir),
                 deadline=time.monotonic() + self.settings.generation_timeout_seconds,
                 attempt=claim.attempt,
+                scope=attempt_scope(claim.attempt, claim.owner),
                 checkpoint=claim.checkpoint,
                 save_checkpoint=lambda values: self._save_checkpoint(claim, values),
                 report_progress=progress,
@@ -113,7 +125,38 @@ class GenerationWorker:
             items = self.provider.generate(job, request, context)
             if not items:
                 raise EmptyResult("The model returned no media.")
-            return self.uploader.upload(job.user_id, job.creation_id, items)
+            if not self.claims.holds(claim):
+                # Taken over (or failed, or deleted) while generating: upload nothing, rather
+                # than write objects only to remove them. A claim lost during the upload is
+                # caught by `complete`, and its uploads discarded then.
+                raise LostClaim(f"creation {job.creation_id} is no longer ours")
+            # Under this attempt's own names: published only by the claim-guarded `complete`.
+            return self.uploader.upload(job.user_id, job.creation_id, items, scope=context.scope)
+
+    def _settle(self, claim: Claim, keep: list[str], fields: dict[str, str]) -> None:
+        """Remove what earlier attempts left (they crashed after uploading) as soon as the
+        creation is final, so a draft's objects are its media set from this moment on. The
+        `refund` trigger settles again on the same move, and retries; so this is best effort."""
+        job = claim.job
+        try:
+            self.uploader.settle(job.user_id, job.creation_id, keep)
+        except Exception as exc:
+            logger.warning(
+                f"could not settle the creation's media (the refund trigger will): "
+                f"{type(exc).__name__}: {exc}",
+                extra=log_fields(**fields),
+            )
+
+    def _discard(self, media: list[dict[str, object]], fields: dict[str, str]) -> None:
+        try:
+            self.uploader.discard(media)
+        except Exception as exc:
+            # Left behind: removed when the creation settles (its next final status, through
+            # the refund trigger) or is deleted; a creation already deleted keeps them.
+            logger.warning(
+                f"could not remove this attempt's uploads: {type(exc).__name__}: {exc}",
+                extra=log_fields(**fields),
+            )
 
     def _save_checkpoint(self, claim: Claim, values: dict[str, object]) -> None:
         if not self.claims.save_checkpoint(claim, dict(values)):

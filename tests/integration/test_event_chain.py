@@ -13,13 +13,19 @@ import pytest
 from google.cloud.storage import Bucket
 from PIL import Image
 
+from shared.core.clients import storage_client
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
+from shared.creations.model import Job
 from shared.creations.requests import ImageRequest
 from shared.media.probe import probe
+from shared.media.providers.base import GeneratedMedia
+from shared.media.storage import GcsMediaStore, media_prefix, split_gs_uri, staging_prefix
 from shared.store.documents import Documents
 from shared.wiring import submissions
-from tests.support.chain import Chain
+from shared.work.worker import GenerationWorker
+from tests.support.chain import Chain, job_of
+from tests.support.fakes import Clock, ScriptedProvider
 from tests.support.media import decode_check, download
 from tests.support.seeds import update
 
@@ -140,6 +146,116 @@ def test_same_message_three_times_makes_one_media_set_and_one_debit(
     assert chain.kinds("alice") == ["debit", "grant"]
 
 
+def names_under(bucket: Bucket, prefix: str) -> list[str]:
+    return sorted(blob.name for blob in bucket.client.list_blobs(bucket.name, prefix=prefix))
+
+
+def test_a_draft_settles_to_exactly_its_media_set(chain: Chain, bucket: Bucket) -> None:
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "a kite", "count": 2})
+    prefix = media_prefix("alice", created["id"])
+    # What an earlier attempt left when it was killed after uploading, under its own names.
+    bucket.blob(f"{prefix}1-crashed00000/0.png").upload_from_string(b"stale", "image/png")
+    bucket.blob(f"{staging_prefix('alice', created['id'])}1-crashed00000/x.mp4").upload_from_string(
+        b"veo scratch"
+    )
+    assert chain.work(created) == 200
+    creation = chain.doc(created["id"])
+    assert creation["status"] == "draft"
+    assert chain.settle(created["id"]) == 200  # the refund trigger settles the draft's media
+    published = sorted(split_gs_uri(item["uri"])[1] for item in creation["media"])
+    assert len(published) == 2
+    assert names_under(bucket, prefix) == published
+    assert names_under(bucket, staging_prefix("alice", created["id"])) == []
+    for item in creation["media"]:  # the metadata describes the object it names
+        blob = bucket.get_blob(split_gs_uri(item["uri"])[1])
+        assert blob is not None and blob.size == item["bytes"]
+    assert chain.kinds("alice") == ["debit", "grant"]
+
+
+def test_a_failed_creation_keeps_no_objects_and_is_refunded_once(
+    chain: Chain, bucket: Bucket
+) -> None:
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "storm [fail:permanent]"})
+    prefix = media_prefix("alice", created["id"])
+    bucket.blob(f"{prefix}1-crashed00000/0.png").upload_from_string(b"stale", "image/png")
+    assert chain.work(created) == 200
+    assert chain.doc(created["id"])["status"] == "failed"
+    for _ in range(2):  # the trigger may fire more than once; then the refund's own update
+        assert chain.settle(created["id"]) == 200
+    assert names_under(bucket, prefix) == []
+    assert chain.ledger.balance("alice") == 10
+    assert chain.kinds("alice") == ["debit", "grant", "refund"]
+
+
+def test_a_dead_lettered_creation_is_emptied_by_the_refund_trigger(
+    chain: Chain, documents: Documents, bucket: Bucket
+) -> None:
+    # A worker uploaded, then died before its draft write; its lease ran out and the job's
+    # deliveries with it. No worker ends this creation: the refund trigger settles it.
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "a kite"})
+    claim = ClaimStore(documents, chain.settings).claim(created["id"])
+    assert isinstance(claim, Claim)
+    prefix = media_prefix("alice", created["id"])
+    bucket.blob(f"{prefix}1-{claim.owner[:12]}/0.png").upload_from_string(b"x", "image/png")
+    update(documents, f"creations/{created['id']}", {"lease_expires_at": dt.datetime.now(dt.UTC)})
+    attributes = {"CloudPubSubDeadLetterSourceDeliveryCount": "5"}
+    assert chain.work(created, "dead_letter", attributes=attributes) == 200
+    assert chain.doc(created["id"])["status"] == "failed"
+    assert chain.settle(created["id"]) == 200
+    assert names_under(bucket, prefix) == []
+    assert chain.kinds("alice") == ["debit", "grant", "refund"]
+
+
+class ReplacedWhileUploading(GcsMediaStore):
+    """The real store, with a rival worker claiming the creation as the upload finishes (the
+    lease ran out meanwhile: this worker is presumed dead)."""
+
+    def __init__(self, settings: Settings, rival: Callable[[], None]) -> None:
+        super().__init__(storage_client(settings), settings.media_bucket)
+        self.rival = rival
+        self.written: list[str] = []
+
+    def upload(
+        self, user_id: str, creation_id: str, items: list[GeneratedMedia], *, scope: str
+    ) -> list[dict[str, Any]]:
+        media = super().upload(user_id, creation_id, items, scope=scope)
+        self.written = [split_gs_uri(item["uri"])[1] for item in media]
+        self.rival()
+        return media
+
+
+def test_a_worker_that_lost_its_claim_while_uploading_leaves_no_objects(
+    chain: Chain, documents: Documents, bucket: Bucket
+) -> None:
+    # The real Firestore and Cloud Storage adapters: the objects were written, the claim-guarded
+    # draft write finds the creation taken over, and the worker removes what it wrote.
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "a kite"})
+    settings = chain.settings
+    later = Clock()
+    later.advance(settings.lease_seconds + 1)
+
+    def rival() -> None:
+        assert names_under(bucket, media_prefix("alice", created["id"])) != []
+        assert isinstance(ClaimStore(documents, settings, clock=later).claim(created["id"]), Claim)
+
+    store = ReplacedWhileUploading(settings, rival)
+    worker = GenerationWorker(
+        claims=ClaimStore(documents, settings),
+        provider=ScriptedProvider(makes=2),
+        uploader=store,
+        settings=settings,
+    )
+    assert worker.handle(Job.model_validate(job_of(created)), event_id="e").kind == "lost_claim"
+    assert len(store.written) == 2
+    assert names_under(bucket, media_prefix("alice", created["id"])) == []
+    held = chain.doc(created["id"])
+    assert (held["status"], held["attempts"], held["media"]) == ("processing", 2, [])
+
+
 def test_job_for_a_creation_under_a_live_lease_is_acked_without_work(
     chain: Chain, documents: Documents
 ) -> None:
@@ -182,6 +298,23 @@ def test_dead_lettered_job_fails_the_creation_and_the_refund_follows(chain: Chai
     chain.settle(created["id"])
     assert chain.ledger.balance("alice") == 10
     assert chain.kinds("alice") == ["debit", "grant", "refund"]
+
+
+def test_a_dead_letter_spares_a_creation_a_live_worker_holds(
+    chain: Chain, documents: Documents
+) -> None:
+    # A duplicate message dead-letters while another delivery's worker generates the creation:
+    # that worker finishes it, and the user pays for a result they get.
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "a kite"})
+    claim = ClaimStore(documents, chain.settings).claim(created["id"])
+    assert isinstance(claim, Claim)
+    attributes = {"CloudPubSubDeadLetterSourceDeliveryCount": "5"}
+    assert chain.work(created, "dead_letter", attributes=attributes) == 200
+    assert chain.doc(created["id"])["status"] == "processing"
+    assert ClaimStore(documents, chain.settings).complete(claim, [])
+    chain.settle(created["id"])
+    assert chain.kinds("alice") == ["debit", "grant"]
 
 
 def test_dead_letter_for_a_draft_leaves_it_alone(chain: Chain) -> None:

@@ -25,6 +25,7 @@ from google.cloud.storage import Bucket
 from PIL import Image
 
 from shared.core.clients import firestore_client, storage_client
+from shared.core.events import DocumentChange
 from shared.core.settings import Settings, load_settings
 from shared.creations.claims import ClaimStore
 from shared.creations.model import CreationType, Job
@@ -44,6 +45,7 @@ from shared.media.providers.genai import GenaiProvider
 from shared.media.providers.offline import video_ffmpeg_args
 from shared.media.storage import GcsMediaStore, split_gs_uri
 from shared.money.ledger import Ledger
+from shared.money.refunds import RefundHandler, Refunds
 from shared.store.firestore import FirestoreDocuments
 from shared.work.worker import GenerationWorker
 from tests.support.chain import PROJECT, Chain, doc, job_of, kinds, submit
@@ -228,7 +230,8 @@ def test_veo_on_vertex_writes_to_our_bucket_and_saves_the_operation_first(
 
     request = video_job(prompt="waves at dusk", negative_prompt="fog", seed=7)
     [item] = provider_for(settings).generate(*request, run.context)
-    prefix = f"media/u1/{request.creation_id}/veo/"
+    # The starting attempt's own staging folder, outside media/ (Run's context: scope "1").
+    prefix = f"tmp/u1/{request.creation_id}/1/"
 
     [start] = double.calls("predictLongRunning")
     assert start.path == f"{VERTEX_BASE}/{VEO}:predictLongRunning"
@@ -252,9 +255,12 @@ def test_veo_on_vertex_writes_to_our_bucket_and_saves_the_operation_first(
     assert len(checks) == 3
     assert {c.body["operationName"] for c in checks} == {name}
     assert_is_the_clip(item)
-    # Veo's own copy is in our bucket, under the creation's prefix.
+    # Veo's own copy is in our bucket, in the attempt's staging folder; nothing under media/.
     [veo_object] = bucket.client.list_blobs(bucket.name, prefix=prefix)
     assert veo_object.name.endswith("/sample_0.mp4")
+    assert (
+        list(bucket.client.list_blobs(bucket.name, prefix=f"media/u1/{request.creation_id}/")) == []
+    )
     assert run.progress == sorted(run.progress)
     assert all(0 <= percent < 100 for percent in run.progress)
 
@@ -586,16 +592,33 @@ def test_redelivery_resumes_the_running_veo_operation_instead_of_starting_anothe
     assert handle(worker_for(settings), created) == "draft"
 
     [start] = double.calls("predictLongRunning")  # exactly one, paid once
-    assert start.body["parameters"]["storageUri"] == (
-        f"gs://{settings.media_bucket}/media/alice/{created['id']}/veo/"
+    staging = f"tmp/alice/{created['id']}/1-"  # the first attempt's folder, outside media/
+    assert start.body["parameters"]["storageUri"].startswith(
+        f"gs://{settings.media_bucket}/{staging}"
     )
     assert double.calls("fetchPredictOperation")[-1].body == {"operationName": name}
     creation = doc(db, created["id"])
     assert creation["attempts"] == 2
     [item] = creation["media"]
-    assert item["uri"] == f"gs://{settings.media_bucket}/media/alice/{created['id']}/0.mp4"
+    # Stored under the second attempt's own folder: the one that published it.
+    assert item["uri"].startswith(f"gs://{settings.media_bucket}/media/alice/{created['id']}/2-")
+    assert item["uri"].endswith("/0.mp4")
     assert (item["width"], item["height"]) == MP4_SIZE
-    assert bucket.blob(f"media/alice/{created['id']}/0.mp4").exists()
+
+    # Once it is a draft, the refund trigger settles it: exactly its one media set is left,
+    # and Veo's staging copy is gone.
+    handler = RefundHandler(
+        Refunds(FirestoreDocuments(firestore_client(settings), settings), settings, ledger),
+        media=GcsMediaStore(storage_client(settings), settings.media_bucket),
+    )
+    change = DocumentChange(f"creations/{created['id']}", created["id"], creation, None)
+    assert handler.on_creation_change(change, event_id="e") == "nothing_to_do"
+    left = [
+        b.name
+        for b in bucket.client.list_blobs(bucket.name, prefix=f"media/alice/{created['id']}/")
+    ]
+    assert [f"gs://{settings.media_bucket}/{name}" for name in left] == [item["uri"]]
+    assert list(bucket.client.list_blobs(bucket.name, prefix=f"tmp/alice/{created['id']}/")) == []
 
 
 def test_rate_limited_then_redelivered_succeeds_with_one_debit(

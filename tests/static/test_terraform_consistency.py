@@ -17,6 +17,7 @@ import pytest
 
 from shared.core.settings import Settings
 from shared.intake.idempotency import EXPIRES_AT
+from shared.media.storage import staging_prefix
 from shared.store import paths
 from tests.support.entry_points import EntryPoint, entry_points
 from tests.support.paths import REPO
@@ -401,6 +402,25 @@ def test_every_dead_letter_topic_has_an_inspection_subscription(root: Module) ->
     ]
     inspected = {topic_name(root, body["topic"]) for body in pulls}
     assert dead_letter_topics <= inspected, dead_letter_topics - inspected
+
+
+# --- media bucket ----------------------------------------------------------------------------
+
+
+def test_what_providers_stage_outside_media_expires_by_lifecycle(root: Module) -> None:
+    # A Veo operation may write after its creation failed or was deleted; only the bucket's
+    # lifecycle rule removes that video, so the staging folder must be one of its prefixes.
+    default = root.variables["media_abandoned_prefixes"]["default"]
+    staged = staging_prefix("u", "c")
+    assert any(staged.startswith(prefix) for prefix in default), (staged, default)
+    assert not staged.startswith("media/")
+
+
+def test_refund_may_list_and_delete_media(root: Module) -> None:
+    # The refund trigger settles a final creation's media (shared/money/refunds.py).
+    grants = root.locals["media_grants"]
+    assert grants["refund-remove"]["member"] == "${module.refund.service_account_member}"
+    assert "media_remover" in grants["refund-remove"]["role"]
 
 
 # --- Firestore --------------------------------------------------------------------------------

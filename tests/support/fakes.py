@@ -4,16 +4,17 @@ a provider, the media store, a clock. Each records what it was asked."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.core.errors import QueueUnavailable
+from shared.core.errors import QueueUnavailable, StoreBusy
 from shared.core.settings import Pricing, Settings
 from shared.creations.model import Creation, Job
 from shared.creations.requests import StoredRequest
 from shared.media.providers.base import GeneratedMedia, GenerationContext
+from shared.media.storage import attempt_prefix, media_prefix, split_gs_uri, staging_prefix
 
 # Settings for the fast tests of the money and claim logic: few rounds before `busy`, and an
 # image that costs 3 tokens (so a refund is told from a grant of 1).
@@ -65,17 +66,23 @@ class ScriptedProvider:
 
 @dataclass
 class RecordingMediaStore:
-    """Uploads by remembering names and bytes; deletes by forgetting them."""
+    """Uploads by remembering names and bytes; deletes by forgetting them. The names are the
+    real store's (`shared.media.storage`), so tests can tell one attempt's objects from
+    another's. `down` makes that many calls raise `StoreBusy`, as a storage outage would."""
 
     objects: dict[str, bytes] = field(default_factory=dict)
+    down: int = 0
+    uploaded: list[str] = field(default_factory=list)  # every name ever written, in order
 
     def upload(
-        self, user_id: str, creation_id: str, items: list[GeneratedMedia]
+        self, user_id: str, creation_id: str, items: list[GeneratedMedia], *, scope: str
     ) -> list[dict[str, Any]]:
+        self._answer()
         media = []
         for index, item in enumerate(items):
-            name = f"media/{user_id}/{creation_id}/{index}{item.path.suffix}"
+            name = f"{attempt_prefix(user_id, creation_id, scope)}{index}{item.path.suffix}"
             self.objects[name] = Path(item.path).read_bytes()
+            self.uploaded.append(name)
             media.append(
                 {
                     "uri": f"gs://media/{name}",
@@ -87,12 +94,36 @@ class RecordingMediaStore:
             )
         return media
 
+    def discard(self, media: list[dict[str, Any]]) -> int:
+        self._answer()
+        return self._forget([split_gs_uri(str(item["uri"]))[1] for item in media])
+
+    def settle(self, user_id: str, creation_id: str, keep: Collection[str]) -> int:
+        self._answer()
+        kept = {split_gs_uri(uri)[1] for uri in keep}
+        prefixes = (media_prefix(user_id, creation_id), staging_prefix(user_id, creation_id))
+        return self._forget([n for n in self.objects if n.startswith(prefixes) and n not in kept])
+
     def delete_media(self, creation: Creation) -> int:
-        prefix = f"media/{creation.user_id}/{creation.id}/"
-        gone = [name for name in self.objects if name.startswith(prefix)]
-        for name in gone:
-            del self.objects[name]
+        self._answer()
+        prefixes = (
+            media_prefix(creation.user_id, creation.id),
+            staging_prefix(creation.user_id, creation.id),
+        )
+        return self._forget([n for n in self.objects if n.startswith(prefixes)])
+
+    def under(self, user_id: str, creation_id: str) -> list[str]:
+        """The names under the creation's media prefix, sorted."""
+        return sorted(n for n in self.objects if n.startswith(media_prefix(user_id, creation_id)))
+
+    def _forget(self, names: list[str]) -> int:
+        gone = [name for name in names if self.objects.pop(name, None) is not None]
         return len(gone)
+
+    def _answer(self) -> None:
+        if self.down:
+            self.down -= 1
+            raise StoreBusy("media storage is unavailable: injected")
 
 
 class Clock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 
 import pytest
@@ -14,7 +15,7 @@ from shared.intake.idempotency import KeyUse
 from shared.store import paths
 from shared.store.documents import Batch
 from shared.work.dead_letters import DELIVERY_COUNT_ATTRIBUTE, DeadLetterHandler
-from tests.support.fakes import SETTINGS
+from tests.support.fakes import SETTINGS, Clock
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import move, new_creation
 
@@ -25,22 +26,40 @@ def dead_letter(creation_id: str) -> PubSubMessage:
 
 
 @pytest.fixture
-def handler(store: MemoryDocuments) -> DeadLetterHandler:
-    return DeadLetterHandler(ClaimStore(store, SETTINGS))
+def handler(store: MemoryDocuments, clock: Clock) -> DeadLetterHandler:
+    return DeadLetterHandler(ClaimStore(store, SETTINGS, clock=clock))
 
 
 @pytest.mark.parametrize("status", ["pending", "processing"])
 def test_a_dead_letter_fails_an_unfinished_creation(
-    store: MemoryDocuments, handler: DeadLetterHandler, status: str
+    store: MemoryDocuments, handler: DeadLetterHandler, clock: Clock, status: str
 ) -> None:
     creation_id = new_creation(store, "u")
-    if status == "processing":
-        move(store, creation_id, "processing", {"lease_owner": "w"})
+    if status == "processing":  # a worker that died: its lease ran out
+        move(store, creation_id, "processing", {"lease_owner": "w", "lease_expires_at": clock.now})
     assert handler.on_dead_letter(dead_letter(creation_id), event_id="e")
     failed = store.creation(creation_id)
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "delivery_exhausted"
     assert failed.get("lease_owner") is None
+
+
+def test_a_dead_letter_spares_a_creation_a_live_worker_holds(
+    store: MemoryDocuments, handler: DeadLetterHandler, clock: Clock
+) -> None:
+    # A duplicate message (the sweeper re-enqueues a creation pending too long) dead-letters
+    # while another delivery's worker is generating: that worker's paid result must not be
+    # dropped. If it dies, its lease runs out and the sweeper takes the creation on.
+    creation_id = new_creation(store, "u")
+    lease = clock.now + dt.timedelta(seconds=SETTINGS.lease_seconds)
+    move(store, creation_id, "processing", {"lease_owner": "w", "lease_expires_at": lease})
+    commits = store.commits
+    assert not handler.on_dead_letter(dead_letter(creation_id), event_id="e")
+    assert store.creation(creation_id)["status"] == "processing"
+    assert store.commits == commits
+    clock.advance(SETTINGS.lease_seconds + 1)  # the worker died; a later dead letter fails it
+    assert handler.on_dead_letter(dead_letter(creation_id), event_id="e2")
+    assert store.creation(creation_id)["error"]["code"] == "delivery_exhausted"
 
 
 def test_a_dead_letter_leaves_final_and_missing_creations_alone(

@@ -3,14 +3,18 @@ alone. (One tick of the real function runs on the emulator in tests/integration.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from shared.core.events import PubSubMessage
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store import paths
 from shared.store.documents import Batch
+from shared.work.dead_letters import DeadLetterHandler
 from shared.work.sweeper import Sweeper
 from tests.support.fakes import Clock, RecordingPublisher
 from tests.support.memory_store import MemoryDocuments
@@ -148,3 +152,23 @@ def test_an_odd_document_is_skipped_and_the_rest_are_swept(
     creation_id = new_creation(store, "u")
     clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
     assert sweeper.sweep().requeued == [creation_id]
+
+
+def test_a_creation_a_dead_letter_spared_is_taken_on_once_its_worker_dies(
+    store: MemoryDocuments, clock: Clock, publisher: RecordingPublisher, sweeper: Sweeper
+) -> None:
+    # dead_letter leaves a creation under a live lease to its worker; if that worker dies, the
+    # creation must not stay `processing` (unrefunded) for ever: the sweeper takes it on.
+    creation_id = new_creation(store, "u")
+    claim = ClaimStore(store, SETTINGS, clock=clock).claim(creation_id)
+    assert isinstance(claim, Claim)
+    dead_letters = DeadLetterHandler(ClaimStore(store, SETTINGS, clock=clock))
+    job = {"creation_id": creation_id, "user_id": "u", "type": "image"}
+    message = PubSubMessage("m", json.dumps(job).encode(), {})
+    assert not dead_letters.on_dead_letter(message, event_id="e")
+    failed: list[str] = []
+    for _ in range(SETTINGS.sweep_max_requeues + 1):  # the worker died; no job ever arrives
+        clock.advance(max(SETTINGS.lease_seconds, SETTINGS.sweep_pending_after_seconds) + 1)
+        failed += sweeper.sweep().failed
+    assert failed == [creation_id]
+    assert store.creation(creation_id)["error"]["code"] == "not_processed"

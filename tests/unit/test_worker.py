@@ -4,6 +4,8 @@ touches the creation. (The event functions run on the emulator in tests/integrat
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from shared.core.errors import StoreBusy
@@ -18,6 +20,7 @@ from shared.media.providers.base import (
     SafetyBlocked,
 )
 from shared.store import paths
+from shared.store.documents import Batch
 from shared.work.worker import GenerationWorker
 from tests.support.fakes import Clock, RecordingMediaStore, ScriptedProvider
 from tests.support.memory_store import MemoryDocuments
@@ -48,16 +51,23 @@ def handle(w: GenerationWorker, store: MemoryDocuments, creation_id: str) -> str
 def test_a_job_ends_in_draft_with_its_media(store: MemoryDocuments, clock: Clock) -> None:
     creation_id = new_creation(store, "u")
     media = RecordingMediaStore()
-    provider = ScriptedProvider(makes=2)
+    owners: list[str] = []
+    provider = ScriptedProvider(
+        makes=2, during=lambda _context: owners.append(store.creation(creation_id)["lease_owner"])
+    )
     assert handle(worker(store, clock, provider, media), store, creation_id) == "draft"
     done = store.creation(creation_id)
     assert (done["status"], done["progress"], done["attempts"]) == ("draft", 100, 1)
+    # Named by the attempt and its owner: no other attempt can overwrite these objects.
+    scope = f"1-{owners[0][:12]}"
     assert [m["uri"] for m in done["media"]] == [
-        f"gs://media/media/u/{creation_id}/0.png",
-        f"gs://media/media/u/{creation_id}/1.png",
+        f"gs://media/media/u/{creation_id}/{scope}/0.png",
+        f"gs://media/media/u/{creation_id}/{scope}/1.png",
     ]
     assert done["lease_owner"] is None
-    assert len(media.objects) == 2
+    assert media.under("u", creation_id) == [
+        m["uri"].removeprefix("gs://media/") for m in done["media"]
+    ]
     [(job, request, attempt)] = provider.calls
     assert (job.creation_id, request.TYPE, attempt) == (creation_id, "image", 1)
 
@@ -153,9 +163,106 @@ def test_a_worker_that_lost_its_claim_drops_its_result(
         assert isinstance(rival, Claim)
 
     provider = ScriptedProvider(during=replaced_meanwhile)
-    assert handle(worker(store, clock, provider), store, creation_id) == "lost_claim"
+    media = RecordingMediaStore()
+    assert handle(worker(store, clock, provider, media), store, creation_id) == "lost_claim"
     held = store.creation(creation_id)
     assert (held["status"], held["attempts"], held["media"]) == ("processing", 2, [])
+    assert media.under("u", creation_id) == []
+    assert media.uploaded == []  # it checked the claim before uploading anything
+
+
+def test_a_claim_lost_during_the_upload_takes_the_upload_with_it(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    rival_clock = Clock(clock.now)
+    rival_clock.advance(SETTINGS.lease_seconds + 1)
+    media = RecordingMediaStore()
+    uploads = media.upload
+
+    def replaced_while_uploading(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        made = uploads(*args, **kwargs)
+        assert isinstance(ClaimStore(store, SETTINGS, clock=rival_clock).claim(creation_id), Claim)
+        return made
+
+    media.upload = replaced_while_uploading  # type: ignore[method-assign]
+    provider = ScriptedProvider(makes=2)
+    assert handle(worker(store, clock, provider, media), store, creation_id) == "lost_claim"
+    assert len(media.uploaded) == 2
+    assert media.objects == {}  # what it uploaded went with its claim
+
+
+def test_a_worker_whose_creation_was_failed_and_deleted_meanwhile_leaves_no_objects(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    # Presumed dead, failed by the sweeper and deleted by its user while still generating: an
+    # upload after that would be an orphan that nothing ever removes.
+    creation_id = new_creation(store, "u")
+    later = Clock(clock.now)
+
+    def failed_and_deleted(_context: GenerationContext) -> None:
+        later.advance(SETTINGS.lease_seconds + 1)
+        claims = ClaimStore(store, SETTINGS, clock=later)
+        assert claims.fail_unfinished(creation_id, "not_processed", "x", spare_live_lease=True)
+        (found,) = store.read(paths.creation(creation_id))
+        batch = Batch()
+        batch.delete(found)
+        store.commit(batch)
+
+    media = RecordingMediaStore()
+    provider = ScriptedProvider(during=failed_and_deleted, makes=2)
+    assert handle(worker(store, clock, provider, media), store, creation_id) == "lost_claim"
+    assert media.uploaded == []
+
+
+def test_an_attempt_never_overwrites_an_earlier_attempts_objects(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    media = RecordingMediaStore()
+    # The first attempt uploads, then its draft write finds the store down: its objects stay
+    # (the write may yet have landed), and the lease is handed back.
+    first = ScriptedProvider(
+        during=lambda _context: store.before_commit(lambda _batch: store.unavailable(1))
+    )
+    with pytest.raises(StoreBusy):
+        handle(worker(store, clock, first, media), store, creation_id)
+    (left,) = media.under("u", creation_id)
+    assert handle(worker(store, clock, ScriptedProvider(), media), store, creation_id) == "draft"
+    [item] = store.creation(creation_id)["media"]
+    assert item["uri"] != f"gs://media/{left}"
+    assert media.uploaded.count(left) == 1  # written by its own attempt only, never overwritten
+    # The draft's worker settles at once: exactly the draft's media set is left.
+    assert media.under("u", creation_id) == [item["uri"].removeprefix("gs://media/")]
+
+
+def test_a_creation_that_fails_after_a_crashed_upload_keeps_no_objects(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    media = RecordingMediaStore()
+    first = ScriptedProvider(
+        during=lambda _context: store.before_commit(lambda _batch: store.unavailable(1))
+    )
+    with pytest.raises(StoreBusy):
+        handle(worker(store, clock, first, media), store, creation_id)
+    assert media.under("u", creation_id) != []
+    second = ScriptedProvider(fail_with=[SafetyBlocked("no")])
+    assert handle(worker(store, clock, second, media), store, creation_id) == "failed"
+    assert media.objects == {}
+
+
+def test_a_draft_whose_commit_answer_was_lost_keeps_its_media(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    # The draft write lands but its answer is lost; the next round reads a draft: that draft is
+    # this worker's own (its media are this attempt's objects), not a lost claim.
+    creation_id = new_creation(store, "u")
+    media = RecordingMediaStore()
+    provider = ScriptedProvider(during=lambda _context: store.lose_next_commit_answer(resent=True))
+    assert handle(worker(store, clock, provider, media), store, creation_id) == "draft"
+    [item] = store.creation(creation_id)["media"]
+    assert media.under("u", creation_id) == [item["uri"].removeprefix("gs://media/")]
 
 
 def test_progress_only_rises_and_is_written_by_the_owner_only(

@@ -19,7 +19,9 @@ class GenerationContext:
 
     `workdir` is a private temporary folder the caller removes afterwards. `deadline` is a
     `time.monotonic()` value: past it the provider should raise `ProviderTimeout`. `attempt` is
-    1 on the creation's first claim, then 2, 3, ... `checkpoint` holds what a previous attempt
+    1 on the creation's first claim, then 2, 3, ... `scope` names this claim's objects in the
+    bucket (`shared.media.storage.attempt_scope`): whatever a provider has written for it goes
+    there, never to a name another attempt uses. `checkpoint` holds what a previous attempt
     saved (e.g. a long-running operation's name); `save_checkpoint` persists new values on the
     creation before the provider waits on them. `report_progress` takes 0-99 (the caller
     writes 100 at draft).
@@ -28,6 +30,7 @@ class GenerationContext:
     workdir: Path
     deadline: float
     attempt: int = 1
+    scope: str = "1"
     checkpoint: dict[str, Any] = field(default_factory=dict)
     save_checkpoint: Callable[[dict[str, Any]], None] = lambda _values: None
     report_progress: Callable[[int], None] = lambda _percent: None

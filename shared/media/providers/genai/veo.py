@@ -3,12 +3,16 @@
 Start
     `generate_videos` with one video of the requested duration, aspect ratio, negative
     prompt and seed. In Vertex AI mode Veo writes the MP4 straight into our bucket, under
-    `media/{uid}/{creation}/veo/` (`output_gcs_uri`): no video travels base64-encoded in an
-    operation answer. Not when our bucket is the local storage emulator, which Google cannot
-    reach (the local stack against the real API): then Veo returns the video in the
-    operation's answer. The operation's name is saved on the creation (`checkpoint.veo_operation`)
-    *before* any waiting, so whatever happens next, no later attempt starts a second, paid
-    operation for the same creation.
+    `tmp/{uid}/{creation}/{attempt scope}/` (`output_gcs_uri`): no video travels base64-encoded
+    in an operation answer. (Not when our bucket is the local storage emulator, which Google
+    cannot reach: then Veo returns the video in the operation's answer.) Not under `media/`:
+    the operation runs on whatever happens to the creation, and may write after it has failed
+    (`too_many_attempts`) or been deleted; under `tmp/` the bucket's lifecycle rule removes
+    such a late video, and the creation's settle (`shared.money.refunds`) removes the folder
+    once the creation is final. The folder is the starting attempt's own, so operations of two
+    attempts never share a name. The operation's name is saved on the creation
+    (`checkpoint.veo_operation`) *before* any waiting, so whatever happens next, no later
+    attempt starts a second, paid operation for the same creation.
 
 Wait
     `operations.get` with a backoff from GENAI_POLL_INITIAL_SECONDS doubling up to
@@ -28,7 +32,8 @@ Finish
     resuming an operation that can only fail again. No video with `rai_media_filtered_count`
     or reasons is `SafetyBlocked`; no video at all is `EmptyResult`. The video is copied into
     `context.workdir` (from our bucket, from the answer's bytes, or, in Developer API mode,
-    through `files.download`) and measured; the worker stores it at the creation's usual path.
+    through `files.download`) and measured; the worker stores it under its own attempt's folder
+    in `media/`, as every provider's result.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ from shared.media.providers.base import (
 )
 from shared.media.providers.genai.client import call_options
 from shared.media.providers.genai.errors import brief, from_operation_error, sdk_errors
-from shared.media.storage import media_prefix, split_gs_uri
+from shared.media.storage import split_gs_uri, staging_prefix
 
 logger = get_logger(__name__)
 
@@ -113,8 +118,8 @@ class VeoRunner:
     ) -> types.GenerateVideosOperation:
         output = None
         if self.output_to_bucket:
-            prefix = media_prefix(job.user_id, job.creation_id)
-            output = f"gs://{self.settings.media_bucket}/{prefix}veo/"
+            prefix = staging_prefix(job.user_id, job.creation_id)
+            output = f"gs://{self.settings.media_bucket}/{prefix}{context.scope}/"
         config = types.GenerateVideosConfig(
             number_of_videos=1,
             duration_seconds=request.duration_seconds,

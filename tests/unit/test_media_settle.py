@@ -1,0 +1,161 @@
+"""Settling a creation's media once it is final, in the `refund` trigger's handler, on the
+in-memory store and media store: a draft keeps exactly its one media set, a failed or canceled
+creation keeps nothing, and the refund never waits on (or repeats because of) storage."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.core.errors import StoreBusy
+from shared.core.events import DocumentChange
+from shared.creations.claims import ClaimStore
+from shared.creations.model import Job
+from shared.media.storage import staging_prefix
+from shared.money.ledger import Ledger
+from shared.money.refunds import RefundHandler, Refunds
+from shared.store import paths
+from shared.work.worker import GenerationWorker
+from tests.support.fakes import SETTINGS, Clock, RecordingMediaStore, ScriptedProvider
+from tests.support.memory_store import MemoryDocuments
+from tests.support.seeds import debited_creation, move
+
+
+@pytest.fixture
+def media() -> RecordingMediaStore:
+    return RecordingMediaStore()
+
+
+@pytest.fixture
+def handler(store: MemoryDocuments, ledger: Ledger, media: RecordingMediaStore) -> RefundHandler:
+    return RefundHandler(Refunds(store, SETTINGS, ledger), media=media)
+
+
+def change(store: MemoryDocuments, creation_id: str) -> DocumentChange:
+    """The Firestore update event of the creation as it is now."""
+    return DocumentChange(
+        f"creations/{creation_id}", creation_id, store.creation(creation_id), None
+    )
+
+
+def generate(store: MemoryDocuments, clock: Clock, media: RecordingMediaStore, job: Job) -> str:
+    w = GenerationWorker(
+        claims=ClaimStore(store, SETTINGS, clock=clock),
+        provider=ScriptedProvider(makes=2),
+        uploader=media,
+        settings=SETTINGS,
+    )
+    return w.handle(job, event_id="e").kind
+
+
+def job_of(store: MemoryDocuments, creation_id: str) -> Job:
+    (found,) = store.read(paths.creation(creation_id))
+    return Job.of(found)
+
+
+def test_a_draft_keeps_exactly_its_media_set(
+    store: MemoryDocuments,
+    ledger: Ledger,
+    clock: Clock,
+    media: RecordingMediaStore,
+    handler: RefundHandler,
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    # An earlier attempt crashed after uploading (its objects are under their own names).
+    media.objects[f"media/u/{creation_id}/1-deadbeef0000/0.png"] = b"crashed attempt"
+    media.objects[f"{staging_prefix('u', creation_id)}veo/sample_0.mp4"] = b"provider scratch"
+    media.objects["media/u/other/1-x/0.png"] = b"another creation's"
+    assert generate(store, clock, media, job_of(store, creation_id)) == "draft"
+    assert handler.on_creation_change(change(store, creation_id), event_id="e1") == "nothing_to_do"
+    published = [item["uri"] for item in store.creation(creation_id)["media"]]
+    assert len(published) == 2
+    assert [f"gs://media/{name}" for name in media.under("u", creation_id)] == sorted(published)
+    assert sorted(media.objects) == sorted(
+        ["media/u/other/1-x/0.png", *(uri.removeprefix("gs://media/") for uri in published)]
+    )
+    assert ledger.balance("u") == 7  # a draft is never refunded
+
+
+@pytest.mark.parametrize("final", ["failed", "canceled"])
+def test_a_failed_or_canceled_creation_keeps_no_objects_and_is_refunded_once(
+    store: MemoryDocuments,
+    ledger: Ledger,
+    media: RecordingMediaStore,
+    handler: RefundHandler,
+    final: str,
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    if final == "failed":
+        move(store, creation_id, "processing")
+        media.objects[f"media/u/{creation_id}/1-abc/0.png"] = b"uploaded, then the write failed"
+        media.objects[f"{staging_prefix('u', creation_id)}1-abc/sample_0.mp4"] = b"veo"
+        move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
+    else:
+        move(store, creation_id, "canceled")
+    expected = "refunded"
+    for event in ("e1", "e1", "e2"):  # redelivered, then the refund's own update
+        assert handler.on_creation_change(change(store, creation_id), event_id=event) in (
+            expected,
+            "already_refunded",
+            "nothing_to_do",
+        )
+        expected = "already_refunded"
+    assert media.objects == {}
+    assert ledger.balance("u") == 10
+    assert [e["kind"] for e in ledger.entries("u")].count("refund") == 1
+
+
+def test_storage_down_never_holds_up_the_refund_and_the_redelivery_settles(
+    store: MemoryDocuments,
+    ledger: Ledger,
+    media: RecordingMediaStore,
+    handler: RefundHandler,
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    move(store, creation_id, "processing")
+    media.objects[f"media/u/{creation_id}/1-abc/0.png"] = b"left over"
+    move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
+    event = change(store, creation_id)
+    media.down = 1
+    with pytest.raises(StoreBusy):  # the event is redelivered...
+        handler.on_creation_change(event, event_id="e1")
+    assert ledger.balance("u") == 10  # ...but the refund is already made
+    assert store.creation(creation_id)["refunded"] is True
+    assert handler.on_creation_change(event, event_id="e1") == "already_refunded"
+    assert media.objects == {}
+    assert [e["kind"] for e in ledger.entries("u")].count("refund") == 1
+
+
+def test_unfinished_and_deleted_creations_are_not_settled(
+    store: MemoryDocuments,
+    ledger: Ledger,
+    media: RecordingMediaStore,
+    handler: RefundHandler,
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    move(store, creation_id, "processing")
+    name = f"media/u/{creation_id}/1-abc/0.png"
+    media.objects[name] = b"a live worker's upload, not yet published"
+    assert handler.on_creation_change(change(store, creation_id), event_id="e1") == "nothing_to_do"
+    gone = DocumentChange(f"creations/{creation_id}", creation_id, None, None)
+    assert handler.on_creation_change(gone, event_id="e2") == "deleted"
+    assert list(media.objects) == [name]
+
+
+def test_a_draft_that_names_no_media_is_left_alone(
+    store: MemoryDocuments,
+    ledger: Ledger,
+    media: RecordingMediaStore,
+    handler: RefundHandler,
+) -> None:
+    # Written by hand or by an older version: settling by an empty list would delete its files.
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    move(store, creation_id, "processing")
+    media.objects[f"media/u/{creation_id}/0.png"] = b"an older version's name"
+    move(store, creation_id, "draft", {"progress": 100})
+    assert handler.on_creation_change(change(store, creation_id), event_id="e") == "nothing_to_do"
+    assert media.under("u", creation_id) == [f"media/u/{creation_id}/0.png"]
