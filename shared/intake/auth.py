@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from shared.core.errors import RetryableError, Unauthenticated
 from shared.core.settings import Settings
+from shared.creations import is_user_id
 
 _BEARER = re.compile(r"^Bearer\s+(?P<token>[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*)$")
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 _DEFAULT_CERTS_TTL_SECONDS = 300.0
-MAX_UID_LENGTH = 128
 _REFETCH_GAP_SECONDS = 30.0
 
 
@@ -116,7 +116,7 @@ class FirebaseTokenVerifier:
             raise Unauthenticated(f"the ID token is invalid: {exc}") from None
         uid = claims["sub"]
         # Firebase uids are 1-128 characters; a '/' would escape the user's document path.
-        if not isinstance(uid, str) or not uid or len(uid) > MAX_UID_LENGTH or "/" in uid:
+        if not is_user_id(uid):
             raise Unauthenticated("the ID token has an invalid subject")
         auth_time = claims.get("auth_time")
         if isinstance(auth_time, int | float) and auth_time > self._clock() + self._leeway:
