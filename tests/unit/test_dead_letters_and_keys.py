@@ -59,7 +59,7 @@ def test_a_dead_letter_leaves_final_and_missing_creations_alone(
     "data",
     [
         base64.b64encode(b"not json"),
-        b"[" * 100_000 + b"]" * 100_000,  # RecursionError in json.loads
+        b"[" * 2000 + b"]" * 2000,  # RecursionError in json.loads
         json.dumps({"creation_id": "a/b", "user_id": "u", "type": "image"}).encode(),
         json.dumps({"creation_id": "c", "user_id": "a/b", "type": "image"}).encode(),
     ],
