@@ -2,7 +2,7 @@
 #
 # Runtime service accounts (one per function, from modules/event_function):
 #   submit       datastore.user; publish to the job topics; list+delete media (DELETE /v1/creations/{id})
-#   generate     datastore.user; aiplatform.user (Vertex AI); read+write media
+#   generate     datastore.user; aiplatform.user (Vertex AI mode only); read+write media
 #   stitch       datastore.user; read+write media (reads the clips, writes the reel)
 #   refund       datastore.user
 #   dead-letter  datastore.user
@@ -68,13 +68,22 @@ resource "google_storage_bucket_iam_member" "media" {
 }
 
 # In vertex mode Veo writes each video straight into the creation's folder of the media bucket,
-# as the Vertex AI service agent.
+# as the Vertex AI service agent. The agent is shared by every Vertex AI caller in the project,
+# so its grant is held to the `media/` prefix Veo writes under (media/{uid}/{creation}/...): an
+# IAM condition on the object name (the bucket has uniform bucket-level access, which
+# conditions need). Anything else in the bucket, now or later, is out of its reach.
 resource "google_storage_bucket_iam_member" "media_vertex_agent" {
-  count = var.grant_vertex_agent_media_write ? 1 : 0
+  count = var.grant_vertex_agent_media_write && local.calls_vertex_ai ? 1 : 0
 
   bucket = google_storage_bucket.media.name
   role   = google_project_iam_custom_role.media_writer.name
   member = local.vertex_agent
+
+  condition {
+    title       = "veo-writes-media-only"
+    description = "Only objects under media/, where Veo writes each creation's video."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.media.name}/objects/media/\")"
+  }
 }
 
 # --- job topics: who may enqueue ------------------------------------------------------------
