@@ -192,7 +192,11 @@ def test_a_bad_job_message_is_acked_once_and_changes_nothing(
 
 @pytest.mark.parametrize(
     ("function", "reason"),
-    [("generate", "job skipped: final"), ("dead_letter", "already final")],
+    [
+        ("generate", "job skipped: final"),
+        ("stitch", "job skipped: not_for_this_worker"),  # the draft is an image
+        ("dead_letter", "already final"),
+    ],
 )
 def test_a_duplicate_job_for_a_finished_creation_is_acked_once_and_changes_nothing(
     world: World, logs: Records, function: str, reason: str
@@ -219,6 +223,30 @@ def test_a_job_that_does_not_match_its_worker_or_creation_is_acked_and_changes_n
     assert_acked_once_and_unchanged(
         world, logs, lambda: world.chain.deliver(function, job(world)), "job skipped"
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        json.dumps({"subscription": f"projects/{PROJECT}/subscriptions/x"}).encode(),
+        json.dumps({"message": "not a map", "subscription": "s"}).encode(),
+    ],
+    ids=["not-json", "no-message", "message-not-a-map"],
+)
+def test_a_body_that_is_no_push_envelope_is_refused_before_any_code_of_ours(
+    world: World, logs: Records, body: bytes
+) -> None:
+    # Pub/Sub never sends these (it builds the envelope itself), so only a caller that is not
+    # Pub/Sub sees the 400 functions-framework answers; nothing of ours runs.
+    before = every_document(world.chain.db)
+    path = topic_path(PROJECT, world.chain.topic_of("generate"))
+    response = world.chain.functions["generate"].post(
+        path, data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert logs.lines() == []
+    assert every_document(world.chain.db) == before
 
 
 # --- refund: Firestore document events -------------------------------------------------------
@@ -334,6 +362,15 @@ def test_a_bad_sweep_tick_is_acked_once_and_changes_nothing(
     assert_acked_once_and_unchanged(
         world, logs, lambda: post_push(world.chain, "sweep", message(world)), reason
     )
+
+
+def test_a_repeated_sweep_tick_with_nothing_stuck_changes_nothing(
+    world: World, logs: Records
+) -> None:
+    for _ in range(2):
+        assert_acked_once_and_unchanged(
+            world, logs, lambda: world.chain.deliver("sweep", {}, message_id="tick"), "sweep done"
+        )
 
 
 def test_the_sweep_skips_creations_with_no_status_or_odd_fields_and_sweeps_the_rest(
