@@ -84,6 +84,7 @@ def build_generation_worker(settings: Settings) -> GenerationWorker:
         provider=build_provider(settings),
         uploader=GcsMediaStore(storage_client(settings), settings.media_bucket),
         settings=settings,
+        makes=frozenset({"image", "video"}),
     )
 
 
@@ -97,6 +98,7 @@ def build_stitch_worker(settings: Settings) -> GenerationWorker:
         provider=ReelMaker(storage),
         uploader=GcsMediaStore(storage, settings.media_bucket),
         settings=settings,
+        makes=frozenset({"reel"}),
     )
 
 

@@ -49,6 +49,9 @@ locals {
     LOG_LEVEL                  = var.log_level
   }
 
+  # generate calls Vertex AI as its own service account.
+  calls_vertex_ai = var.generation.provider == "genai" && var.generation.mode == "vertex"
+
   # Only in developer mode, and only for the function that calls the models. (A filter, not a
   # conditional: the two branches of `? :` would be objects of different types.)
   genai_secret_env = {
@@ -147,8 +150,18 @@ module "generate" {
 
   environment_variables        = local.function_env
   secret_environment_variables = local.genai_secret_env
-  project_roles                = ["roles/datastore.user", "roles/aiplatform.user"]
-  labels                       = var.labels
+  # roles/aiplatform.user only when generate calls Vertex AI (developer mode uses the API key,
+  # offline mode calls nothing). It is project-wide because Google's models (Imagen, Veo,
+  # Gemini) are publisher models: they have no IAM policy of their own, and a prediction on
+  # projects/<p>/locations/<l>/publishers/google/models/<m> is authorised on the project.
+  # It is the role Google documents for calling them; a custom role with only the predict
+  # permissions would be narrower, but would have to follow every permission the SDK's calls
+  # (Veo's long-running operations included) come to need.
+  project_roles = concat(
+    ["roles/datastore.user"],
+    local.calls_vertex_ai ? ["roles/aiplatform.user"] : [],
+  )
+  labels = var.labels
 
   pubsub_trigger = {
     topic = google_pubsub_topic.generate.name

@@ -2,7 +2,7 @@
 #
 # Runtime service accounts (one per function, from modules/event_function):
 #   submit       datastore.user; publish to the job topics; list+delete media (DELETE /v1/creations/{id})
-#   generate     datastore.user; aiplatform.user (Vertex AI); read+write media
+#   generate     datastore.user; aiplatform.user (Vertex AI mode only); read+write media
 #   stitch       datastore.user; read+write media (reads the clips, writes the reel)
 #   refund       datastore.user; list+delete media (a final creation's stray objects)
 #   dead-letter  datastore.user
@@ -69,14 +69,23 @@ resource "google_storage_bucket_iam_member" "media" {
   member = each.value.member
 }
 
-# In vertex mode Veo writes each video straight into the media bucket (under tmp/, the
-# attempt's staging folder), as the Vertex AI service agent.
+# In vertex mode Veo writes each video straight into the media bucket, under tmp/ (the attempt's
+# staging folder, tmp/{uid}/{creation}/...), as the Vertex AI service agent. The agent is shared
+# by every Vertex AI caller in the project, so its grant is held to that prefix by an IAM
+# condition on the object name (the bucket has uniform bucket-level access, which conditions
+# need): the creations' published media under media/, and anything else, are out of its reach.
 resource "google_storage_bucket_iam_member" "media_vertex_agent" {
-  count = var.grant_vertex_agent_media_write ? 1 : 0
+  count = var.grant_vertex_agent_media_write && local.calls_vertex_ai ? 1 : 0
 
   bucket = google_storage_bucket.media.name
   role   = google_project_iam_custom_role.media_writer.name
   member = local.vertex_agent
+
+  condition {
+    title       = "veo-writes-staging-only"
+    description = "Only objects under tmp/, where Veo stages each attempt's video."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.media.name}/objects/tmp/\")"
+  }
 }
 
 # --- job topics: who may enqueue ------------------------------------------------------------

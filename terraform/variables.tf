@@ -138,7 +138,7 @@ variable "genai_api_key_secret_id" {
 }
 
 variable "grant_vertex_agent_media_write" {
-  description = "Let the Vertex AI service agent write into the media bucket (Veo writes its videos straight there in vertex mode). The agent must exist first: `gcloud beta services identity create --service=aiplatform.googleapis.com`."
+  description = "Let the Vertex AI service agent write under media/ in the media bucket (Veo writes its videos straight there in vertex mode; ignored in developer and offline modes). The agent must exist first: `gcloud beta services identity create --service=aiplatform.googleapis.com`."
   type        = bool
   default     = true
 }

@@ -40,15 +40,27 @@ def pubsub_message(event: CloudEvent) -> PubSubMessage:
     message = payload.get("message") if isinstance(payload, dict) else None
     if not isinstance(message, dict):
         raise MalformedEvent("the event has no Pub/Sub message")
+    encoded = message.get("data") or ""
+    if not isinstance(encoded, str):
+        raise MalformedEvent("the message data is not a base64 string")
     try:
-        data = base64.b64decode(message.get("data") or "", validate=True)
+        data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise MalformedEvent("the message data is not base64") from None
+    # Pub/Sub's attributes are a string-to-string map, and its message id a string: anything
+    # else was not sent by Pub/Sub.
     attributes = message.get("attributes") or {}
+    if not isinstance(attributes, dict) or not all(
+        isinstance(value, str) for value in attributes.values()
+    ):
+        raise MalformedEvent("the message attributes are not a map of strings")
+    message_id = message.get("messageId") or message.get("message_id") or event["id"]
+    if not isinstance(message_id, str):
+        raise MalformedEvent("the message id is not a string")
     return PubSubMessage(
-        message_id=str(message.get("messageId") or message.get("message_id") or event["id"]),
+        message_id=message_id,
         data=data,
-        attributes={str(k): str(v) for k, v in attributes.items()},
+        attributes={str(k): v for k, v in attributes.items()},
     )
 
 

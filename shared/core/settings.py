@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Auth (Firebase ID tokens). Issuer and audience derive from the project id.
     auth_certs_url: str = GOOGLE_SECURETOKEN_CERTS_URL
     auth_clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+    # While the certificate fetch keeps failing, expired keys are still used for this long;
+    # after that `submit` answers `503 busy` (a key Google withdrew may have been compromised).
+    auth_certs_max_stale_seconds: float = Field(default=3600.0, ge=0)
 
     # Limits and timeouts.
     max_body_bytes: PositiveInt = 64 * 1024

@@ -21,10 +21,13 @@ from shared.creations.lifecycle import (
 )
 from shared.creations.model import (
     CREATION_ID_PATTERN,
+    MAX_USER_ID_LENGTH,
     Creation,
     CreationType,
     Job,
     Status,
+    is_creation_id,
+    is_user_id,
     new_creation_id,
 )
 from shared.creations.progress import MAX_WORKING, RisingPercent, working_percent
@@ -46,6 +49,7 @@ __all__ = [
     "CREATION_ID_PATTERN",
     "FINAL_STATUSES",
     "IMAGE_ASPECT_RATIOS",
+    "MAX_USER_ID_LENGTH",
     "MAX_WORKING",
     "REFUNDABLE_STATUSES",
     "SEED_LIMIT",
@@ -68,6 +72,8 @@ __all__ = [
     "VideoRequest",
     "can_move",
     "document_of",
+    "is_creation_id",
+    "is_user_id",
     "lifecycle",
     "new_creation_id",
     "owned",

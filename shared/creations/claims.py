@@ -25,7 +25,8 @@ from shared.store import paths
 from shared.store.documents import SERVER_TIME, Batch, Documents, Snapshot
 from shared.store.optimistic import run_optimistic
 
-SkipReason = Literal["missing", "final", "leased", "exhausted"]
+# not_this_job: the job names another owner or type than the creation has.
+SkipReason = Literal["missing", "final", "leased", "exhausted", "not_this_job"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,13 @@ class ClaimStore:
     _: KW_ONLY
     clock: Callable[[], dt.datetime] = utcnow
 
-    def claim(self, creation_id: str) -> Claim | Skip:
-        """Take the creation for one attempt, or say why not."""
+    def claim(self, creation_id: str, *, job: Job | None = None) -> Claim | Skip:
+        """Take the creation for one attempt, or say why not.
+
+        With `job`, only if the creation is the one `job` was made from (its owner and type):
+        a job that disagrees was hand-made or misrouted, and acting on it could fail a
+        creation that was never asked to be made this way.
+        """
         path = paths.creation(creation_id)
         owner = uuid.uuid4().hex
 
@@ -72,6 +78,11 @@ class ClaimStore:
             (creation,) = self.store.read(path)
             if not creation.exists:
                 return Skip("missing")
+            if job is not None and (creation.get("user_id"), creation.get("type")) != (
+                job.user_id,
+                job.type,
+            ):
+                return Skip("not_this_job", creation.get("status"))
             status = creation.get("status")
             if status in lifecycle.FINAL_STATUSES:
                 return Skip("final", status)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, TypeGuard
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.store.documents import Snapshot
 
@@ -19,8 +19,38 @@ CREATION_ID_PATTERN: Final = r"[A-Za-z0-9_-]{1,128}"
 CREATION_ID: Final = re.compile(CREATION_ID_PATTERN)
 
 
+# A user id (a Firebase uid): 1-128 characters. It is a document id too (`users/{uid}`), so no
+# '/' (it would name another document) and not '.' or '..' (Firestore refuses those).
+MAX_USER_ID_LENGTH: Final = 128
+
+
 def new_creation_id() -> str:
     return uuid.uuid4().hex
+
+
+def is_creation_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and CREATION_ID.fullmatch(value) is not None
+
+
+def is_user_id(value: object) -> TypeGuard[str]:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_USER_ID_LENGTH
+        and "/" not in value
+        and value not in (".", "..")
+    )
+
+
+def _creation_id(value: str) -> str:
+    if not is_creation_id(value):
+        raise ValueError(f"not a creation id (must match {CREATION_ID_PATTERN})")
+    return value
+
+
+def _user_id(value: str) -> str:
+    if not is_user_id(value):
+        raise ValueError("not a user id (1-128 characters, no '/', not '.' or '..')")
+    return value
 
 
 class Job(BaseModel):
@@ -28,8 +58,10 @@ class Job(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    creation_id: str
-    user_id: str
+    # Checked here, where a message becomes a job: an id that cannot name a document would
+    # otherwise fail deep in the store (ValueError) on every delivery until it is dead-lettered.
+    creation_id: Annotated[str, AfterValidator(_creation_id)]
+    user_id: Annotated[str, AfterValidator(_user_id)]
     type: CreationType
 
     @classmethod

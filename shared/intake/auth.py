@@ -23,13 +23,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from shared.core.errors import RetryableError, Unauthenticated
+from shared.core.log import get_logger
 from shared.core.settings import Settings
+from shared.creations import is_user_id
 
 _BEARER = re.compile(r"^Bearer\s+(?P<token>[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*)$")
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 _DEFAULT_CERTS_TTL_SECONDS = 300.0
-MAX_UID_LENGTH = 128
 _REFETCH_GAP_SECONDS = 30.0
+
+logger = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,10 @@ class FirebaseTokenVerifier:
         self._fetcher = fetcher
         self._clock = clock
         self._lock = threading.Lock()
+        self._max_stale = settings.auth_certs_max_stale_seconds
         self._keys: dict[str, RSAPublicKey] = {}
-        self._keys_expire_at = 0.0
+        self._fresh_until = float("-inf")  # the last good fetch's expiry (its max-age)
+        self._refresh_at = 0.0  # when to fetch again (earlier after a failed fetch)
         self._fetched_at = float("-inf")
 
     def verify_header(self, authorization: str | None) -> AuthenticatedUser:
@@ -116,7 +121,7 @@ class FirebaseTokenVerifier:
             raise Unauthenticated(f"the ID token is invalid: {exc}") from None
         uid = claims["sub"]
         # Firebase uids are 1-128 characters; a '/' would escape the user's document path.
-        if not isinstance(uid, str) or not uid or len(uid) > MAX_UID_LENGTH or "/" in uid:
+        if not is_user_id(uid):
             raise Unauthenticated("the ID token has an invalid subject")
         auth_time = claims.get("auth_time")
         if isinstance(auth_time, int | float) and auth_time > self._clock() + self._leeway:
@@ -127,10 +132,16 @@ class FirebaseTokenVerifier:
         with self._lock:
             now = self._clock()
             unknown_kid = kid not in self._keys and now - self._fetched_at >= _REFETCH_GAP_SECONDS
-            if now >= self._keys_expire_at or unknown_kid:
+            if now >= self._refresh_at or unknown_kid:
                 # An unknown kid may mean Google rotated its keys since our last fetch; the gap
                 # keeps tokens with made-up kids from turning into a stream of fetches.
                 self._refresh(now)
+            if now >= self._fresh_until + self._max_stale:
+                # No keys, or keys the fetch has failed to renew for too long: nobody can be
+                # authenticated right now (503 busy), rather than trusting them indefinitely.
+                raise RetryableError(
+                    "the token signing keys are unavailable (the certificate fetch is failing)"
+                )
             key = self._keys.get(kid)
         if key is None:
             raise Unauthenticated("the ID token was signed by an unknown key")
@@ -147,11 +158,10 @@ class FirebaseTokenVerifier:
                 if isinstance(public_key, RSAPublicKey):
                     keys[key_id] = public_key
         except Exception as exc:
-            if self._keys:
-                # Keep serving with the keys we have; try the fetch again a little later.
-                self._keys_expire_at = now + _REFETCH_GAP_SECONDS
-                return
-            # No keys at all: nobody can be authenticated right now.
-            raise RetryableError(f"the token signing keys are unavailable: {exc}") from None
+            # Keep the keys we have (`_key_for` decides whether they are still usable) and try
+            # the fetch again after the gap, not on every request while the endpoint is down.
+            self._refresh_at = now + _REFETCH_GAP_SECONDS
+            logger.warning(f"token signing keys could not be fetched: {type(exc).__name__}")
+            return
         self._keys = keys
-        self._keys_expire_at = now + ttl
+        self._fresh_until = self._refresh_at = now + ttl

@@ -18,7 +18,7 @@ from shared.core.errors import InvalidTransition, RetryableError
 from shared.core.events import DocumentChange
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
-from shared.creations import lifecycle
+from shared.creations import is_creation_id, is_user_id, lifecycle
 from shared.media.storage import MediaSettler
 from shared.money.ledger import Ledger
 from shared.store import paths
@@ -87,10 +87,14 @@ class Refunds:
             if not creation.exists:
                 return RefundOutcome("missing", None)
             user_id = creation.get("user_id")
-            if not isinstance(user_id, str) or "cost" not in (creation.data or {}):
+            cost = creation.get("cost")
+            # A document no code of ours wrote (a hand edit, an old version's): giving back a
+            # cost that is not a positive whole number, or to an owner that cannot name a user
+            # document, would be wrong or fail on every retry. It is left for people to look at.
+            if not is_user_id(user_id) or not _is_cost(cost):
                 return RefundOutcome("not_refundable", creation)
             user, entry = self.store.read(
-                paths.user(user_id), paths.refund_entry(user_id, creation_id)
+                paths.user(str(user_id)), paths.refund_entry(str(user_id), creation_id)
             )
             try:
                 return self.refund_read(creation, user, entry, move=move)
@@ -148,6 +152,10 @@ class Refunds:
         )
 
 
+def _is_cost(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 class RefundHandler:
     """The `refund` function: refunds the creation of a Firestore update if it now needs it,
     then settles its media once it is final.
@@ -166,11 +174,29 @@ class RefundHandler:
 
     def on_creation_change(self, change: DocumentChange, *, event_id: str) -> str:
         """What happened to the money (for logs and tests)."""
+        fields = log_fields(creation_id=change.document_id, event_id=event_id)
+        collection, _, creation_id = change.path.partition("/")
+        if collection != paths.CREATIONS or not is_creation_id(creation_id):
+            # The trigger filters on creations/{id}; anything else was routed here by mistake,
+            # and must not refund (or settle) the creation that happens to share its id.
+            logger.warning(f"refund: ignored an event for {change.path!r}", extra=fields)
+            return "ignored"
         if change.value is None:
-            return "deleted"  # `delete` removed the media itself, before the document
-        status = change.value.get("status")
+            # Deleting an unrefunded failed/canceled creation refunds it first, and removes its
+            # media itself, before the document (intake.actions).
+            logger.info("refund: the creation was deleted; nothing to do", extra=fields)
+            return "deleted"
+        status, refunded = change.value.get("status"), change.value.get("refunded", False)
+        if not (isinstance(status, str) and status in lifecycle.STATUSES) or not isinstance(
+            refunded, bool
+        ):
+            logger.warning(
+                "refund: ignored a creation whose status or refunded flag is missing or odd",
+                extra=fields,
+            )
+            return "ignored"
         result = "nothing_to_do"  # most updates: progress, processing, draft
-        if status in lifecycle.REFUNDABLE_STATUSES and not change.value.get("refunded"):
+        if status in lifecycle.REFUNDABLE_STATUSES and not refunded:
             outcome = self._refunds.refund(change.document_id)
             logger.info(
                 f"refund: {outcome.result}",
@@ -183,12 +209,12 @@ class RefundHandler:
             )
             result = outcome.result
         if status in lifecycle.FINAL_STATUSES:
-            self._settle(change, str(status), event_id)
+            self._settle(change, status, event_id)
         return result
 
     def _settle(self, change: DocumentChange, status: str, event_id: str) -> None:
         user_id = (change.value or {}).get("user_id")
-        if self._media is None or not isinstance(user_id, str):
+        if self._media is None or not is_user_id(user_id):
             return
         # A final status never changes, so the event's own value is the truth to settle by.
         keep = []

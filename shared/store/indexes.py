@@ -81,16 +81,19 @@ QUERIES: Final[tuple[DeclaredQuery, ...]] = (
         "Sweeper: creations in a status since before a cutoff (pending)",
         {"status"},
         ("updated_at", ASC),
+        (DOCUMENT_NAME, ASC),
     ),
     _query(
         "Sweeper: processing creations whose lease expired",
         {"status"},
         ("lease_expires_at", ASC),
+        (DOCUMENT_NAME, ASC),
     ),
     _query(
         "Sweeper: failed or canceled creations not refunded since before a cutoff",
         {"status", "refunded"},
         ("updated_at", ASC),
+        (DOCUMENT_NAME, ASC),
     ),
 )
 

@@ -8,7 +8,7 @@ reels to `STITCH_TOPIC`.
 from __future__ import annotations
 
 import json
-from typing import Protocol
+from typing import Final, Protocol
 
 from cloudevents.http import CloudEvent
 from google.cloud.pubsub_v1 import PublisherClient
@@ -19,6 +19,10 @@ from shared.core.errors import QueueUnavailable
 from shared.core.events import MalformedEvent, PubSubMessage, pubsub_message
 from shared.core.settings import Settings
 from shared.creations.model import Job
+
+# A job is well under a kilobyte (three short strings); a message far bigger is not one, and
+# is refused before it is parsed.
+MAX_JOB_BYTES: Final = 4096
 
 
 class JobPublisher(Protocol):
@@ -68,8 +72,20 @@ def job_from_event(event: CloudEvent) -> Job:
 
 
 def job_in(message: PubSubMessage) -> Job:
-    """The job in a Pub/Sub message; `MalformedEvent` if it holds none."""
+    """The job in a Pub/Sub message; `MalformedEvent` if it holds none.
+
+    Whatever cannot be a job is malformed here, so it is acked (once, with one log line) rather
+    than failing the same way on every delivery.
+    """
+    if len(message.data) > MAX_JOB_BYTES:
+        raise MalformedEvent(f"the message is not a job: {len(message.data)} bytes")
     try:
         return Job.model_validate(json.loads(message.data))
-    except (ValueError, ValidationError) as exc:
+    except RecursionError:  # deep nesting: json.loads gives up with this, not a ValueError
+        raise MalformedEvent("the message is not a job: nested too deeply") from None
+    except ValidationError as exc:
+        # One short line: the errors without the input, which may be long.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise MalformedEvent(f"the message is not a job: {problems}") from None
+    except ValueError as exc:  # not JSON, or not UTF-8
         raise MalformedEvent(f"the message is not a job: {exc}") from None

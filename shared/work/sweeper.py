@@ -11,7 +11,7 @@ Everything it does is also safe to do twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, dataclass, field
 
 from shared.core.errors import QueueUnavailable, SuiteError
@@ -22,7 +22,14 @@ from shared.creations.lifecycle import REFUNDABLE_STATUSES
 from shared.creations.model import Job
 from shared.money.refunds import Refunds
 from shared.store import paths
-from shared.store.documents import SERVER_TIME, Batch, Documents, Query, Snapshot
+from shared.store.documents import (
+    DOCUMENT_NAME,
+    SERVER_TIME,
+    Batch,
+    Documents,
+    Query,
+    Snapshot,
+)
 from shared.work.jobs import JobPublisher, topic_for
 
 logger = get_logger(__name__)
@@ -52,10 +59,7 @@ class Sweeper:
         for creation in self._stuck("pending", "updated_at", now - settle):
             self._each(creation, lambda found: self._requeue_or_fail(found, now, report))
         for creation in self._stuck("processing", "lease_expires_at", now):
-            requeued_at = creation.get("requeued_at")
-            if isinstance(requeued_at, dt.datetime) and requeued_at > now - settle:
-                continue  # re-enqueued recently; give that message time to arrive
-            self._each(creation, lambda found: self._requeue_or_fail(found, now, report))
+            self._each(creation, lambda found: self._requeue_expired(found, now, settle, report))
         refund_cutoff = now - dt.timedelta(seconds=self.settings.sweep_refund_after_seconds)
         for status in sorted(REFUNDABLE_STATUSES):
             for creation in self._unrefunded(status, refund_cutoff):
@@ -70,26 +74,41 @@ class Sweeper:
         )
         return report
 
-    def _stuck(self, status: str, field_name: str, before: dt.datetime) -> list[Snapshot]:
+    def _stuck(self, status: str, field_name: str, before: dt.datetime) -> Iterator[Snapshot]:
         return self._oldest((("status", status),), field_name, before)
 
-    def _unrefunded(self, status: str, before: dt.datetime) -> list[Snapshot]:
+    def _unrefunded(self, status: str, before: dt.datetime) -> Iterator[Snapshot]:
         return self._oldest((("status", status), ("refunded", False)), "updated_at", before)
 
     def _oldest(
         self, equal: tuple[tuple[str, object], ...], field_name: str, before: dt.datetime
-    ) -> list[Snapshot]:
-        """One batch of the creations matching `equal` whose `field_name` is before `before`,
-        oldest first."""
-        return self.store.query(
-            Query(
-                paths.CREATIONS,
-                equal=equal,
-                before=(field_name, before),
-                order=((field_name, "ASCENDING"),),
-                limit=self.settings.sweep_batch_size,
+    ) -> Iterator[Snapshot]:
+        """Every creation matching `equal` whose `field_name` is before `before`, oldest first,
+        a page of `SWEEP_BATCH_SIZE` at a time.
+
+        All pages, not just the first: creations the sweep cannot move on (odd documents,
+        ones skipped after an error) stay where they are, oldest first, and would otherwise
+        fill the first page of every sweep. The cursor is the last result's value and path,
+        so ties on `field_name` are neither repeated nor skipped, and each page starts after
+        the last, so the walk ends even while the sweep rewrites what it read.
+        """
+        start_after: tuple[object, ...] | None = None
+        while True:
+            page = self.store.query(
+                Query(
+                    paths.CREATIONS,
+                    equal=equal,
+                    before=(field_name, before),
+                    order=((field_name, "ASCENDING"), (DOCUMENT_NAME, "ASCENDING")),
+                    start_after=start_after,
+                    limit=self.settings.sweep_batch_size,
+                )
             )
-        )
+            yield from page
+            if len(page) < self.settings.sweep_batch_size:
+                return
+            last = page[-1]
+            start_after = (last.get(field_name), last.path)
 
     @staticmethod
     def _each(creation: Snapshot, act: Callable[[Snapshot], None]) -> None:
@@ -115,6 +134,14 @@ class Sweeper:
                 "sweeper refunded a creation the refund trigger missed",
                 extra=log_fields(creation_id=creation.id),
             )
+
+    def _requeue_expired(
+        self, creation: Snapshot, now: dt.datetime, settle: dt.timedelta, report: SweepReport
+    ) -> None:
+        requeued_at = creation.get("requeued_at")
+        if isinstance(requeued_at, dt.datetime) and requeued_at > now - settle:
+            return  # re-enqueued recently; give that message time to arrive
+        self._requeue_or_fail(creation, now, report)
 
     def _requeue_or_fail(self, creation: Snapshot, now: dt.datetime, report: SweepReport) -> None:
         requeues = int(creation.get("requeues", 0))

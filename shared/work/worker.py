@@ -14,13 +14,13 @@ import time
 from collections.abc import Collection
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from shared.core.errors import PermanentError
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore, Skip
-from shared.creations.model import Job
+from shared.creations.model import CreationType, Job
 from shared.creations.requests import stored_request
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
 from shared.media.storage import attempt_scope
@@ -54,12 +54,21 @@ class GenerationWorker:
     provider: Provider
     uploader: MediaUploader
     settings: Settings
+    # The creation types this worker's provider makes; a job of another type was published to
+    # the wrong topic, and claiming it would fail its creation for good.
+    makes: frozenset[CreationType] = frozenset(get_args(CreationType))
 
     def handle(self, job: Job, *, event_id: str) -> Outcome:
         """Make the media of `job`'s creation. Returns normally when the event should be acked;
         raises (after handing the claim back) when it should be redelivered."""
         fields = {"creation_id": job.creation_id, "user_id": job.user_id, "event_id": event_id}
-        claimed = self.claims.claim(job.creation_id)
+        if job.type not in self.makes:
+            logger.warning(
+                f"job skipped: not_for_this_worker ({job.type} jobs go to another topic)",
+                extra=log_fields(**fields),
+            )
+            return Outcome("skipped", "not_for_this_worker")
+        claimed = self.claims.claim(job.creation_id, job=job)
         if isinstance(claimed, Skip):
             logger.info(f"job skipped: {claimed.reason}", extra=log_fields(**fields))
             return Outcome("skipped", claimed.reason)

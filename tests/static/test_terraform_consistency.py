@@ -39,6 +39,7 @@ FUNCTIONS_DIR = REPO / "functions"
 LEFT_TO_DEFAULTS: dict[str, str] = {
     "auth_certs_url": "the default is Google's securetoken certificates, what production trusts",
     "auth_clock_skew_seconds": "a property of token checking, not of a deployment",
+    "auth_certs_max_stale_seconds": "a property of token checking, not of a deployment",
     "max_body_bytes": "the contract's 64 KiB limit",
     "list_limit_default": "the API's documented page size",
     "list_limit_max": "the API's documented page size limit",

@@ -177,10 +177,50 @@ def test_certs_unreachable_with_no_cached_keys_is_retryable(signer: DevSigner) -
         verifier_for(fetcher).verify(signer.mint("alice", PROJECT))
 
 
-def test_token_from_the_future_is_refused(signer: DevSigner) -> None:
+def test_token_issued_in_the_future_is_refused(signer: DevSigner) -> None:
     token = signer.mint("alice", PROJECT, issued_at=time.time() + 600)
-    with pytest.raises(Unauthenticated):
+    with pytest.raises(Unauthenticated, match="not yet valid"):
         verifier_for(CountingFetcher(signer)).verify(token)
+
+
+def test_auth_time_in_the_future_is_refused(signer: DevSigner) -> None:
+    # Issued now, so only the auth_time check can refuse it (a future `iat` is refused anyway).
+    token = signer.mint("alice", PROJECT, extra_claims={"auth_time": int(time.time()) + 600})
+    with pytest.raises(Unauthenticated, match="auth_time"):
+        verifier_for(CountingFetcher(signer)).verify(token)
+
+
+def test_keys_are_served_stale_while_the_fetch_fails_but_only_up_to_the_cap(
+    signer: DevSigner,
+) -> None:
+    fetcher, clock = CountingFetcher(signer), Clock()
+    settings = Settings(gcp_project=PROJECT, auth_certs_max_stale_seconds=600)
+    verifier = FirebaseTokenVerifier(settings, fetcher=fetcher, clock=clock)
+    verifier.verify(signer.mint("alice", PROJECT))
+    fetcher.fail = True
+    clock.now += 3600 + 599  # the keys expired (max-age 3600) and the fetch fails: stale
+    assert verifier.verify(signer.mint("alice", PROJECT)).uid == "alice"
+    clock.now += 2  # past the cap: keys that old may have been revoked
+    for _ in range(3):
+        with pytest.raises(RetryableError, match="signing keys"):
+            verifier.verify(signer.mint("alice", PROJECT))
+    assert fetcher.calls == 2  # a failing endpoint is tried once per gap, not per request
+    fetcher.fail = False
+    clock.now += 31
+    assert verifier.verify(signer.mint("alice", PROJECT)).uid == "alice"
+    assert fetcher.calls == 3
+
+
+def test_certs_unreachable_with_no_keys_are_not_fetched_on_every_request(
+    signer: DevSigner,
+) -> None:
+    fetcher, clock = CountingFetcher(signer), Clock()
+    fetcher.fail = True
+    verifier = FirebaseTokenVerifier(Settings(gcp_project=PROJECT), fetcher=fetcher, clock=clock)
+    for _ in range(3):
+        with pytest.raises(RetryableError):
+            verifier.verify(signer.mint("alice", PROJECT))
+    assert fetcher.calls == 1
 
 
 @pytest.mark.parametrize("uid", ["", "a/b", "x" * 129])

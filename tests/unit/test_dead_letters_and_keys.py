@@ -74,10 +74,24 @@ def test_a_dead_letter_leaves_final_and_missing_creations_alone(
     assert store.commits == commits
 
 
-def test_a_dead_letter_that_is_not_a_job_is_malformed(handler: DeadLetterHandler) -> None:
-    junk = PubSubMessage("m", base64.b64encode(b"not json"), {})
+@pytest.mark.parametrize(
+    "data",
+    [
+        base64.b64encode(b"not json"),
+        b"[" * 2000 + b"]" * 2000,  # RecursionError in json.loads
+        json.dumps({"creation_id": "a/b", "user_id": "u", "type": "image"}).encode(),
+        json.dumps({"creation_id": "c", "user_id": "a/b", "type": "image"}).encode(),
+    ],
+    ids=["not-json", "deep", "slash-in-creation", "slash-in-user"],
+)
+def test_a_dead_letter_that_is_not_a_job_is_malformed(
+    store: MemoryDocuments, handler: DeadLetterHandler, data: bytes
+) -> None:
+    # The dead-letter subscription has no dead letter of its own: what raises anything but
+    # MalformedEvent here is retried for the subscription's whole retention.
     with pytest.raises(MalformedEvent):
-        handler.on_dead_letter(junk, event_id="e")
+        handler.on_dead_letter(PubSubMessage("m", data, {}), event_id="e")
+    assert store.commits == 0
 
 
 def test_a_key_is_released_only_for_the_creation_it_made(store: MemoryDocuments) -> None:

@@ -191,3 +191,61 @@ def test_the_refund_handler_acts_only_on_unrefunded_failures(
     assert handler.on_creation_change(change(refunded), event_id="e4") == "nothing_to_do"
     assert ledger.balance("u") == 10
     assert_balanced(ledger, "u")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"cost": "three"},
+        {"cost": True},
+        {"cost": -3},
+        {"cost": 1.5},
+        {"cost": None},
+        {"user_id": "a/b"},  # users/a/b is not a user's document (Firestore: ValueError)
+        {"user_id": 7},
+    ],
+    ids=repr,
+)
+def test_a_creation_with_odd_fields_is_not_refunded_and_does_not_crash(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds, fields: dict[str, object]
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = failed_creation(store, ledger, "u")
+    update(store, paths.creation(creation_id), fields)
+    before = store.commits
+    assert refunds.refund(creation_id).result == "not_refundable"
+    assert store.commits == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["other/{id}", "users/u/ledger/{id}", "creations/{id}/notes/{id}"],
+)
+def test_the_refund_handler_ignores_documents_that_are_not_creations(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds, path: str
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = failed_creation(store, ledger, "u")  # a creation with the same id exists
+    failed = store.data(paths.creation(creation_id))
+    foreign = path.format(id=creation_id)
+    before = store.commits
+    change = DocumentChange(foreign, creation_id, failed, None)
+    assert RefundHandler(refunds).on_creation_change(change, event_id="e") == "ignored"
+    assert store.commits == before
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, {"status": 5}, {"status": ["failed"]}, {"status": "failed", "refunded": "no"}],
+    ids=repr,
+)
+def test_the_refund_handler_survives_missing_and_odd_fields(
+    store: MemoryDocuments, refunds: Refunds, value: dict[str, object]
+) -> None:
+    before = store.commits
+    change = DocumentChange("creations/c1", "c1", value, None)
+    assert RefundHandler(refunds).on_creation_change(change, event_id="e") in {
+        "ignored",
+        "missing",
+    }
+    assert store.commits == before

@@ -64,10 +64,55 @@ def test_a_job_is_read_from_a_pubsub_event() -> None:
     assert (job.creation_id, job.user_id, job.type) == ("c1", "u1", "image")
 
 
-@pytest.mark.parametrize("data", [b"not json", b'{"creation_id": 1}', b"[]"])
+def _job(**fields: object) -> bytes:
+    return json.dumps({"creation_id": "c1", "user_id": "u1", "type": "image", **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b'{"creation_id": 1}',
+        b"[]",
+        # json.loads raises RecursionError on deep nesting: not a ValueError, yet no job either.
+        b"[" * 2000 + b"]" * 2000,
+        # Ids that cannot name a document: Firestore's `document("a/b")` raises ValueError.
+        _job(creation_id="a/b"),
+        _job(creation_id=""),
+        _job(creation_id="x" * 129),
+        _job(creation_id="a b"),
+        _job(user_id="a/b"),
+        _job(user_id=""),
+        _job(user_id="u" * 129),
+        _job(user_id=".."),
+        _job(type="poster"),
+        # A job is a few hundred bytes; a message this big is not one, whatever it holds.
+        _job(padding="x" * 100_000),
+    ],
+    ids=lambda data: data[:40].decode(errors="replace"),
+)
 def test_a_message_that_is_not_a_job_is_malformed(data: bytes) -> None:
     with pytest.raises(MalformedEvent):
         job_from_event(_pubsub_event(data))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"data": 12},  # not a string
+        {"data": "not base64!"},
+        {"data": base64.b64encode(_job()).decode(), "attributes": ["not", "a", "map"]},
+        {"data": base64.b64encode(_job()).decode(), "attributes": {"a": {"b": 1}}},
+        {"data": base64.b64encode(_job()).decode(), "messageId": {"x": 1}},
+    ],
+)
+def test_an_envelope_that_is_not_a_pubsub_message_is_malformed(message: object) -> None:
+    event = CloudEvent(
+        {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//pubsub", "id": "1"},
+        {"message": message},
+    )
+    with pytest.raises(MalformedEvent):
+        job_from_event(event)
 
 
 def test_a_firestore_update_is_decoded_from_its_protobuf_body() -> None:

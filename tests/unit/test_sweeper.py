@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from google.api_core.exceptions import InvalidArgument, PermissionDenied
 
 from shared.core.events import PubSubMessage
 from shared.core.settings import Settings
@@ -172,3 +173,110 @@ def test_a_creation_a_dead_letter_spared_is_taken_on_once_its_worker_dies(
         failed += sweeper.sweep().failed
     assert failed == [creation_id]
     assert store.creation(creation_id)["error"]["code"] == "not_processed"
+
+
+def paged_sweeper(
+    store: MemoryDocuments, clock: Clock, refunds: Refunds, publisher: RecordingPublisher
+) -> Sweeper:
+    """The sweeper with pages of two, so a handful of candidates takes several pages."""
+    settings = SETTINGS.model_copy(update={"sweep_batch_size": 2})
+    return Sweeper(
+        store,
+        settings,
+        claims=ClaimStore(store, settings, clock=clock),
+        refunds=refunds,
+        publisher=publisher,
+        clock=clock,
+    )
+
+
+def test_a_sweep_works_through_every_page_of_candidates(
+    store: MemoryDocuments,
+    clock: Clock,
+    ledger: Ledger,
+    refunds: Refunds,
+    publisher: RecordingPublisher,
+) -> None:
+    ledger.grant("u", 50)
+    pending = {new_creation(store, "u") for _ in range(5)}  # same updated_at: ties across pages
+    expired = set()
+    for _ in range(3):
+        creation_id = new_creation(store, "u")
+        assert isinstance(ClaimStore(store, SETTINGS, clock=clock).claim(creation_id), Claim)
+        expired.add(creation_id)
+    unrefunded = set()
+    for _ in range(5):
+        creation_id = new_creation(store, "u")
+        move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
+        unrefunded.add(creation_id)
+    clock.advance(max(SETTINGS.sweep_pending_after_seconds, SETTINGS.lease_seconds) + 1)
+    report = paged_sweeper(store, clock, refunds, publisher).sweep()
+    assert sorted(report.requeued) == sorted(pending | expired)
+    assert sorted(report.refunded) == sorted(unrefunded)
+    assert len(publisher.jobs) == len(pending | expired)  # each once, none twice
+
+
+def odd(store: MemoryDocuments, clock: Clock, creation_id: str, fields: dict[str, object]) -> None:
+    batch = Batch()
+    # Not a creation any code of ours writes (so it sets status itself).
+    batch.create(
+        paths.creation(creation_id),
+        {"status": "pending", "updated_at": clock.now, **fields},
+        moves_status=True,
+    )
+    store.commit(batch)
+
+
+def test_odd_documents_at_the_head_of_every_page_do_not_stall_the_sweep(
+    store: MemoryDocuments,
+    clock: Clock,
+    refunds: Refunds,
+    publisher: RecordingPublisher,
+) -> None:
+    # Oldest first: these come first in every sweep, more of them than a page holds.
+    odd(store, clock, "aa-no-owner", {})
+    odd(store, clock, "ab-odd-requeues", {"user_id": "u", "type": "image", "requeues": "two"})
+    odd(store, clock, "ac-odd-owner", {"user_id": "a/b", "type": "image"})
+    odd(store, clock, "ad-odd-type", {"user_id": "u", "type": 7})
+    odd(store, clock, "ae-odd-requeued-at", {"user_id": "u", "type": "image", "requeues": None})
+    clock.advance(1)
+    creation_id = new_creation(store, "u")
+    clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
+    sweeper = paged_sweeper(store, clock, refunds, publisher)
+    for _ in range(2):  # and the next sweep gets there too
+        assert sweeper.sweep().requeued == [creation_id]
+        clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KeyError("status"),
+        InvalidArgument("a value Firestore refuses"),
+        PermissionDenied("a document the rules keep from us"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_an_unexpected_error_on_one_creation_skips_only_it(
+    store: MemoryDocuments,
+    clock: Clock,
+    ledger: Ledger,
+    refunds: Refunds,
+    publisher: RecordingPublisher,
+    error: Exception,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ledger.grant("u", 10)
+    first, second = (new_creation(store, "u") for _ in range(2))
+    for creation_id in (first, second):
+        move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
+    clock.advance(SETTINGS.sweep_refund_after_seconds + 1)
+
+    def fail_once(_batch: Batch) -> None:
+        raise error
+
+    store.before_commit(fail_once)  # the first refund's write
+    report = paged_sweeper(store, clock, refunds, publisher).sweep()
+    assert len(report.refunded) == 1
+    skipped = [r for r in caplog.records if "sweeper skipped" in r.getMessage()]
+    assert len(skipped) == 1  # one line for the one bad creation

@@ -338,3 +338,43 @@ def test_a_worker_told_its_claim_is_gone_stops_and_leaves_the_creation(
     held = store.creation(creation_id)
     assert (held["status"], held["attempts"]) == ("processing", 2)
     assert "checkpoint" not in held
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [{"user_id": "mallory"}, {"type": "video"}, {"type": "reel"}],
+    ids=["another-owner", "another-type", "a-reel"],
+)
+def test_a_job_that_does_not_match_its_creation_is_skipped_untouched(
+    store: MemoryDocuments, clock: Clock, wrong: dict[str, str]
+) -> None:
+    # A job names its creation, owner and type; one that disagrees with the stored creation
+    # was not made from it (a hand-made or misrouted message), and must not fail it.
+    creation_id = new_creation(store, "u")
+    before = store.commits
+    provider = ScriptedProvider()
+    job = Job(creation_id=creation_id, user_id="u", type="image").model_copy(update=wrong)
+    outcome = worker(store, clock, provider).handle(job, event_id="e")
+    assert (outcome.kind, outcome.detail) == ("skipped", "not_this_job")
+    assert store.commits == before
+    assert provider.calls == []
+
+
+def test_a_job_of_a_type_the_worker_does_not_make_is_skipped_untouched(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")  # an image: not a reel
+    before = store.commits
+    provider = ScriptedProvider()
+    reels_only = GenerationWorker(
+        claims=ClaimStore(store, SETTINGS, clock=clock),
+        provider=provider,
+        uploader=RecordingMediaStore(),
+        settings=SETTINGS,
+        makes=frozenset({"reel"}),
+    )
+    outcome = reels_only.handle(
+        Job(creation_id=creation_id, user_id="u", type="image"), event_id="e"
+    )
+    assert (outcome.kind, outcome.detail) == ("skipped", "not_for_this_worker")
+    assert store.commits == before
