@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.faultproxy import FaultProxy
 from tools.stack.processes import LOCALHOST
+from tools.stack.waiting import wait_until
 
 
 @pytest.fixture
@@ -86,3 +87,13 @@ def test_a_blackhole_accepts_and_never_answers_then_drops_what_it_froze(
     held.close()
     assert roundtrip(proxy.port) == b"ping"
     assert proxy.counts.swallowed == 1
+
+
+def test_reset_hangs_up_on_every_new_connection_and_counts_them(proxy: FaultProxy) -> None:
+    proxy.set_mode("reset")
+    for _ in range(2):
+        with pytest.raises(ConnectionResetError):  # at connect, write or read: it hung up
+            roundtrip(proxy.port)
+    wait_until(lambda: proxy.counts.reset == 2, 5, "two resets counted")
+    proxy.set_mode("pass")
+    assert roundtrip(proxy.port) == b"ping"

@@ -8,6 +8,8 @@ its mode:
 - `pass`: every byte relayed both ways.
 - `down`: as if the service had stopped: the port is closed (new connections are refused) and
   every open connection is dropped.
+- `reset`: as if the service crashed behind its address: every new connection is accepted
+  and reset at once (counted: a test can wait until a client has tried), open ones dropped.
 - `blackhole`: as if the network ate everything: connections are accepted and never answered,
   open ones stop relaying (what they carry is discarded). Leaving the mode drops them, since
   what they were in the middle of cannot be resumed.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +30,7 @@ from typing import Literal, Self
 
 from tools.stack.processes import LOCALHOST, free_port
 
-Mode = Literal["pass", "down", "blackhole"]
+Mode = Literal["pass", "down", "reset", "blackhole"]
 _CHUNK = 65536
 
 
@@ -55,6 +58,7 @@ class FaultCounts:
 
     relayed: int = 0
     faults: list[Mode] = field(default_factory=list)  # each change into `down` or `blackhole`
+    reset: int = 0  # connections reset on arrival
     swallowed: int = 0  # accepted in a blackhole
     dropped: int = 0  # open connections cut by a mode change
 
@@ -105,7 +109,9 @@ class FaultProxy:
             self._unlisten()
             self.counts.dropped += self._drop(lambda _link: True)
             return
-        if mode == "blackhole":
+        if mode == "reset":
+            self.counts.dropped += self._drop(lambda _link: True)
+        elif mode == "blackhole":
             with self._lock:
                 for link in self._by_id.values():
                     link.frozen = True
@@ -149,6 +155,12 @@ class FaultProxy:
 
     def _serve(self, client: socket.socket) -> None:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._mode == "reset":
+            # Linger 0: close() sends RST, the client reads "connection reset by peer".
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+            self.counts.reset += 1
+            return
         if self._mode == "blackhole":
             link = _Link(client, None, frozen=True)
             self.counts.swallowed += 1
