@@ -287,6 +287,12 @@ def faulty(
         channel.close()
 
 
+def brief(creation: dict[str, Any]) -> dict[str, Any]:
+    """What a failed wait should show of a creation."""
+    keys = ("status", "attempts", "requeues", "refunded", "error", "lease_expires_at")
+    return {k: creation.get(k) for k in keys}
+
+
 def image(prompt: str) -> dict[str, Any]:
     return {"type": "image", "prompt": prompt}
 
@@ -301,6 +307,39 @@ def kill_and_restart(faulty: FaultyStack, name: str, *, keep_down: Callable[[], 
 
 
 # --- kill -9 of each function process, mid-job ----------------------------------------------
+
+
+def test_dead_letter_killed_while_a_job_is_dead_lettered(faulty: FaultyStack) -> None:
+    # The sweeper is down too, so Pub/Sub's dead letter is the only way out: its re-enqueues
+    # would otherwise race the dead letter (and the claims of their messages would ack them).
+    # First in the module on purpose: after a `kill -9` of generate, the Pub/Sub emulator was
+    # seen to stop redelivering a job's message after its second failed delivery (its third
+    # never came within 90 s), so a job could not reach its dead letter; the sweeper rescued
+    # it (tests below), but this test is about the dead letter.
+    users = faulty.users("dl")
+    stack = faulty.running.stack
+    stack.kill("sweep")
+    doomed = faulty.submit(users[0], image("static [fail:transient]"))
+    faulty.wait_count(users, "processing", 1, "the doomed job in the middle")
+    # Down until Pub/Sub has given up on the job: its push to dead_letter then fails too.
+    stack.kill("dead_letter")
+    wait_for(
+        lambda: (faulty.dead_lettered(doomed), brief(faulty.running.doc(doomed))),
+        lambda seen: seen[0],
+        90,
+        "the doomed job dead-lettered while dead_letter is dead",
+    )
+    stack.restart("dead_letter")
+    ended = time.monotonic()
+    faulty.running.wait(
+        doomed, lambda d: bool(d.get("refunded")), "failed and refunded", watch_processes=False
+    )
+    stack.restart("sweep")
+    [done] = faulty.finish(
+        "kill -9 dead_letter (+ sweep)", users, expected=1, faults=2, fault_ended=ended
+    )
+    faulty.outcomes[-1].notes = f"ended {done['error']['code']} after {done['attempts']} claims"
+    assert done["error"]["code"] == "delivery_exhausted"
 
 
 def test_generate_killed_mid_job(faulty: FaultyStack) -> None:
@@ -396,27 +435,6 @@ def test_refund_killed_while_failures_are_refunded(faulty: FaultyStack) -> None:
     ended = kill_and_restart(faulty, "refund", keep_down=lambda: faulty.count(users, "failed") == 3)
     found = faulty.finish("kill -9 refund", users, expected=3, faults=1, fault_ended=ended)
     assert {c["error"]["code"] for c in found} == {"provider_error"}
-
-
-def test_dead_letter_killed_while_a_job_is_dead_lettered(faulty: FaultyStack) -> None:
-    # The sweeper is down too, so Pub/Sub's dead letter is the only way out: its re-enqueues
-    # would otherwise race the dead letter (and the claims of their messages would ack them).
-    users = faulty.users("dl")
-    stack = faulty.running.stack
-    stack.kill("sweep")
-    doomed = faulty.submit(users[0], image("static [fail:transient]"))
-    faulty.wait_count(users, "processing", 1, "the doomed job in the middle")
-    # Down until Pub/Sub has given up on the job: its push to dead_letter then fails too.
-    ended = kill_and_restart(faulty, "dead_letter", keep_down=lambda: faulty.dead_lettered(doomed))
-    faulty.running.wait(
-        doomed, lambda d: bool(d.get("refunded")), "failed and refunded", watch_processes=False
-    )
-    stack.restart("sweep")
-    [done] = faulty.finish(
-        "kill -9 dead_letter (+ sweep)", users, expected=1, faults=2, fault_ended=ended
-    )
-    faulty.outcomes[-1].notes = f"ended {done['error']['code']} after {done['attempts']} claims"
-    assert done["error"]["code"] == "delivery_exhausted"
 
 
 def test_sweep_killed_while_a_dead_workers_job_waits_for_it(faulty: FaultyStack) -> None:
