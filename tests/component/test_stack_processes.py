@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -142,3 +144,28 @@ def test_stop_kills_the_whole_group(
 
     assert child.poll() is not None
     assert not pid_alive(grandchild)
+
+
+def test_restart_after_a_kill_runs_it_again_and_keeps_the_first_log(tmp_path: Path) -> None:
+    # A real listener, so the readiness probe and the port check see what a function is.
+    script = 'echo run; exec python3 -m http.server --bind 127.0.0.1 "$0"'
+    port = free_port()
+    child = ManagedProcess(
+        "the test child",
+        ["sh", "-c", script, str(port)],
+        port=port,
+        log_path=tmp_path / "c.log",
+        cwd=tmp_path,
+    )
+    try:
+        child.start(timeout=30)
+        first = child.pid
+        assert first is not None
+        os.killpg(first, signal.SIGKILL)
+        wait_until(lambda: child.poll() is not None, 10, "the killed child is gone")
+        child.restart(timeout=30)
+        assert child.poll() is None
+        assert child.pid != first
+    finally:
+        child.stop()
+    assert (tmp_path / "c.log").read_text().count("run\n") == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,13 +78,18 @@ def start_stack(
     signer: DevSigner,
     log_dir: Path,
     extra_env: dict[str, str],
+    *,
+    hosts: Mapping[str, str] | None = None,
 ) -> RunningStack:
+    """`hosts` (`*_EMULATOR_HOST` values) is where the stack's processes reach the emulators
+    (a fault proxy, say); the test's own clients (`db`, `ledger`) always reach them directly."""
     env = emulators.env()
+    reach = {**env, **(hosts or {})}
     settings = Settings(
         gcp_project=f"demo-e2e-{uuid.uuid4().hex[:8]}",
-        firestore_emulator_host=env["FIRESTORE_EMULATOR_HOST"],
-        pubsub_emulator_host=env["PUBSUB_EMULATOR_HOST"],
-        storage_emulator_host=env["STORAGE_EMULATOR_HOST"],
+        firestore_emulator_host=reach["FIRESTORE_EMULATOR_HOST"],
+        pubsub_emulator_host=reach["PUBSUB_EMULATOR_HOST"],
+        storage_emulator_host=reach["STORAGE_EMULATOR_HOST"],
     )
     process_env = {
         **os.environ,

@@ -26,6 +26,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import os
+import signal
 import sys
 import threading
 import time
@@ -692,6 +693,36 @@ class LocalStack:
         if scheduler is not None and not scheduler.running:
             return "the local scheduler stopped"
         return None
+
+    def kill(self, name: str) -> None:
+        """Crash one piece, for fault tests: SIGKILL a function's whole process group (no
+        graceful shutdown, in-flight work dies with it), or, for `router`, stop the trigger
+        router at once (it is a thread of this process). `restart(name)` brings it back."""
+        if name == "router":
+            self._router().stop()
+            return
+        pid = self.processes[name].pid
+        if pid is None:
+            raise StackError(f"the {name} function was never started")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)  # a session leader's pid is its group's id
+
+    def restart(self, name: str) -> float:
+        """Start a killed (or running) piece again where it was; seconds until it serves.
+        The subscriptions and triggers that feed it are untouched: they find it on its port."""
+        started = time.monotonic()
+        if name == "router":
+            router = self._router()
+            router.stop()
+            router.start()
+            return time.monotonic() - started
+        return self.processes[name].restart(self.ready_timeout)
+
+    def _router(self) -> TriggerRouter:
+        router = self._started.router
+        if router is None:
+            raise StackError("the stack has no trigger router running")
+        return router
 
     def url(self, name: str) -> str:
         return self._by_name[name].url

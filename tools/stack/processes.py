@@ -170,6 +170,7 @@ class ManagedProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._started_at = 0.0
+        self._launches = 0
 
     def __repr__(self) -> str:
         return f"ManagedProcess({self.name!r}, port={self.port}, pid={self.pid})"
@@ -191,7 +192,9 @@ class ManagedProcess:
             raise StackError(f"{self.name} was already started (pid {self._process.pid})")
         self.check_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("wb")
+        # A restart appends: what the previous run said before it died is worth keeping.
+        self._log = self.log_path.open("ab" if self._launches else "wb")
+        self._launches += 1
         self._started_at = time.monotonic()
         try:
             self._process = subprocess.Popen(  # noqa: S603 - argv built by this module
@@ -248,6 +251,18 @@ class ManagedProcess:
         except BaseException:
             self.stop()
             raise
+
+    def restart(self, timeout: float = DEFAULT_READY_TIMEOUT) -> float:
+        """Stop what is left of the process (one that was killed, say), launch it again on the
+        same port with the same argv and environment, and wait until it is ready; seconds
+        since the new launch. Its log file is appended to."""
+        self.stop()
+        # The kernel frees a dead listener's port at once, a stopping one's when it has gone.
+        wait_until(
+            lambda: port_is_free(self.port), DEFAULT_STOP_TIMEOUT, f"{self.name} frees its port"
+        )
+        self._process = None
+        return self.start(timeout)
 
     def poll(self) -> int | None:
         """The exit code if the process has exited, else None (None also if never started)."""
