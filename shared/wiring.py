@@ -8,6 +8,8 @@ is built by `shared.media.providers.selection`, only when that provider is chose
 
 from __future__ import annotations
 
+from google.cloud.storage import Client as StorageClient
+
 from shared.core.clients import firestore_client, publisher_client, storage_client
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
@@ -35,6 +37,7 @@ __all__ = [
     "build_submit_api",
     "build_sweeper",
     "documents",
+    "media_store",
     "refunds",
     "submissions",
 ]
@@ -59,6 +62,15 @@ def submissions(store: Documents, settings: Settings, publisher: JobPublisher) -
     )
 
 
+def media_store(settings: Settings, client: StorageClient | None = None) -> GcsMediaStore:
+    """The media bucket, every call bounded by `MEDIA_TIMEOUT_SECONDS`."""
+    return GcsMediaStore(
+        client or storage_client(settings),
+        settings.media_bucket,
+        timeout_seconds=settings.media_timeout_seconds,
+    )
+
+
 def build_submit_api(settings: Settings) -> SubmitApi:
     """The HTTP API on the real Firestore, Pub/Sub and Cloud Storage clients."""
     store = documents(settings)
@@ -73,7 +85,7 @@ def build_submit_api(settings: Settings) -> SubmitApi:
             store,
             settings,
             refunds=service.refunds,
-            media=GcsMediaStore(storage_client(settings), settings.media_bucket),
+            media=media_store(settings),
         ),
     )
 
@@ -82,7 +94,7 @@ def build_generation_worker(settings: Settings) -> GenerationWorker:
     return GenerationWorker(
         claims=ClaimStore(documents(settings), settings),
         provider=build_provider(settings),
-        uploader=GcsMediaStore(storage_client(settings), settings.media_bucket),
+        uploader=media_store(settings),
         settings=settings,
         makes=frozenset({"image", "video"}),
     )
@@ -95,8 +107,8 @@ def build_stitch_worker(settings: Settings) -> GenerationWorker:
     storage = storage_client(settings)
     return GenerationWorker(
         claims=ClaimStore(documents(settings), settings),
-        provider=ReelMaker(storage),
-        uploader=GcsMediaStore(storage, settings.media_bucket),
+        provider=ReelMaker(storage, timeout_seconds=settings.media_timeout_seconds),
+        uploader=media_store(settings, storage),
         settings=settings,
         makes=frozenset({"reel"}),
     )
@@ -105,7 +117,7 @@ def build_stitch_worker(settings: Settings) -> GenerationWorker:
 def build_refund_handler(settings: Settings) -> RefundHandler:
     return RefundHandler(
         refunds(documents(settings), settings),
-        media=GcsMediaStore(storage_client(settings), settings.media_bucket),
+        media=media_store(settings),
     )
 
 

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=48, ge=24)
     store_timeout_seconds: float = Field(default=10.0, gt=0)
     publish_timeout_seconds: float = Field(default=10.0, gt=0)
+    # One Cloud Storage call (an upload, a download, a listing), its retries included. Without
+    # it the storage client's own default (120 s of retries of 60 s requests) holds a worker
+    # past its lease while storage is down.
+    media_timeout_seconds: float = Field(default=60.0, gt=0)
     # Rounds of read-decide-commit a guarded write gets while other writers keep winning (the
     # ledger, claims, refunds, deletes) before the caller hears `503 busy`.
     store_max_attempts: PositiveInt = 25

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from shared.core.calls import TRANSIENT_ERRORS
 from shared.core.errors import StoreBusy
@@ -68,9 +69,15 @@ class MediaSettler(Protocol):
 
 
 class GcsMediaStore:
-    def __init__(self, client: StorageClient, bucket: str) -> None:
+    """Media in one bucket. Every call is bounded by `timeout_seconds`, retries included."""
+
+    def __init__(self, client: StorageClient, bucket: str, *, timeout_seconds: float) -> None:
         self._client = client
         self._bucket = bucket
+        self._timeout = timeout_seconds
+        # The storage client's own retry (connection errors, 429, 5xx), held to our deadline.
+        # Uploads are retried too: each goes to a name only its attempt writes.
+        self._retry = DEFAULT_RETRY.with_timeout(timeout_seconds)
 
     def upload(
         self, user_id: str, creation_id: str, items: list[GeneratedMedia], *, scope: str
@@ -89,7 +96,12 @@ class GcsMediaStore:
             for index, item in enumerate(items):
                 name = f"{attempt_prefix(user_id, creation_id, scope)}{index}{item.path.suffix}"
                 blob = bucket.blob(name)
-                blob.upload_from_filename(str(item.path), content_type=item.content_type)
+                blob.upload_from_filename(
+                    str(item.path),
+                    content_type=item.content_type,
+                    retry=self._retry,
+                    timeout=self._timeout,
+                )
                 entry: dict[str, Any] = {
                     "uri": f"gs://{self._bucket}/{name}",
                     "content_type": item.content_type,
@@ -136,7 +148,9 @@ class GcsMediaStore:
                 media_prefix(user_id, creation_id),
                 staging_prefix(user_id, creation_id),
             ):
-                for blob in self._client.list_blobs(self._bucket, prefix=prefix):
+                for blob in self._client.list_blobs(
+                    self._bucket, prefix=prefix, retry=self._retry, timeout=self._timeout
+                ):
                     found.add((self._bucket, blob.name))
         except TRANSIENT_ERRORS as exc:
             raise StoreBusy(f"media storage is unavailable: {type(exc).__name__}") from exc
@@ -147,7 +161,9 @@ class GcsMediaStore:
         try:
             for bucket, name in sorted(targets):
                 try:
-                    self._client.bucket(bucket).blob(name).delete()
+                    self._client.bucket(bucket).blob(name).delete(
+                        retry=self._retry, timeout=self._timeout
+                    )
                     deleted += 1
                 except gexc.NotFound:
                     pass  # already gone: deleting is idempotent

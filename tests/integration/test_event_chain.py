@@ -214,7 +214,11 @@ class ReplacedWhileUploading(GcsMediaStore):
     lease ran out meanwhile: this worker is presumed dead)."""
 
     def __init__(self, settings: Settings, rival: Callable[[], None]) -> None:
-        super().__init__(storage_client(settings), settings.media_bucket)
+        super().__init__(
+            storage_client(settings),
+            settings.media_bucket,
+            timeout_seconds=settings.media_timeout_seconds,
+        )
         self.rival = rival
         self.written: list[str] = []
 

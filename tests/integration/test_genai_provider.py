@@ -24,7 +24,7 @@ from google.cloud import firestore
 from google.cloud.storage import Bucket
 from PIL import Image
 
-from shared.core.clients import firestore_client, storage_client
+from shared.core.clients import firestore_client
 from shared.core.events import DocumentChange
 from shared.core.settings import Settings, load_settings
 from shared.creations.claims import ClaimStore
@@ -43,10 +43,11 @@ from shared.media.providers.base import (
 )
 from shared.media.providers.genai import GenaiProvider
 from shared.media.providers.offline import video_ffmpeg_args
-from shared.media.storage import GcsMediaStore, split_gs_uri
+from shared.media.storage import split_gs_uri
 from shared.money.ledger import Ledger
 from shared.money.refunds import RefundHandler, Refunds
 from shared.store.firestore import FirestoreDocuments
+from shared.wiring import media_store
 from shared.work.worker import GenerationWorker
 from tests.support.chain import PROJECT, Chain, doc, job_of, kinds, submit
 from tests.support.contract import ContractClient
@@ -557,7 +558,7 @@ def worker_for(settings: Settings) -> GenerationWorker:
     return GenerationWorker(
         claims=ClaimStore(FirestoreDocuments(firestore_client(settings), settings), settings),
         provider=provider_for(settings),
-        uploader=GcsMediaStore(storage_client(settings), settings.media_bucket),
+        uploader=media_store(settings),
         settings=settings,
     )
 
@@ -609,7 +610,7 @@ def test_redelivery_resumes_the_running_veo_operation_instead_of_starting_anothe
     # and Veo's staging copy is gone.
     handler = RefundHandler(
         Refunds(FirestoreDocuments(firestore_client(settings), settings), settings, ledger),
-        media=GcsMediaStore(storage_client(settings), settings.media_bucket),
+        media=media_store(settings),
     )
     change = DocumentChange(f"creations/{created['id']}", created["id"], creation, None)
     assert handler.on_creation_change(change, event_id="e") == "nothing_to_do"

@@ -46,6 +46,7 @@ LEFT_TO_DEFAULTS: dict[str, str] = {
     "idempotency_ttl_hours": "48 h, as docs/contract.md promises; the TTL policy follows",
     "store_timeout_seconds": "tuned in code against the client libraries' retries",
     "publish_timeout_seconds": "tuned in code against the client libraries' retries",
+    "media_timeout_seconds": "tuned in code against the storage client's retries",
     "store_max_attempts": "tuned in code (optimistic rounds before 503 busy)",
     "busy_retry_after_seconds": "the Retry-After the API documents",
     "max_generation_attempts": "how often a job is retried before it fails: a product rule",

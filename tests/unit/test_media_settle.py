@@ -4,16 +4,23 @@ creation keeps nothing, and the refund never waits on (or repeats because of) st
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import cast
+
 import pytest
+from google.api_core.retry import Retry
+from google.cloud.storage import Client as StorageClient
 
 from shared.core.errors import StoreBusy
 from shared.core.events import DocumentChange
 from shared.creations.claims import ClaimStore
 from shared.creations.model import Job
+from shared.media.providers.base import GeneratedMedia
 from shared.media.storage import staging_prefix
 from shared.money.ledger import Ledger
 from shared.money.refunds import RefundHandler, Refunds
 from shared.store import paths
+from shared.wiring import media_store
 from shared.work.worker import GenerationWorker
 from tests.support.fakes import SETTINGS, Clock, RecordingMediaStore, ScriptedProvider
 from tests.support.memory_store import MemoryDocuments
@@ -159,3 +166,50 @@ def test_a_draft_that_names_no_media_is_left_alone(
     move(store, creation_id, "draft", {"progress": 100})
     assert handler.on_creation_change(change(store, creation_id), event_id="e") == "nothing_to_do"
     assert media.under("u", creation_id) == [f"media/u/{creation_id}/0.png"]
+
+
+class RecordingBlob:
+    """A storage client's blob that records the arguments of each call."""
+
+    def __init__(self, calls: list[dict[str, object]]) -> None:
+        self._calls = calls
+
+    def upload_from_filename(self, filename: str, **kwargs: object) -> None:
+        self._calls.append(kwargs)
+
+    def delete(self, **kwargs: object) -> None:
+        self._calls.append(kwargs)
+
+
+class RecordingClient:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def bucket(self, name: str) -> RecordingClient:
+        return self
+
+    def blob(self, name: str) -> RecordingBlob:
+        return RecordingBlob(self.calls)
+
+    def list_blobs(self, bucket: str, **kwargs: object) -> list[object]:
+        self.calls.append(kwargs)
+        return []
+
+
+def test_every_storage_call_is_held_to_the_media_timeout(tmp_path: Path) -> None:
+    """The storage client's own default (120 s of retries) would hold a worker past its lease
+    while storage is down."""
+    client = RecordingClient()
+    settings = SETTINGS.model_copy(update={"media_timeout_seconds": 7.0})
+    store = media_store(settings, cast(StorageClient, client))
+    image = tmp_path / "0.png"
+    image.write_bytes(b"png")
+    item = GeneratedMedia(path=image, content_type="image/png", width=1, height=1)
+    media = store.upload("u", "c" * 32, [item], scope="1-abc")
+    store.discard(media)
+    store.settle("u", "c" * 32, keep=[])
+    assert len(client.calls) == 4  # upload, delete, and the two prefixes listed
+    for call in client.calls:
+        retry = call["retry"]
+        assert isinstance(retry, Retry) and retry.timeout == 7.0
+        assert call["timeout"] == 7.0

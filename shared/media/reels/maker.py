@@ -11,6 +11,7 @@ from pathlib import Path
 
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from shared.core.calls import TRANSIENT_ERRORS
 from shared.creations.model import Job
@@ -37,8 +38,12 @@ class ClipMissing(ProviderPermanent, code="clip_missing"):
 
 
 class ReelMaker:
-    def __init__(self, storage: StorageClient, *, stitch_clips: Stitch = stitch) -> None:
+    def __init__(
+        self, storage: StorageClient, *, timeout_seconds: float, stitch_clips: Stitch = stitch
+    ) -> None:
         self._storage = storage
+        self._timeout = timeout_seconds
+        self._retry = DEFAULT_RETRY.with_timeout(timeout_seconds)  # held to our deadline
         self._stitch = stitch_clips
 
     def generate(
@@ -74,7 +79,9 @@ class ReelMaker:
         bucket, name = split_gs_uri(uri)
         try:
             # Streams to disk in chunks: memory stays bounded whatever the clip's size.
-            self._storage.bucket(bucket).blob(name).download_to_filename(str(target))
+            self._storage.bucket(bucket).blob(name).download_to_filename(
+                str(target), retry=self._retry, timeout=self._timeout
+            )
         except gexc.NotFound:
             target.unlink(missing_ok=True)
             raise ClipMissing(

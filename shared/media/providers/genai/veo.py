@@ -48,6 +48,7 @@ from typing import Any
 from google import genai
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
+from google.cloud.storage.retry import DEFAULT_RETRY
 from google.genai import types
 
 from shared.core.calls import TRANSIENT_ERRORS
@@ -238,7 +239,10 @@ class VeoRunner:
         timeout = min(self.settings.genai_request_timeout_seconds, max(1.0, context.seconds_left()))
         try:
             blob = self.storage().bucket(bucket).blob(name)
-            blob.download_to_filename(str(path), timeout=timeout)
+            # The storage client's own retry, held to the same deadline (its default is 120 s).
+            blob.download_to_filename(
+                str(path), timeout=timeout, retry=DEFAULT_RETRY.with_timeout(timeout)
+            )
         except gexc.NotFound as exc:
             path.unlink(missing_ok=True)
             raise ProviderPermanent(f"Veo reported a video at {uri}, but it is not there.") from exc
