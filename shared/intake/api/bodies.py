@@ -79,6 +79,10 @@ def read_json_body(request: flask.Request, max_bytes: int) -> Any:
         return json.loads(raw.decode(charset), parse_constant=_refuse_non_json_constant)
     except (UnicodeDecodeError, LookupError, ValueError) as exc:
         raise InvalidJson(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # The parser recurses once per `[` or `{`; 64 KiB of them is far past the interpreter's
+        # limit. No body of the contract is more than two levels deep.
+        raise InvalidJson("the body is not valid JSON: it is nested too deeply") from None
 
 
 def _refuse_non_json_constant(name: str) -> Any:
