@@ -149,7 +149,7 @@ def test_control_character_in_idempotency_key_is_400_from_http_or_app(
     # (gunicorn here, Google's front end in production) refuses the request before the app
     # sees it, in its own words. Nothing is debited either way.
     ledger.grant("alice", 5)
-    headers = {**auth("alice"), "Idempotency-Key": key}
+    headers: dict[str, str | bytes] = {**auth("alice"), "Idempotency-Key": key}
     over_http = requests.post(f"{submit_url}/v1/creations", json=IMAGE, headers=headers, timeout=30)
     assert over_http.status_code == 400, over_http.text
     # AND should a front end pass one on, the app refuses it in the contract's shape.

@@ -63,7 +63,7 @@ class ContractClient:
             path,
             response.status_code,
             response.get_data(),
-            response.headers,
+            dict(response.headers),
             response.mimetype,
         )
 
