@@ -217,3 +217,26 @@ def test_firestore_reserved_clip_id_is_404_naming_the_clip(
     assert (status, code) == (404, "not_found"), response.text
     assert message.startswith("clips[0]:"), message
     assert ledger.balance("alice") == 5
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/creations/a%0Ab",
+        "/v1/creations/a%0Ab:cancel",
+        "/v1/creations/%0A",
+        "/robots.txt",
+        "/favicon.ico",
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "DELETE", "POST"])
+def test_path_the_framework_routes_itself_is_404_json(
+    submit_url: str, auth: Auth, method: str, path: str
+) -> None:
+    # functions-framework's own URL map answers these before `submit` sees them (a newline
+    # does not match its `<path:path>`); the answer must still be the contract's 404.
+    response = requests.request(method, f"{submit_url}{path}", headers=auth("alice"), timeout=30)
+    assert response.status_code == 404, response.text
+    assert response.headers["Content-Type"] == "application/json", response.text
+    assert response.json()["error"]["code"] == "not_found"
+    assert response.headers["Cache-Control"] == "no-store"

@@ -10,6 +10,7 @@ import flask
 from shared.core.errors import (
     ClientError,
     InvalidJson,
+    NotFound,
     PayloadTooLarge,
     RetryableError,
     SuiteError,
@@ -61,6 +62,11 @@ def response_for_error(error: SuiteError, retry_after_seconds: int) -> flask.Res
             headers={**error.answer_headers(), "Retry-After": str(retry_after_seconds)},
         )
     return error_response(500, "internal", "internal error")
+
+
+def unrouted_path_response(path: str) -> flask.Response:
+    """The 404 for a path the function was never handed (the platform's router took it)."""
+    return response_for_error(NotFound(f"no such path: {path!r}"), 1)
 
 
 def read_json_body(request: flask.Request, max_bytes: int) -> Any:
