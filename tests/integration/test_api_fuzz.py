@@ -182,6 +182,67 @@ def with_seeded_ids(case: Case[Any], data: st.DataObject) -> None:
         body["clips"] = clips
 
 
+# Input a JSON Schema calls valid (or cannot describe) that has broken code before: defect 5,
+# and what the fuzzing found (tests/integration/test_api_bad_input.py has one test for each).
+# Lone surrogates are not among them: schemathesis re-checks an edited case with a validator
+# that cannot hold one; test_api_bad_input.py sends them as raw JSON.
+HOSTILE_TEXT = (
+    "\x00",
+    "\u202e\ufeff\u0085",
+    "\N{GRINNING FACE}" * 300,
+    " \t\n\u3000 ",
+    "'); DROP TABLE creations; --",
+    "${jndi:ldap://127.0.0.1/x}",
+)
+HOSTILE_LIMITS = (
+    "\N{SUPERSCRIPT TWO}",
+    "\N{ARABIC-INDIC DIGIT THREE}",
+    "9" * 5000,
+    "+5",
+    "0",
+    "1e2",
+    " 5",
+    "-1",
+    "",
+)
+# Not "." or "..": a client removes those path segments before sending (RFC 3986 5.2.4).
+HOSTILE_IDS = ("__reserved__", "__x__", "a\nb", "\u00fc", "a b", "a/b", "%00", "a:b")
+# Sent as latin-1, as HTTP sends header bytes. Left out on purpose: a control character (the
+# HTTP server refuses it before the API: test_api_bad_input.py shows both sides) and edge
+# whitespace (`requests` refuses to send it, and HTTP strips it).
+HOSTILE_KEYS = ("\u00e9t\u00e9", "k" * 256, "a\u00a0b", "\u00ff" * 10)
+
+
+def with_hostile_values(case: Case[Any], data: st.DataObject) -> dict[str, str]:
+    """One time in four, a case gets one value from the lists above wherever the case is
+    schema-valid: a string field of its body, `limit`, the creation id, and the
+    Idempotency-Key (returned: the headers to add). The answer must still be in the spec (a
+    400 naming the field, or a 404), never a 5xx."""
+    if data.draw(st.integers(0, 3), label="hostile?") != 0:
+        return {}
+    body, path = case.body, case.path_parameters
+    if isinstance(body, dict) and not is_negative(case, ParameterLocation.BODY):
+        names = sorted(name for name, value in body.items() if isinstance(value, str))
+        if names:
+            name = data.draw(st.sampled_from(names), label="hostile field")
+            body[name] = data.draw(st.sampled_from(HOSTILE_TEXT), label="hostile text")
+        elif isinstance(body.get("clips"), list):
+            clip = data.draw(st.sampled_from(HOSTILE_TEXT + HOSTILE_IDS), label="hostile clip")
+            body["clips"] = [clip, clip]
+    if case.operation.label == "GET /v1/creations" and not is_negative(
+        case, ParameterLocation.QUERY
+    ):
+        limit = data.draw(st.sampled_from(HOSTILE_LIMITS), label="hostile limit")
+        case.query = {**(case.query or {}), "limit": limit}
+    if path and "creation_id" in path and not is_negative(case, ParameterLocation.PATH):
+        path["creation_id"] = data.draw(st.sampled_from(HOSTILE_IDS), label="hostile id")
+    if case.operation.label in ("POST /v1/creations", "POST /v1/reels") and not is_negative(
+        case, ParameterLocation.HEADER
+    ):
+        return {"Idempotency-Key": data.draw(st.sampled_from(HOSTILE_KEYS), label="key")}
+    return {}
+
+
 def is_negative(case: Case[Any], location: ParameterLocation) -> bool:
     return case.meta is None or case.meta.is_negative_at(location)
 
@@ -254,6 +315,7 @@ def test_api_answers_as_its_spec_says(
     # sent as it is: a made-up token is another way to be nobody.
     headers = {} if breaks_authorization(case) else identities[caller]
     with_seeded_ids(case, data)
+    headers = {**headers, **with_hostile_values(case, data)}
     TALLY.cases[case.operation.label] += 1
     response = case.call_and_validate(
         base_url=submit_url,
