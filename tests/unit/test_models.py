@@ -94,7 +94,7 @@ def test_a_body_nested_as_deep_as_json_goes_is_refused_not_a_crash(settings: Set
     deep: Any = "x"
     for _ in range(50_000):
         deep = [deep]
-    with pytest.raises(InvalidRequest, match="^prompt:"):
+    with pytest.raises(InvalidRequest, match=r"^prompt:"):
         parse_creation_request({"type": "image", "prompt": deep}, settings)
 
 
