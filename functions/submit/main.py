@@ -7,7 +7,7 @@ import functions_framework
 from werkzeug.exceptions import NotFound
 
 from shared.core.runtime import per_process
-from shared.intake.api.bodies import unrouted_path_response
+from shared.intake.api import unrouted_path_response
 from shared.wiring import build_submit_api
 
 _api = per_process(build_submit_api)
