@@ -310,12 +310,14 @@ def test_api_answers_as_its_spec_says(
     submit_url: str,
     fuzz_session: requests.Session,
     identities: dict[str, dict[str, str]],
+    ledger: Ledger,
 ) -> None:
-    # For nobody, whatever schemathesis generated for the security scheme (if anything) is
-    # sent as it is: a made-up token is another way to be nobody.
+    # Should schemathesis itself test a missing or malformed Authorization, the case goes as
+    # generated: the caller's token would undo what it tests.
     headers = {} if breaks_authorization(case) else identities[caller]
     with_seeded_ids(case, data)
     headers = {**headers, **with_hostile_values(case, data)}
+    before = ledger.balance(caller) if caller in USERS else None
     TALLY.cases[case.operation.label] += 1
     response = case.call_and_validate(
         base_url=submit_url,
@@ -325,6 +327,9 @@ def test_api_answers_as_its_spec_says(
     )
     # Said by the checks above too; said here so a reader sees the promise.
     assert response.status_code < 500, (case.operation.label, response.status_code, response.text)
+    # A refused call changes no balance (docs/contract.md: "nothing was debited").
+    if before is not None and response.status_code >= 400:
+        assert ledger.balance(caller) == before, (case.operation.label, response.text)
 
 
 def test_fuzzing_made_enough_requests(
