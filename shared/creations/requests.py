@@ -146,10 +146,45 @@ def validated(model: type[M], data: Any, error: Callable[[str], Exception], not_
     """`data` (a JSON object) as `model`; else `error(...)` whose message names the field."""
     if not isinstance(data, dict):
         raise error(not_a_map)
+    broken = first_non_text(data)
+    if broken is not None:
+        raise error(f"{broken}: must be text (it holds a lone UTF-16 surrogate)")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise error(describe(exc)) from None
+
+
+def first_non_text(data: dict[str, Any]) -> str | None:
+    """The first field of `data` (a parsed JSON object) holding a string that is not text, or
+    `None`: JSON's `"\\ud800"` escape parses to half a UTF-16 pair, which no UTF-8 store
+    (Firestore) can hold. A key that is not text is named `body` (it has no name to give).
+
+    Iterative, not recursive: the body may be nested as deep as the JSON parser allowed, and
+    this must not be where a deep body fails.
+    """
+    pending: list[tuple[str, Any]] = [("", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            if not _is_text(value):
+                return where
+        elif isinstance(value, dict):
+            if not all(_is_text(key) for key in value):
+                return where or "body"
+            children = [(f"{where}.{key}" if where else key, item) for key, item in value.items()]
+            pending.extend(reversed(children))  # popped in the body's order
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def document_of(request: StoredRequest) -> dict[str, Any]:

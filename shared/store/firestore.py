@@ -12,6 +12,7 @@ Why batches with preconditions and not transactions: see `shared.store.optimisti
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,6 +47,7 @@ _LOST_RACE = (
     gexc.Aborted,
     gexc.NotFound,
 )
+_RESERVED_ID = re.compile(r"__.*__", re.DOTALL)
 _DIRECTIONS = {"ASCENDING": firestore.Query.ASCENDING, "DESCENDING": firestore.Query.DESCENDING}
 
 
@@ -56,16 +58,22 @@ class FirestoreDocuments:
         self._retry = bounded_retry(settings.store_timeout_seconds)
 
     def read(self, *paths: str) -> list[Snapshot]:
-        refs = [self._db.document(path) for path in paths]
-        try:
-            # get_all answers in the server's order, and leaves nothing out (a missing
-            # document is a snapshot that does not exist).
-            found = {
-                snapshot.reference.path: _snapshot(snapshot)
-                for snapshot in self._db.get_all(refs, retry=self._retry, timeout=self._timeout)
-            }
-        except TRANSIENT_ERRORS as exc:
-            raise _busy("read", exc) from exc
+        # Firestore reserves ids of the form `__...__` and refuses to read them
+        # (InvalidArgument); no document can have one, so it reads as missing. Ids come from
+        # clients (a path, a reel's clips), so asking would turn their typo into an error.
+        asked = [path for path in paths if not _RESERVED_ID.fullmatch(path.rsplit("/", 1)[-1])]
+        refs = [self._db.document(path) for path in asked]
+        found = {path: Snapshot(path, None) for path in paths}
+        if refs:
+            try:
+                # get_all answers in the server's order, and leaves nothing out (a missing
+                # document is a snapshot that does not exist).
+                found.update(
+                    (snapshot.reference.path, _snapshot(snapshot))
+                    for snapshot in self._db.get_all(refs, retry=self._retry, timeout=self._timeout)
+                )
+            except TRANSIENT_ERRORS as exc:
+                raise _busy("read", exc) from exc
         return [found[path] for path in paths]
 
     def commit(self, batch: Batch) -> dict[str, Snapshot]:

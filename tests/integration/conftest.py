@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,11 +31,11 @@ from shared.money.refunds import Refunds
 from shared.store.documents import Documents
 from shared.store.firestore import FirestoreDocuments
 from tests.support.chain import PROJECT, Chain, assert_every_ledger_balances
-from tests.support.contract import ContractClient
+from tests.support.contract import ContractClient, HttpContractClient
 from tests.support.paths import REPO, SUBMIT_SOURCE, function_source
 from tools.stack.devauth import DevSigner, certs_url, load_or_create_signer
 from tools.stack.emulators import EmulatorSet, wipe_firestore
-from tools.stack.processes import free_port
+from tools.stack.processes import ManagedProcess, free_port, python_child_env
 from tools.stack.topology import ensure_resources
 from tools.stack.waiting import wait_until
 
@@ -138,6 +139,44 @@ def api(stack: Settings, openapi_spec: OpenAPI) -> ContractClient:
     """The `submit` function loaded by functions-framework, as production loads it."""
     app = create_app("submit", str(SUBMIT_SOURCE))
     return ContractClient(app.test_client(), openapi_spec)
+
+
+@pytest.fixture(scope="session")
+def submit_url(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The submit function served by the functions-framework CLI (gunicorn) over real HTTP, as
+    `make dev` and Cloud Functions serve it. One process for the session: it keeps no state of
+    its own, and each test's wipe of Firestore reaches it like any other client."""
+    port = free_port()
+    server = ManagedProcess(
+        "the submit function",
+        [
+            Path(sys.executable).parent / "functions-framework",
+            "--target",
+            "submit",
+            "--source",
+            SUBMIT_SOURCE,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        port=port,
+        log_path=tmp_path_factory.mktemp("submit-server") / "submit.log",
+        env=python_child_env({**base_env, "PATH": "/usr/bin:/bin"}),
+        cwd=REPO,
+        ready_path="/v1/balance",
+    )
+    server.start(timeout=60)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def http_api(submit_url: str, stack: Settings, openapi_spec: OpenAPI) -> HttpContractClient:
+    """`api`, but through the real HTTP server (`submit_url`)."""
+    return HttpContractClient(submit_url, openapi_spec)
 
 
 @pytest.fixture

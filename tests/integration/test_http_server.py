@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
 import requests
 
 from shared.core.settings import Settings
 from shared.money.ledger import Ledger
-from tests.support.paths import REPO, SUBMIT_SOURCE
-from tools.stack.processes import ManagedProcess, free_port, python_child_env
 
 Auth = Callable[[str], dict[str, str]]
-
-
-@pytest.fixture
-def submit_url(stack: Settings, base_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    server = ManagedProcess(
-        "the submit function",
-        [
-            Path(sys.executable).parent / "functions-framework",
-            "--target",
-            "submit",
-            "--source",
-            SUBMIT_SOURCE,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        port=port,
-        log_path=tmp_path / "submit.log",
-        env=python_child_env({**base_env, "PATH": "/usr/bin:/bin"}),
-        cwd=REPO,
-        ready_path="/v1/balance",
-    )
-    server.start(timeout=60)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 def test_image_request_over_http(submit_url: str, auth: Auth, ledger: Ledger) -> None:

@@ -43,6 +43,17 @@ def reads_in_the_order_asked_and_reports_missing_documents(store: Documents, c: 
     assert missing.id == "none"
 
 
+def a_document_id_firestore_reserves_reads_as_missing(store: Documents, c: str) -> None:
+    # `__name__`-style ids cannot exist in Firestore; clients send them (a path, a clip), and
+    # reading one must answer "no such document", like any other unknown id.
+    _create(store, f"{c}/a", {"n": 1})
+    a, reserved, short = store.read(f"{c}/a", f"{c}/__reserved__", f"{c}/__x__")
+    assert a.get("n") == 1
+    assert not reserved.exists
+    assert not short.exists
+    assert (reserved.id, short.id) == ("__reserved__", "__x__")
+
+
 def a_commit_answers_what_a_read_then_finds(store: Documents, c: str) -> None:
     path = f"{c}/doc"
     made = _create(
@@ -183,6 +194,7 @@ CHECKS: dict[str, Check] = {
     check.__name__: check
     for check in (
         reads_in_the_order_asked_and_reports_missing_documents,
+        a_document_id_firestore_reserves_reads_as_missing,
         a_commit_answers_what_a_read_then_finds,
         a_create_fails_if_the_document_exists_and_the_batch_writes_nothing,
         an_update_or_delete_from_a_stale_read_fails,

@@ -74,6 +74,11 @@ def test_video_request_gets_default_duration_and_keeps_options(settings: Setting
         ({"type": "image", "prompt": "x", "model": "no-such-model"}, "model"),
         ({"type": "image", "prompt": "x", "model": "veo-3.0-generate-001"}, "model"),
         ({"type": "image", "prompt": "x", "style": "noir"}, "style"),
+        # half a UTF-16 pair, as `"\ud800"` in JSON parses: not text, not storable
+        ({"type": "image", "prompt": "a \ud800 cat"}, "prompt"),
+        ({"type": "image", "prompt": "x", "negative_prompt": "\udfff"}, "negative_prompt"),
+        ({"type": "image", "prompt": "x", "\ud800": 1}, "body"),
+        ({"type": "image", "prompt": "x", "style": {"a": ["ok", "\ud800"]}}, "style.a[1]"),
     ],
 )
 def test_invalid_request_names_the_field(
@@ -82,6 +87,15 @@ def test_invalid_request_names_the_field(
     with pytest.raises(InvalidRequest) as caught:
         parse_creation_request(body, settings)
     assert caught.value.message.startswith(f"{field}:"), caught.value.message
+
+
+def test_a_body_nested_as_deep_as_json_goes_is_refused_not_a_crash(settings: Settings) -> None:
+    # The surrogate check walks the whole body before the rules do; it must not recurse.
+    deep: Any = "x"
+    for _ in range(50_000):
+        deep = [deep]
+    with pytest.raises(InvalidRequest, match=r"^prompt:"):
+        parse_creation_request({"type": "image", "prompt": deep}, settings)
 
 
 @pytest.mark.parametrize("body", [[1, 2], "text", 3, None])

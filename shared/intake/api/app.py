@@ -8,6 +8,7 @@ a call does) live beside it in `shared.intake`; `shared.wiring.build_submit_api`
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ logger = get_logger(__name__)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 LIST_QUERY_PARAMS = frozenset({"status", "limit", "cursor"})
+# Leading zeros, then at most 9 significant ASCII digits (far above any limit, far below
+# what `int()` refuses).
+_POSITIVE_INT = re.compile(r"0*([1-9][0-9]{0,8})")
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,9 @@ def _idempotency_key(request: flask.Request) -> str | None:
 def _int_param(raw: str | None, name: str, *, default: int, maximum: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # ASCII digits only, and few of them: `str.isdigit` also takes "²" (which `int()` then
+    # refuses) and "٣" (which it reads as 3), and `int()` refuses more than 4300 digits.
+    digits = _POSITIVE_INT.fullmatch(raw)
+    if digits is None or not 1 <= int(digits[1]) <= maximum:
         raise InvalidRequest(f"{name}: must be an integer from 1 to {maximum}")
-    return int(raw)
+    return int(digits[1])

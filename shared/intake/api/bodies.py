@@ -10,6 +10,7 @@ import flask
 from shared.core.errors import (
     ClientError,
     InvalidJson,
+    NotFound,
     PayloadTooLarge,
     RetryableError,
     SuiteError,
@@ -63,6 +64,11 @@ def response_for_error(error: SuiteError, retry_after_seconds: int) -> flask.Res
     return error_response(500, "internal", "internal error")
 
 
+def unrouted_path_response(path: str) -> flask.Response:
+    """The 404 for a path the function was never handed (the platform's router took it)."""
+    return response_for_error(NotFound(f"no such path: {path!r}"), 1)
+
+
 def read_json_body(request: flask.Request, max_bytes: int) -> Any:
     """The JSON body, checked in the contract's order: size, media type, syntax."""
     declared = request.content_length
@@ -79,6 +85,10 @@ def read_json_body(request: flask.Request, max_bytes: int) -> Any:
         return json.loads(raw.decode(charset), parse_constant=_refuse_non_json_constant)
     except (UnicodeDecodeError, LookupError, ValueError) as exc:
         raise InvalidJson(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # The parser recurses once per `[` or `{`; 64 KiB of them is far past the interpreter's
+        # limit. No body of the contract is more than two levels deep.
+        raise InvalidJson("the body is not valid JSON: it is nested too deeply") from None
 
 
 def _refuse_non_json_constant(name: str) -> Any:
