@@ -223,7 +223,8 @@ module "refund" {
   max_instances       = local.scaling["refund"].max_instances
   available_memory_mb = local.scaling["refund"].available_memory_mb
   available_cpu       = local.scaling["refund"].available_cpu
-  timeout_s           = 60
+  # A settle after the refund makes a few Cloud Storage calls of MEDIA_TIMEOUT_SECONDS each.
+  timeout_s = 180
 
   environment_variables = local.function_env
   project_roles         = ["roles/datastore.user"]

@@ -2,8 +2,9 @@
 #
 # Runtime service accounts (one per function, from modules/event_function):
 #   submit       datastore.user; publish to the job topics; list+delete media (DELETE /v1/creations/{id})
-#   generate     datastore.user; aiplatform.user (Vertex AI mode only); read+write media
-#   stitch       datastore.user; read+write media (reads the clips, writes the reel)
+#   generate     datastore.user; aiplatform.user (Vertex AI mode only); read+write media; list
+#                (it settles what it finished: a draft keeps exactly its media set)
+#   stitch       datastore.user; read+write media (reads the clips, writes the reel); list
 #   refund       datastore.user; list+delete media (a final creation's stray objects)
 #   dead-letter  datastore.user
 #   sweep        datastore.user; publish to the job topics (re-enqueues stuck creations)
@@ -41,7 +42,8 @@ resource "google_project_iam_custom_role" "media_reader" {
   permissions = ["storage.objects.get"]
 }
 
-# Deleting a creation's media, and settling a final one's (refund): list its prefix, delete.
+# Deleting a creation's media, and settling a final one's (refund, and the worker that finished
+# it): list its prefix, delete.
 resource "google_project_iam_custom_role" "media_remover" {
   project     = var.project_id
   role_id     = "creationsMediaRemover"
@@ -58,6 +60,9 @@ locals {
     "generate-read"  = { role = google_project_iam_custom_role.media_reader.name, member = module.generate.service_account_member }
     "stitch-write"   = { role = google_project_iam_custom_role.media_writer.name, member = module.stitch.service_account_member }
     "stitch-read"    = { role = google_project_iam_custom_role.media_reader.name, member = module.stitch.service_account_member }
+    # The workers settle the creation they just finished (list its folder, delete strays).
+    "generate-remove" = { role = google_project_iam_custom_role.media_remover.name, member = module.generate.service_account_member }
+    "stitch-remove"   = { role = google_project_iam_custom_role.media_remover.name, member = module.stitch.service_account_member }
   }
 }
 

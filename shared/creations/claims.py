@@ -78,10 +78,7 @@ class ClaimStore:
             (creation,) = self.store.read(path)
             if not creation.exists:
                 return Skip("missing")
-            if job is not None and (creation.get("user_id"), creation.get("type")) != (
-                job.user_id,
-                job.type,
-            ):
+            if job is not None and not _made_from(creation, job):
                 return Skip("not_this_job", creation.get("status"))
             status = creation.get("status")
             if status in lifecycle.FINAL_STATUSES:
@@ -184,12 +181,19 @@ class ClaimStore:
         )
 
     def fail_unfinished(
-        self, creation_id: str, code: str, message: str, *, spare_live_lease: bool = False
+        self,
+        creation_id: str,
+        code: str,
+        message: str,
+        *,
+        spare_live_lease: bool = False,
+        job: Job | None = None,
     ) -> bool:
         """Fail a `pending`/`processing` creation whoever holds it (dead letters, sweeper).
 
         Returns False if it was already final (nothing to do), or, with `spare_live_lease`,
-        if a worker holds a live lease on it (it may yet finish). Raises `NotFound`.
+        if a worker holds a live lease on it (it may yet finish), or, with `job`, if the
+        creation is not the one `job` was made from (as `claim` skips it). Raises `NotFound`.
         """
         path = paths.creation(creation_id)
 
@@ -197,6 +201,8 @@ class ClaimStore:
             (creation,) = self.store.read(path)
             if not creation.exists:
                 raise NotFound(f"creation {creation_id} does not exist")
+            if job is not None and not _made_from(creation, job):
+                return False
             if creation.get("status") in lifecycle.FINAL_STATUSES:
                 return False
             if spare_live_lease and lease_is_live(creation, self.clock()):
@@ -231,6 +237,12 @@ class ClaimStore:
             return True
 
         return run_optimistic(attempt, self.settings, "update")
+
+
+def _made_from(creation: Snapshot, job: Job) -> bool:
+    """Whether `job` names this creation's owner and type (a job that disagrees was hand-made
+    or misrouted)."""
+    return (creation.get("user_id"), creation.get("type")) == (job.user_id, job.type)
 
 
 def _claim_of(creation: Snapshot, owner: str) -> Claim:

@@ -20,7 +20,10 @@ CREATION_ID: Final = re.compile(CREATION_ID_PATTERN)
 
 
 # A user id (a Firebase uid): 1-128 characters. It is a document id too (`users/{uid}`), so no
-# '/' (it would name another document) and not '.' or '..' (Firestore refuses those).
+# '/' (it would name another document), not '.' or '..' and not `__...__` (Firestore refuses
+# those); and part of object names (`media/{uid}/...`), so no control characters (Cloud Storage
+# refuses CR and LF). Firebase's own uids are 28 letters and digits; custom ones outside this
+# rule are refused at sign-in (401) rather than failing later, deep in a job.
 MAX_USER_ID_LENGTH: Final = 128
 
 
@@ -38,6 +41,8 @@ def is_user_id(value: object) -> TypeGuard[str]:
         and 0 < len(value) <= MAX_USER_ID_LENGTH
         and "/" not in value
         and value not in (".", "..")
+        and not (value.startswith("__") and value.endswith("__"))
+        and value.isprintable()
     )
 
 

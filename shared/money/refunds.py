@@ -152,6 +152,10 @@ class Refunds:
         )
 
 
+def _names_an_object(item: object) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("uri"), str)
+
+
 def _is_cost(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
@@ -217,19 +221,19 @@ class RefundHandler:
         if self._media is None or not is_user_id(user_id):
             return
         # A final status never changes, so the event's own value is the truth to settle by.
-        keep = []
-        if status == "draft":
-            keep = [
-                str(item["uri"])
-                for item in (change.value or {}).get("media") or []
-                if isinstance(item, dict) and isinstance(item.get("uri"), str)
-            ]
+        keep: list[str] = []
         fields = log_fields(creation_id=change.document_id, user_id=user_id, event_id=event_id)
-        if status == "draft" and not keep:
-            # Every draft names its media; one that names none was written by hand or by an
-            # older version: settling by it would delete the files it may yet describe.
-            logger.warning("a draft without media: its objects are left alone", extra=fields)
-            return
+        if status == "draft":
+            media = (change.value or {}).get("media")
+            items = media if isinstance(media, list) else []
+            keep = [str(item["uri"]) for item in items if _names_an_object(item)]
+            if not keep or len(keep) != len(items):
+                # Every draft names each of its objects; one that does not was written by hand
+                # or by an older version: settling by it would delete files it may describe.
+                logger.warning(
+                    "a draft whose media does not name its objects: left alone", extra=fields
+                )
+                return
         try:
             removed = self._media.settle(user_id, change.document_id, keep)
         except RetryableError:

@@ -31,8 +31,8 @@ class DeadLetterHandler:
     claims: ClaimStore
 
     def on_dead_letter(self, message: PubSubMessage, *, event_id: str) -> bool:
-        """Whether the creation was failed now (False: already final, gone, or held by a
-        live worker)."""
+        """Whether the creation was failed now (False: already final, gone, held by a live
+        worker, or not the creation this job was made from)."""
         job = job_in(message)  # MalformedEvent: acked, logged
         fields = log_fields(
             creation_id=job.creation_id,
@@ -46,6 +46,7 @@ class DeadLetterHandler:
                 "delivery_exhausted",
                 "The job failed too many times and was abandoned.",
                 spare_live_lease=True,
+                job=job,
             )
         except NotFound:
             logger.warning("dead letter for a creation that no longer exists", extra=fields)
@@ -53,7 +54,7 @@ class DeadLetterHandler:
         logger.warning(
             "dead letter: creation failed"
             if failed
-            else "dead letter: creation already final or held by a live worker",
+            else "dead letter: creation already final, held by a live worker, or not this job's",
             extra=fields,
         )
         return failed

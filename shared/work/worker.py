@@ -160,8 +160,10 @@ class GenerationWorker:
         try:
             self.uploader.discard(media)
         except Exception as exc:
-            # Left behind: removed when the creation settles (its next final status, through
-            # the refund trigger) or is deleted; a creation already deleted keeps them.
+            # Left behind: removed when the creation settles (if it is not final yet: its final
+            # status's refund trigger does it) or is deleted. If it is final already (another
+            # attempt's draft) or gone, nothing settles it again: they wait for its delete, or
+            # stay. docs/reliability.md lists this window.
             logger.warning(
                 f"could not remove this attempt's uploads: {type(exc).__name__}: {exc}",
                 extra=log_fields(**fields),

@@ -418,11 +418,14 @@ def test_what_providers_stage_outside_media_expires_by_lifecycle(root: Module) -
     assert not staged.startswith("media/")
 
 
-def test_refund_may_list_and_delete_media(root: Module) -> None:
-    # The refund trigger settles a final creation's media (shared/money/refunds.py).
+@pytest.mark.parametrize("function", ["refund", "generate", "stitch"])
+def test_who_settles_media_may_list_and_delete_it(root: Module, function: str) -> None:
+    # The refund trigger settles every final creation's media (shared/money/refunds.py), and
+    # the workers settle what they finished (shared/work/worker.py): both list the folder.
     grants = root.locals["media_grants"]
-    assert grants["refund-remove"]["member"] == "${module.refund.service_account_member}"
-    assert "media_remover" in grants["refund-remove"]["role"]
+    grant = grants[f"{function}-remove"]
+    assert grant["member"] == "${module." + function + ".service_account_member}"
+    assert "media_remover" in grant["role"]
 
 
 # --- Firestore --------------------------------------------------------------------------------

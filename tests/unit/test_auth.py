@@ -223,7 +223,7 @@ def test_certs_unreachable_with_no_keys_are_not_fetched_on_every_request(
     assert fetcher.calls == 1
 
 
-@pytest.mark.parametrize("uid", ["", "a/b", "x" * 129])
+@pytest.mark.parametrize("uid", ["", "a/b", "x" * 129, "..", "__reserved__", "a\nb", "a\rb"])
 def test_subject_that_is_not_a_firebase_uid_is_refused(signer: DevSigner, uid: str) -> None:
     token = signer.mint(uid, PROJECT)
     with pytest.raises(Unauthenticated):

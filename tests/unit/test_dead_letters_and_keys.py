@@ -20,8 +20,8 @@ from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import move, new_creation
 
 
-def dead_letter(creation_id: str) -> PubSubMessage:
-    job = {"creation_id": creation_id, "user_id": "u", "type": "image"}
+def dead_letter(creation_id: str, user_id: str = "u", kind: str = "image") -> PubSubMessage:
+    job = {"creation_id": creation_id, "user_id": user_id, "type": kind}
     return PubSubMessage("m1", json.dumps(job).encode(), {DELIVERY_COUNT_ATTRIBUTE: "5"})
 
 
@@ -60,6 +60,17 @@ def test_a_dead_letter_spares_a_creation_a_live_worker_holds(
     clock.advance(SETTINGS.lease_seconds + 1)  # the worker died; a later dead letter fails it
     assert handler.on_dead_letter(dead_letter(creation_id), event_id="e2")
     assert store.creation(creation_id)["error"]["code"] == "delivery_exhausted"
+
+
+@pytest.mark.parametrize(("user_id", "kind"), [("mallory", "image"), ("u", "reel")])
+def test_a_dead_letter_that_disagrees_with_its_creation_changes_nothing(
+    store: MemoryDocuments, handler: DeadLetterHandler, user_id: str, kind: str
+) -> None:
+    """Hand-made or misrouted: failing (and refunding) the creation its id names would act on
+    a creation that was never asked to be made this way, as the workers' claim refuses to."""
+    creation_id = new_creation(store, "u")
+    assert not handler.on_dead_letter(dead_letter(creation_id, user_id, kind), event_id="e")
+    assert store.creation(creation_id)["status"] == "pending"
 
 
 def test_a_dead_letter_leaves_final_and_missing_creations_alone(

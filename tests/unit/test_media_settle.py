@@ -152,18 +152,25 @@ def test_unfinished_and_deleted_creations_are_not_settled(
     assert list(media.objects) == [name]
 
 
-def test_a_draft_that_names_no_media_is_left_alone(
+@pytest.mark.parametrize(
+    "listed",
+    [[], [{"uri": "gs://m/media/u/kept.png"}, {"name": "no uri"}]],
+    ids=["none", "one-without-a-uri"],
+)
+def test_a_draft_that_does_not_name_its_media_is_left_alone(
     store: MemoryDocuments,
     ledger: Ledger,
     media: RecordingMediaStore,
     handler: RefundHandler,
+    listed: list[dict[str, str]],
 ) -> None:
-    # Written by hand or by an older version: settling by an empty list would delete its files.
+    # Written by hand or by an older version: settling by what it names would delete files
+    # the items without a `uri` may describe.
     ledger.grant("u", 10)
     creation_id = debited_creation(store, ledger, "u")
     move(store, creation_id, "processing")
     media.objects[f"media/u/{creation_id}/0.png"] = b"an older version's name"
-    move(store, creation_id, "draft", {"progress": 100})
+    move(store, creation_id, "draft", {"progress": 100, "media": listed})
     assert handler.on_creation_change(change(store, creation_id), event_id="e") == "nothing_to_do"
     assert media.under("u", creation_id) == [f"media/u/{creation_id}/0.png"]
 
