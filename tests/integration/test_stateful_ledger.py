@@ -1,0 +1,548 @@
+"""A stateful property test of the money and the state machine, over the real services on the
+emulators (Firestore, fake GCS): hypothesis picks grants, submits (with and without
+`Idempotency-Key`, replayed with the same or another body, with the queue down), cancels,
+deletes, deliveries of any job (success, permanent or transient provider failure, or another
+worker taking over or the job being dead-lettered meanwhile) 1-3 times in any order, refund
+trigger events (duplicated, out of order), dead letters, sweeper ticks and the clock; and a fault
+between any two writes of any step (the process dies before or after a write, an answer is lost,
+a call fails). After every step the contract's promises are read back from Firestore and the
+bucket (tests/support/ledger_world.py); at the end of each example everything is driven to rest
+and every failed or canceled creation must be refunded.
+
+The services are built as shared/wiring.py builds them, on a store wrapper that injects the
+faults and hears every commit (tests/support/faults.py); jobs go to a queue the test delivers
+from, through the same `event_handler` policy the functions use.
+
+`STATEFUL_EXAMPLES` / `STATEFUL_STEPS` change the budget; the numbers of the last run are
+printed and written to build/stateful-ledger.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import pytest
+from cloudevents.http import CloudEvent, from_http
+from google.cloud import firestore
+from google.cloud.storage import Client as StorageClient
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from shared import wiring
+from shared.core.errors import RetryableError, SuiteError
+from shared.core.events import PUBSUB_MESSAGE_PUBLISHED, document_change, pubsub_message
+from shared.core.handling import event_handler
+from shared.core.settings import Settings
+from shared.creations.claims import ClaimStore
+from shared.creations.lifecycle import FINAL_STATUSES, REFUNDABLE_STATUSES
+from shared.intake.actions import CreationActions
+from shared.intake.idempotency import request_fingerprint
+from shared.intake.parsing import parse_creation_request
+from shared.media.storage import GcsMediaStore
+from shared.money.refunds import RefundHandler
+from shared.store.firestore import FirestoreDocuments
+from shared.work.dead_letters import DELIVERY_COUNT_ATTRIBUTE, DeadLetterHandler
+from shared.work.jobs import job_from_event
+from shared.work.sweeper import Sweeper
+from shared.work.worker import GenerationWorker
+from tests.support.chain import PROJECT
+from tests.support.events import firestore_update
+from tests.support.faults import (
+    Crash,
+    Fault,
+    Faults,
+    FaultyDocuments,
+    FaultyMedia,
+    JobQueue,
+    Message,
+)
+from tests.support.ledger_world import (
+    Change,
+    History,
+    Outcome,
+    Turn,
+    TurnProvider,
+    check,
+    observe,
+)
+from tests.support.paths import REPO
+from tools.stack.emulators import wipe_firestore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+# "No object under media/ belongs to a deleted or failed creation" and "a draft's objects are
+# the ones its media names". Set to False only while a known defect breaks it (say which).
+STRICT_MEDIA = os.environ.get("STATEFUL_STRICT_MEDIA", "1") == "1"
+
+EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "40"))
+STEPS = int(os.environ.get("STATEFUL_STEPS", "25"))
+SETTLE_ROUNDS = 8
+
+USERS = ("ann", "bob")
+KEYS = ("k1", "k2")
+BODIES: tuple[dict[str, Any], ...] = (
+    {"type": "image", "prompt": "a lighthouse"},  # 1 token
+    {"type": "image", "prompt": "two boats", "count": 2},  # 2 tokens
+    {"type": "video", "prompt": "waves", "duration_seconds": 4},  # 4 tokens
+)
+Meanwhile = Literal["none", "overtaken", "overtaken_then_deleted", "dead_lettered", "swept"]
+FAULT_KINDS = ("crash", "crash_after", "lost", "resent", "busy")
+
+faults_st = st.none() | st.builds(Fault, st.sampled_from(FAULT_KINDS), st.integers(1, 6))
+OUTCOMES: tuple[Outcome, ...] = ("success", "success", "permanent", "transient")
+MEANWHILES: tuple[Meanwhile, ...] = (
+    "none",
+    "none",
+    "overtaken",
+    "overtaken_then_deleted",
+    "dead_lettered",
+    "swept",
+)
+turns_st = st.tuples(st.sampled_from(OUTCOMES), st.sampled_from(MEANWHILES))
+
+STATS: Counter[str] = Counter()
+
+
+@dataclass(frozen=True)
+class Env:
+    settings: Settings
+    db: firestore.Client
+    storage: StorageClient
+
+
+class OffsetClock:
+    """Real time plus however far the test moved it on (so server timestamps, which are real
+    time, stay comparable with it)."""
+
+    def __init__(self) -> None:
+        self.offset = dt.timedelta()
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += dt.timedelta(seconds=seconds)
+
+
+def pubsub_event(message: Message, attributes: dict[str, str] | None = None) -> CloudEvent:
+    data = base64.b64encode(json.dumps(message.job.model_dump()).encode()).decode()
+    return CloudEvent(
+        {
+            "type": PUBSUB_MESSAGE_PUBLISHED,
+            "source": f"//pubsub.googleapis.com/projects/{PROJECT}/topics/{message.topic}",
+            "id": f"{message.message_id}-{message.deliveries}",
+        },
+        {
+            "message": {
+                "data": data,
+                "attributes": attributes or {},
+                "messageId": message.message_id,
+            }
+        },
+    )
+
+
+@dataclass
+class Event:
+    """One Firestore change, as Eventarc holds it for `refund` until acked."""
+
+    change: Change
+    acked: bool = False
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    env: ClassVar[Env | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        env = self.env
+        assert env is not None
+        STATS["examples"] += 1
+        self.db, self.storage = env.db, env.storage
+        host = env.settings.firestore_emulator_host
+        assert host is not None
+        wipe_firestore(host, PROJECT)
+        for blob in list(self.storage.list_blobs(env.settings.media_bucket, prefix="media/")):
+            blob.delete()
+        # Few attempts and re-enqueues, so the paths that end them are reached in a few steps.
+        self.settings = s = env.settings.model_copy(
+            update={"max_generation_attempts": 3, "sweep_max_requeues": 2}
+        )
+        self.faults = Faults()
+        self.history = History()
+        self.clock = OffsetClock()
+        self.queue = JobQueue(self.faults)
+        self.provider = TurnProvider()
+        self.events: list[Event] = []
+        self.keys: dict[tuple[str, str], tuple[int, str]] = {}  # first acceptance: body, creation
+        self.broken = False
+        self.media_findings: list[str] = []
+
+        store = FaultyDocuments(FirestoreDocuments(self.db, s), self.faults, self.history.on_commit)
+        media = FaultyMedia(GcsMediaStore(self.storage, s.media_bucket), self.faults)
+        refunds = wiring.refunds(store, s)
+        self.ledger = refunds.ledger
+        self.submissions = wiring.submissions(store, s, self.queue)
+        self.actions = CreationActions(store, s, refunds=refunds, media=media)
+        claims = ClaimStore(store, s, clock=self.clock)
+        worker = GenerationWorker(claims=claims, provider=self.provider, uploader=media, settings=s)
+        refund_handler = RefundHandler(refunds)
+        dead_letters = DeadLetterHandler(claims)
+        sweeper = Sweeper(
+            store, s, claims=claims, refunds=refunds, publisher=self.queue, clock=self.clock
+        )
+
+        # The functions' bodies (functions/*/main.py), under the same ack-or-redeliver policy.
+        @event_handler
+        def generate(event: CloudEvent) -> None:
+            worker.handle(job_from_event(event), event_id=event["id"])
+
+        @event_handler
+        def refund(event: CloudEvent) -> None:
+            refund_handler.on_creation_change(document_change(event), event_id=event["id"])
+
+        @event_handler
+        def dead_letter(event: CloudEvent) -> None:
+            dead_letters.on_dead_letter(pubsub_message(event), event_id=event["id"])
+
+        @event_handler
+        def sweep(event: CloudEvent) -> None:
+            pubsub_message(event)
+            sweeper.sweep()
+
+        self.generate, self.refund, self.dead_letter, self.sweep_function = (
+            generate,
+            refund,
+            dead_letter,
+            sweep,
+        )
+
+    # --- running one step -----------------------------------------------------------------------
+
+    def _run(self, what: str, fault: Fault | None, call: Callable[[], object]) -> str:
+        """Run one step with `fault` armed; how it ended: "ok", "crashed", or the error's class
+        (an answer: a client or retryable error, or an event that will be redelivered)."""
+        STATS["steps"] += 1
+        STATS[f"rule:{what}"] += 1
+        self.faults.arm(fault)
+        if fault is not None:
+            STATS["faults_armed"] += 1
+        try:
+            call()
+            ended = "ok"
+        except Crash:
+            ended = "crashed"
+        except SuiteError as exc:
+            ended = type(exc).__name__
+        except Exception as exc:
+            self.broken = True
+            raise AssertionError(f"{what}: escaped as {type(exc).__name__}: {exc}") from exc
+        finally:
+            fired = self.faults.fired
+            self.faults.arm(None)
+        if fired is not None:
+            STATS[f"fired:{fired.kind}"] += 1
+        if ended == "crashed":
+            STATS["crashes"] += 1
+        return ended
+
+    def _deliver(self, message: Message, turn: Turn, fault: Fault | None) -> None:
+        self.provider.turns = [turn]
+        message.deliveries += 1
+        if self._run("deliver", fault, lambda: self.generate(pubsub_event(message))) == "ok":
+            message.acked = True
+        else:
+            message.nacks += 1
+
+    def _meanwhile(self, message: Message, kind: Meanwhile) -> Callable[[], None] | None:
+        """Another process's work while this delivery's provider runs."""
+
+        def overtaken() -> None:
+            # This worker's lease runs out; a redelivery elsewhere claims it and finishes.
+            self.clock.advance(self.settings.lease_seconds + 1)
+            self.provider.turns.insert(0, Turn())
+            self.generate(pubsub_event(message))
+            if kind == "overtaken_then_deleted":
+                with contextlib.suppress(SuiteError):  # not final: someone else has it
+                    self.actions.delete(message.job.user_id, message.job.creation_id)
+
+        def dead_lettered() -> None:
+            self.dead_letter(pubsub_event(message, {DELIVERY_COUNT_ATTRIBUTE: "5"}))
+
+        def swept() -> None:
+            self.clock.advance(self.settings.lease_seconds + 1)
+            self.sweep_function(self._tick())
+
+        def paused(work: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                STATS[f"meanwhile:{kind}"] += 1
+                # That other process's failed delivery is redelivered later.
+                with self.faults.paused(), contextlib.suppress(RetryableError):
+                    work()
+
+            return run
+
+        if kind == "none":
+            return None
+        if kind == "dead_lettered":
+            return paused(dead_lettered)
+        if kind == "swept":
+            return paused(swept)
+        return paused(overtaken)
+
+    def _tick(self) -> CloudEvent:
+        STATS["sweeps"] += 1
+        return CloudEvent(
+            {
+                "type": PUBSUB_MESSAGE_PUBLISHED,
+                "source": "//scheduler",
+                "id": f"tick-{STATS['sweeps']}",
+            },
+            {"message": {"data": "", "attributes": {}, "messageId": f"tick-{STATS['sweeps']}"}},
+        )
+
+    def _changes(self) -> Iterator[Event]:
+        """The refund trigger's new events (one per landed update of a creation); those it
+        ignores on sight (not failed/canceled, or refunded; creates and deletes, which do not
+        trigger it) are left out."""
+        for change in self.history.changes:
+            after = change.after
+            if after and after.get("status") in REFUNDABLE_STATUSES and not after.get("refunded"):
+                yield Event(change)
+        self.history.changes.clear()
+
+    def _take_events(self) -> None:
+        self.events.extend(self._changes())
+
+    def _deliver_event(self, event: Event, fault: Fault | None) -> None:
+        headers, body = firestore_update(
+            PROJECT, event.change.path, event.change.before, event.change.after
+        )
+        if self._run("refund_event", fault, lambda: self.refund(from_http(headers, body))) == "ok":
+            event.acked = True
+
+    def _known(self) -> list[str]:
+        return sorted(self.history.created)
+
+    # --- rules ----------------------------------------------------------------------------------
+
+    @rule(user=st.sampled_from(USERS), amount=st.integers(1, 6), fault=faults_st)
+    def grant(self, user: str, amount: int, fault: Fault | None) -> None:
+        self._run("grant", fault, lambda: self.ledger.grant(user, amount))
+
+    @rule(
+        user=st.sampled_from(USERS),
+        body=st.integers(0, len(BODIES) - 1),
+        key=st.none() | st.sampled_from(KEYS),
+        queue_down=st.sampled_from([False, False, False, True]),
+        fault=faults_st,
+    )
+    def submit(
+        self, user: str, body: int, key: str | None, queue_down: bool, fault: Fault | None
+    ) -> None:
+        wanted = BODIES[body]
+        answers: list[Any] = []
+
+        def call() -> None:
+            answers.append(
+                self.submissions.submit(
+                    user_id=user,
+                    request=parse_creation_request(wanted, self.settings),
+                    idempotency_key=key,
+                    fingerprint=request_fingerprint("POST /v1/creations", wanted),
+                )
+            )
+
+        self.queue.down = queue_down
+        try:
+            ended = self._run("submit", fault, call)
+        finally:
+            self.queue.down = False
+        STATS[f"submit:{ended}"] += 1
+        if not answers or key is None:
+            return
+        accepted, first = answers[0], self.keys.get((user, key))
+        now = (body, accepted.creation.id)
+        if accepted.replayed:
+            STATS["submit:replayed"] += 1
+            assert first in (None, now), f"key {key} first answered {first}, replayed as {now}"
+        else:
+            # A key makes a second creation only once its first could not be queued.
+            assert first is None or self.history.codes.get(first[1]) == "queue_unavailable", (
+                f"key {key} first answered {first}, then made {now}"
+            )
+        self.keys[(user, key)] = now
+
+    @precondition(lambda self: bool(self.history.created))
+    @rule(data=st.data(), fault=faults_st)
+    def cancel(self, data: st.DataObject, fault: Fault | None) -> None:
+        creation_id = data.draw(st.sampled_from(self._known()), label="creation")
+        user = self.history.created[creation_id].user_id
+        STATS[
+            f"cancel:{self._run('cancel', fault, lambda: self.actions.cancel(user, creation_id))}"
+        ] += 1
+
+    @precondition(lambda self: bool(self.history.created))
+    @rule(data=st.data(), fault=faults_st)
+    def delete(self, data: st.DataObject, fault: Fault | None) -> None:
+        creation_id = data.draw(st.sampled_from(self._known()), label="creation")
+        user = self.history.created[creation_id].user_id
+        STATS[
+            f"delete:{self._run('delete', fault, lambda: self.actions.delete(user, creation_id))}"
+        ] += 1
+
+    @precondition(lambda self: any(not m.dead_lettered for m in self.queue.messages))
+    @rule(data=st.data(), times=st.integers(1, 3), fault=faults_st)
+    def deliver(self, data: st.DataObject, times: int, fault: Fault | None) -> None:
+        """Deliver one job (acked or not: at least once means maybe again) 1-3 times."""
+        live = [m for m in self.queue.messages if not m.dead_lettered]
+        message = data.draw(st.sampled_from(live), label="message")
+        for time_number in range(times):
+            outcome, meanwhile = data.draw(turns_st, label=f"turn {time_number + 1}")
+            turn = Turn(outcome, self._meanwhile(message, meanwhile))
+            self._deliver(message, turn, fault if time_number == 0 else None)
+
+    @precondition(lambda self: any(m.nacks and not m.acked for m in self.queue.messages))
+    @rule(data=st.data(), times=st.integers(1, 2), fault=faults_st)
+    def dead_letter_job(self, data: st.DataObject, times: int, fault: Fault | None) -> None:
+        """Pub/Sub gives up on a job that was not acked (the count of deliveries it takes is
+        compressed to "at least one failed") and delivers its dead letter 1-2 times."""
+        failing = [m for m in self.queue.messages if m.nacks and not m.acked]
+        message = data.draw(st.sampled_from(failing), label="message")
+        message.dead_lettered = True
+        event = pubsub_event(message, {DELIVERY_COUNT_ATTRIBUTE: str(message.deliveries)})
+        for time_number in range(times):
+            self._run(
+                "dead_letter", fault if time_number == 0 else None, lambda: self.dead_letter(event)
+            )
+
+    @precondition(lambda self: bool(self.events))
+    @rule(data=st.data(), fault=faults_st)
+    def refund_event(self, data: st.DataObject, fault: Fault | None) -> None:
+        """Eventarc delivers one of the refund trigger's events: any of them, in any order,
+        again after an ack (a duplicate)."""
+        event = data.draw(st.sampled_from(self.events), label="event")
+        self._deliver_event(event, fault)
+
+    @rule(fault=faults_st)
+    def sweep(self, fault: Fault | None) -> None:
+        self._run("sweep", fault, lambda: self.sweep_function(self._tick()))
+
+    @rule(seconds=st.sampled_from([5, 61, 121, 541, 1200]))
+    def advance_clock(self, seconds: int) -> None:
+        STATS["steps"] += 1
+        self.clock.advance(seconds)
+
+    # --- what must hold -------------------------------------------------------------------------
+
+    @invariant()
+    def promises_hold(self) -> None:
+        self._take_events()
+        self._check()
+
+    def _check(self) -> None:
+        world = observe(self.db, self.storage, self.settings.media_bucket)
+        found = check(world, self.history, max_attempts=self.settings.max_generation_attempts)
+        STATS["checks"] += 1
+        if found.media:
+            STATS["media_findings"] += 1
+            self.media_findings.extend(found.media)
+        problems = found.problems + (found.media if STRICT_MEDIA else [])
+        if problems:
+            self.broken = True
+            raise AssertionError("\n".join(problems))
+
+    def teardown(self) -> None:
+        if self.broken or sys.exc_info()[1] is not None:
+            return  # a step failed: that is the finding
+        self._settle()
+
+    def _settle(self) -> None:
+        """Drive everything to rest, no faults: deliver what is queued, let time pass past every
+        lease and threshold, sweep; then every creation is final and every failed or canceled
+        one refunded."""
+        for _ in range(SETTLE_ROUNDS):
+            STATS["settle_rounds"] += 1
+            self._take_events()
+            for event in [e for e in self.events if not e.acked]:
+                self._deliver_event(event, None)
+            for message in [m for m in self.queue.messages if not m.acked and not m.dead_lettered]:
+                self._deliver(message, Turn(), None)
+            self.clock.advance(
+                self.settings.lease_seconds + self.settings.sweep_pending_after_seconds + 1
+            )
+            self._run("sweep", None, lambda: self.sweep_function(self._tick()))
+            self._take_events()
+            if self._at_rest():
+                break
+        self._check()
+        docs = {c.id: c.to_dict() or {} for c in self.db.collection("creations").stream()}
+        stuck = {
+            k: d.get("status") for k, d in docs.items() if d.get("status") not in FINAL_STATUSES
+        }
+        unrefunded = [
+            k
+            for k, d in docs.items()
+            if d.get("status") in REFUNDABLE_STATUSES and not d.get("refunded")
+        ]
+        assert not stuck, f"not final after {SETTLE_ROUNDS} rounds at rest: {stuck}"
+        assert not unrefunded, f"failed or canceled and never refunded: {unrefunded}"
+
+    def _at_rest(self) -> bool:
+        if any(not e.acked for e in self.events):
+            return False
+        if any(not m.acked and not m.dead_lettered for m in self.queue.messages):
+            return False
+        for doc in self.db.collection("creations").stream():
+            data = doc.to_dict() or {}
+            if data.get("status") not in FINAL_STATUSES:
+                return False
+            if data.get("status") in REFUNDABLE_STATUSES and not data.get("refunded"):
+                return False
+        return True
+
+
+@pytest.mark.timeout(1800)
+def test_money_and_statuses_hold_under_any_interleaving_and_crash(
+    stack: Settings, db: firestore.Client
+) -> None:
+    from shared.core.clients import storage_client
+
+    LedgerMachine.env = Env(stack, db, storage_client(stack))
+    started = time.monotonic()
+    try:
+        run_state_machine_as_test(
+            LedgerMachine,
+            settings=settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
+    finally:
+        LedgerMachine.env = None
+        STATS["seconds"] = round(time.monotonic() - started)
+        report = dict(sorted(STATS.items()))
+        print("stateful ledger:", json.dumps(report))
+        out = REPO / "build" / "stateful-ledger.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
