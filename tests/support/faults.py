@@ -57,7 +57,7 @@ class Faults:
     dead: bool = False
     fired: Fault | None = None
     _paused: int = 0
-    counts: dict[str, int] = field(default_factory=dict)  # what fired, over the whole run
+    landed: int = 0  # writes that landed (faults or not): nothing changed while it stays
 
     def arm(self, fault: Fault | None) -> None:
         self.plan, self.writes, self.dead, self.fired = fault, 0, False, None
@@ -78,24 +78,28 @@ class Faults:
     def write(self, what: WriteKind, apply: Callable[[], T]) -> T:
         self.alive()
         if self._paused or self.plan is None:
-            return apply()
+            return self._landed(apply)
         self.writes += 1
         if self.writes != self.plan.at:
-            return apply()
+            return self._landed(apply)
         fault = self.fired = self.plan
-        self.counts[fault.kind] = self.counts.get(fault.kind, 0) + 1
         if fault.kind == "crash":
             self.dead = True
             raise Crash(f"died before {what} #{fault.at}")
         if fault.kind == "busy":
             raise _unanswered(what, "unavailable (injected)")
-        apply()
+        self._landed(apply)
         if fault.kind == "crash_after":
             self.dead = True
             raise Crash(f"died after {what} #{fault.at}")
         if fault.kind == "resent" and what == "commit":
             raise LostRace("AlreadyExists: the resent commit found its own writes (injected)")
         raise _unanswered(what, "answer lost (injected)")
+
+    def _landed(self, apply: Callable[[], T]) -> T:
+        result = apply()
+        self.landed += 1
+        return result
 
 
 def _unanswered(what: WriteKind, why: str) -> Exception:

@@ -244,9 +244,11 @@ def observe(db: firestore.Client, storage: StorageClient, bucket: str) -> World:
 @dataclass
 class Findings:
     problems: list[str] = field(default_factory=list)
-    # "No object under media/ belongs to a deleted or failed creation", and a draft's objects
-    # are the ones its `media` names: kept apart, see STRICT_MEDIA in the test.
-    media: list[str] = field(default_factory=list)
+    # Kept apart (see the STRICT_MEDIA_* flags of the test): an object under media/ of a
+    # deleted, failed or canceled creation (or of none); a draft whose objects are not exactly
+    # the ones its `media` names, as they are.
+    orphans: list[str] = field(default_factory=list)
+    media_sets: list[str] = field(default_factory=list)
 
 
 def check(world: World, history: History, *, max_attempts: int) -> Findings:
@@ -254,7 +256,8 @@ def check(world: World, history: History, *, max_attempts: int) -> Findings:
     _balances(world, found.problems)
     _money(world, history, found.problems)
     _statuses(world, history, found.problems, max_attempts)
-    _media(world, history, found.media)
+    _orphans(world, history, found.orphans)
+    _media_sets(world, history, found.media_sets)
     return found
 
 
@@ -337,23 +340,32 @@ def _statuses(world: World, history: History, problems: list[str], max_attempts:
             problems.append(f"{creation_id} is a draft with progress {doc.get('progress')}")
 
 
-def _media(world: World, history: History, problems: list[str]) -> None:
-    by_creation: dict[str, set[str]] = {}
+def _creation_of(name: str) -> tuple[str, str]:
+    """The owner and creation of an object under media/ (`media/{uid}/{creation}/...`)."""
+    parts = name.split("/")
+    return (parts[1], parts[2]) if len(parts) > 3 else ("?", "?")
+
+
+def _orphans(world: World, history: History, problems: list[str]) -> None:
     for name in world.objects:
-        parts = name.split("/")
-        creation_id = parts[2] if len(parts) > 3 else "?"
-        by_creation.setdefault(creation_id, set()).add(name)
+        owner, creation_id = _creation_of(name)
         doc = world.creations.get(creation_id)
         if doc is not None:
             status = str(doc.get("status"))
             if status not in MAY_HOLD_MEDIA:
                 problems.append(f"{name} belongs to a {status} creation")
-            elif parts[1] != doc.get("user_id"):
+            elif owner != doc.get("user_id"):
                 problems.append(f"{name} is not under its creation's owner")
         elif creation_id in history.deleted:
             problems.append(f"{name} belongs to a deleted creation")
         else:
             problems.append(f"{name} belongs to no creation")
+
+
+def _media_sets(world: World, history: History, problems: list[str]) -> None:
+    by_creation: dict[str, set[str]] = {}
+    for name in world.objects:
+        by_creation.setdefault(_creation_of(name)[1], set()).add(name)
     for creation_id, doc in world.creations.items():
         if doc.get("status") != "draft":
             continue
