@@ -54,6 +54,7 @@ from shared.core.handling import event_handler
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
 from shared.creations.lifecycle import FINAL_STATUSES, REFUNDABLE_STATUSES
+from shared.creations.model import Job
 from shared.intake.actions import CreationActions
 from shared.intake.idempotency import request_fingerprint
 from shared.intake.parsing import parse_creation_request
@@ -124,12 +125,17 @@ BODIES: tuple[dict[str, Any], ...] = (
     {"type": "video", "prompt": "waves", "duration_seconds": 4},  # 4 tokens
 )
 Meanwhile = Literal["none", "overtaken", "overtaken_then_deleted", "dead_lettered", "swept"]
-FAULT_KINDS = ("crash", "crash_after", "lost", "resent", "busy")
+FAULT_KINDS = ("crash", "crash_after", "lost", "resent", "busy", "race")
+# What another process may do in the middle of a step (a `race` fault), to the step's creation.
+RIVALS = ("deliver", "cancel", "delete", "dead_letter", "sweep", "refund")
 
 # Most steps write once or twice: early writes are hit more often.
 faults_st = st.none() | st.builds(
-    Fault, st.sampled_from(FAULT_KINDS), st.sampled_from([1, 1, 1, 2, 2, 3, 4, 5])
-)
+    Fault,
+    st.sampled_from(FAULT_KINDS),
+    st.sampled_from([1, 1, 1, 2, 2, 3, 4, 5]),
+    st.sampled_from(RIVALS),
+).map(lambda f: f if f.kind == "race" else Fault(f.kind, f.at))
 OUTCOMES: tuple[Outcome, ...] = ("success", "permanent", "transient")
 MEANWHILES: tuple[Meanwhile, ...] = (
     "none",
@@ -211,6 +217,8 @@ class LedgerMachine(RuleBasedStateMachine):
             update={"max_generation_attempts": 3, "sweep_max_requeues": 2}
         )
         self.faults = Faults()
+        self.faults.racer = self._rival
+        self.focus: str | None = None  # the creation the current step is about, if known
         self.history = History()
         self.clock = OffsetClock()
         self.queue = JobQueue(self.faults)
@@ -262,12 +270,15 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # --- running one step -----------------------------------------------------------------------
 
-    def _run(self, what: str, fault: Fault | None, call: Callable[[], object]) -> str:
+    def _run(
+        self, what: str, fault: Fault | None, call: Callable[[], object], focus: str | None = None
+    ) -> str:
         """Run one step with `fault` armed; how it ended: "ok", "crashed", or the error's class
         (an answer: a client or retryable error, or an event that will be redelivered)."""
         STATS["steps"] += 1
         STATS[f"rule:{what}"] += 1
         self.faults.arm(fault)
+        self.focus = focus
         if fault is not None:
             STATS["faults_armed"] += 1
         try:
@@ -283,6 +294,7 @@ class LedgerMachine(RuleBasedStateMachine):
         finally:
             fired = self.faults.fired
             self.faults.arm(None)
+            self.focus = None
         if fired is not None:
             STATS[f"fired:{fired.kind}"] += 1
         if ended == "crashed":
@@ -292,7 +304,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def _deliver(self, message: Message, turn: Turn, fault: Fault | None) -> None:
         self.provider.turns = [turn]
         message.deliveries += 1
-        if self._run("deliver", fault, lambda: self.generate(pubsub_event(message))) == "ok":
+        event = pubsub_event(message)
+        ended = self._run("deliver", fault, lambda: self.generate(event), message.job.creation_id)
+        if ended == "ok":
             message.acked = True
         else:
             message.nacks += 1
@@ -333,6 +347,36 @@ class LedgerMachine(RuleBasedStateMachine):
             return paused(swept)
         return paused(overtaken)
 
+    def _rival(self, other: str) -> None:
+        """Another process's step, in the middle of this one (a `race` fault): on the step's
+        creation (or the newest), or the oldest waiting job."""
+        STATS[f"race:{other}"] += 1
+        known = self._known()
+        target = self.focus or (known[-1] if known else None)
+        with contextlib.suppress(SuiteError):
+            if other == "deliver":
+                waiting = self._waiting()
+                if waiting:
+                    self.provider.turns.insert(0, Turn())
+                    self.generate(pubsub_event(waiting[0]))
+            elif other == "sweep":
+                self.clock.advance(
+                    self.settings.lease_seconds + self.settings.sweep_pending_after_seconds + 1
+                )
+                self.sweep_function(self._tick())
+            elif other == "refund":
+                for event in [e for e in self.events if not e.acked]:
+                    self.refund(self._refund_event(event))
+            elif target is not None:
+                written = self.history.created[target]
+                if other == "cancel":
+                    self.actions.cancel(written.user_id, target)
+                elif other == "delete":
+                    self.actions.delete(written.user_id, target)
+                else:
+                    job = Job(creation_id=target, user_id=written.user_id, type=written.type)
+                    self.dead_letter(pubsub_event(Message("rival", job, "dead-letter")))
+
     def _tick(self) -> CloudEvent:
         STATS["sweeps"] += 1
         return CloudEvent(
@@ -357,11 +401,17 @@ class LedgerMachine(RuleBasedStateMachine):
     def _take_events(self) -> None:
         self.events.extend(self._changes())
 
-    def _deliver_event(self, event: Event, fault: Fault | None) -> None:
+    @staticmethod
+    def _refund_event(event: Event) -> CloudEvent:
         headers, body = firestore_update(
             PROJECT, event.change.path, event.change.before, event.change.after
         )
-        if self._run("refund_event", fault, lambda: self.refund(from_http(headers, body))) == "ok":
+        return from_http(headers, body)
+
+    def _deliver_event(self, event: Event, fault: Fault | None) -> None:
+        cloud_event = self._refund_event(event)
+        focus = event.change.path.rsplit("/", 1)[-1]
+        if self._run("refund_event", fault, lambda: self.refund(cloud_event), focus) == "ok":
             event.acked = True
 
     def _known(self) -> list[str]:
@@ -370,7 +420,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # --- rules ----------------------------------------------------------------------------------
 
-    @initialize(amounts=st.tuples(st.integers(0, 8), st.integers(0, 8)))
+    @initialize(amounts=st.tuples(st.integers(0, 12), st.integers(0, 12)))
     def open_accounts(self, amounts: tuple[int, int]) -> None:
         for user, amount in zip(USERS, amounts, strict=True):
             if amount:
@@ -428,18 +478,28 @@ class LedgerMachine(RuleBasedStateMachine):
     def cancel(self, data: st.DataObject, fault: Fault | None) -> None:
         creation_id = data.draw(st.sampled_from(self._known()), label="creation")
         user = self.history.created[creation_id].user_id
-        STATS[
-            f"cancel:{self._run('cancel', fault, lambda: self.actions.cancel(user, creation_id))}"
-        ] += 1
+        call = functools.partial(self.actions.cancel, user, creation_id)
+        ended = self._run("cancel", fault, call, creation_id)
+        STATS[f"cancel:{ended}"] += 1
 
     @precondition(lambda self: bool(self.history.created))
     @rule(data=st.data(), fault=faults_st)
     def delete(self, data: st.DataObject, fault: Fault | None) -> None:
         creation_id = data.draw(st.sampled_from(self._known()), label="creation")
         user = self.history.created[creation_id].user_id
-        STATS[
-            f"delete:{self._run('delete', fault, lambda: self.actions.delete(user, creation_id))}"
-        ] += 1
+        call = functools.partial(self.actions.delete, user, creation_id)
+        ended = self._run("delete", fault, call, creation_id)
+        STATS[f"delete:{ended}"] += 1
+
+    def _waiting(self) -> list[Message]:
+        return [m for m in self.queue.messages if not m.acked and not m.dead_lettered]
+
+    @precondition(lambda self: bool(self._waiting()))
+    @rule(turn=turns_st, fault=faults_st)
+    def deliver_next(self, turn: tuple[Outcome, Meanwhile], fault: Fault | None) -> None:
+        """Deliver the oldest job not acked yet, once (the ordinary way)."""
+        message = self._waiting()[0]
+        self._deliver(message, Turn(turn[0], self._meanwhile(message, turn[1])), fault)
 
     @precondition(lambda self: any(not m.dead_lettered for m in self.queue.messages))
     @rule(data=st.data(), times=st.integers(1, 3), fault=faults_st)
@@ -465,7 +525,10 @@ class LedgerMachine(RuleBasedStateMachine):
         event = pubsub_event(message, {DELIVERY_COUNT_ATTRIBUTE: str(message.deliveries)})
         for time_number in range(times):
             self._run(
-                "dead_letter", fault if time_number == 0 else None, lambda: self.dead_letter(event)
+                "dead_letter",
+                fault if time_number == 0 else None,
+                lambda: self.dead_letter(event),
+                message.job.creation_id,
             )
 
     @precondition(lambda self: bool(self.events))
@@ -476,14 +539,11 @@ class LedgerMachine(RuleBasedStateMachine):
         event = data.draw(st.sampled_from(self.events), label="event")
         self._deliver_event(event, fault)
 
-    @rule(fault=faults_st)
-    def sweep(self, fault: Fault | None) -> None:
-        self._run("sweep", fault, lambda: self.sweep_function(self._tick()))
-
-    @rule(seconds=st.sampled_from([5, 61, 121, 541, 1200]))
-    def advance_clock(self, seconds: int) -> None:
-        STATS["steps"] += 1
+    @rule(seconds=st.sampled_from([0, 0, 5, 61, 121, 541, 1200]), fault=faults_st)
+    def sweep(self, seconds: int, fault: Fault | None) -> None:
+        """Time passes (leases run out, the sweeper's thresholds are crossed); a sweeper tick."""
         self.clock.advance(seconds)
+        self._run("sweep", fault, lambda: self.sweep_function(self._tick()))
 
     # --- what must hold -------------------------------------------------------------------------
 
@@ -524,7 +584,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self._take_events()
             for event in [e for e in self.events if not e.acked]:
                 self._deliver_event(event, None)
-            for message in [m for m in self.queue.messages if not m.acked and not m.dead_lettered]:
+            for message in self._waiting():
                 self._deliver(message, Turn(), None)
             self.clock.advance(
                 self.settings.lease_seconds + self.settings.sweep_pending_after_seconds + 1

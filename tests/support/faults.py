@@ -11,7 +11,9 @@ A *step* is one call a platform would make once: an API call, one delivery of on
   process goes on;
 - `resent`: as `lost`, but the client library resent the commit and the resend ran into the
   first one's own writes (`LostRace`); other writes treat it as `lost`;
-- `busy`: the write does not land and the call fails (`StoreBusy` / `QueueUnavailable`).
+- `busy`: the write does not land and the call fails (`StoreBusy` / `QueueUnavailable`);
+- `race`: just before the write, another process does `fault.other` (`Faults.racer` runs it,
+  without faults); then the write goes ahead, and fails as a lost race if it must.
 
 A crash raises `Crash`, a `BaseException`, so no `except Exception` of the code under test can
 swallow it; after it every call of the step raises `Crash` too (the process is gone).
@@ -31,7 +33,7 @@ from shared.media.storage import GcsMediaStore
 from shared.store.documents import Batch, Documents, LostRace, Query, Snapshot
 
 T = TypeVar("T")
-FaultKind = Literal["crash", "crash_after", "lost", "resent", "busy"]
+FaultKind = Literal["crash", "crash_after", "lost", "resent", "busy", "race"]
 WriteKind = Literal["commit", "upload", "delete_media", "publish"]
 
 
@@ -43,9 +45,10 @@ class Crash(BaseException):
 class Fault:
     kind: FaultKind
     at: int  # the write of the step it hits, from 1
+    other: str = ""  # for `race`: what the other process does
 
     def __str__(self) -> str:
-        return f"{self.kind}@{self.at}"
+        return f"{self.kind}@{self.at}" + (f"({self.other})" if self.other else "")
 
 
 @dataclass
@@ -58,6 +61,7 @@ class Faults:
     fired: Fault | None = None
     _paused: int = 0
     landed: int = 0  # writes that landed (faults or not): nothing changed while it stays
+    racer: Callable[[str], None] = lambda _other: None
 
     def arm(self, fault: Fault | None) -> None:
         self.plan, self.writes, self.dead, self.fired = fault, 0, False, None
@@ -83,6 +87,10 @@ class Faults:
         if self.writes != self.plan.at:
             return self._landed(apply)
         fault = self.fired = self.plan
+        if fault.kind == "race":
+            with self.paused():
+                self.racer(fault.other)
+            return self._landed(apply)
         if fault.kind == "crash":
             self.dead = True
             raise Crash(f"died before {what} #{fault.at}")

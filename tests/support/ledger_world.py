@@ -18,7 +18,7 @@ from google.cloud import firestore
 from google.cloud.storage import Client as StorageClient
 
 from shared.creations.lifecycle import REFUNDABLE_STATUSES, TRANSITIONS
-from shared.creations.model import Job
+from shared.creations.model import CreationType, Job
 from shared.creations.requests import StoredRequest, VideoRequest
 from shared.media.providers.base import (
     GeneratedMedia,
@@ -141,6 +141,7 @@ class Written:
     """A creation as its first write made it."""
 
     user_id: str
+    type: CreationType
     cost: int
     items: int  # how many media files its request asks for
 
@@ -189,7 +190,9 @@ class History:
             self.bad_moves.append(f"{creation_id} was created twice")
         request = data.get("request") or {}
         items = 1 if data.get("type") == "video" else int(request.get("count", 1))
-        self.created[creation_id] = Written(str(data.get("user_id")), int(data["cost"]), items)
+        self.created[creation_id] = Written(
+            str(data.get("user_id")), data["type"], int(data["cost"]), items
+        )
         self.statuses[creation_id] = ["pending"]
 
     def _moved(self, creation_id: str, before: str, after: Snapshot) -> None:
