@@ -22,7 +22,7 @@ swallow it; after it every call of the step raises `Crash` too (the process is g
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -34,7 +34,7 @@ from shared.store.documents import Batch, Documents, LostRace, Query, Snapshot
 
 T = TypeVar("T")
 FaultKind = Literal["crash", "crash_after", "lost", "resent", "busy", "race"]
-WriteKind = Literal["commit", "upload", "delete_media", "publish"]
+WriteKind = Literal["commit", "upload", "discard", "settle", "delete_media", "publish"]
 
 
 class Crash(BaseException):
@@ -159,9 +159,17 @@ class FaultyMedia:
         self._faults = faults
 
     def upload(
-        self, user_id: str, creation_id: str, items: list[GeneratedMedia]
+        self, user_id: str, creation_id: str, items: list[GeneratedMedia], *, scope: str
     ) -> list[dict[str, Any]]:
-        return self._faults.write("upload", lambda: self._inner.upload(user_id, creation_id, items))
+        return self._faults.write(
+            "upload", lambda: self._inner.upload(user_id, creation_id, items, scope=scope)
+        )
+
+    def discard(self, media: list[dict[str, Any]]) -> int:
+        return self._faults.write("discard", lambda: self._inner.discard(media))
+
+    def settle(self, user_id: str, creation_id: str, keep: Collection[str]) -> int:
+        return self._faults.write("settle", lambda: self._inner.settle(user_id, creation_id, keep))
 
     def delete_media(self, creation: Creation) -> int:
         return self._faults.write("delete_media", lambda: self._inner.delete_media(creation))

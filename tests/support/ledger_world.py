@@ -247,7 +247,7 @@ def observe(db: firestore.Client, storage: StorageClient, bucket: str) -> World:
 
 # The kinds of media findings, kept apart from the rest so a test may tolerate one while a
 # known defect breaks it (it still counts them).
-MediaKind = Literal["orphan", "overwritten", "missing", "extra", "misnamed"]
+MediaKind = Literal["orphan", "stranded", "overwritten", "missing", "extra", "misnamed"]
 
 
 @dataclass
@@ -355,7 +355,8 @@ def _creation_of(name: str) -> tuple[str, str]:
 
 
 def _orphans(world: World, history: History, found: Findings) -> None:
-    """`orphan`: an object under media/ of a deleted, failed or canceled creation, or of none."""
+    """`orphan`: an object under media/ of a failed or canceled creation; `stranded`: of a
+    deleted creation, or of none."""
     for name in world.objects:
         owner, creation_id = _creation_of(name)
         doc = world.creations.get(creation_id)
@@ -366,9 +367,9 @@ def _orphans(world: World, history: History, found: Findings) -> None:
             elif owner != doc.get("user_id"):
                 found.add("misnamed", f"{name} is not under its creation's owner")
         elif creation_id in history.deleted:
-            found.add("orphan", f"{name} belongs to a deleted creation")
+            found.add("stranded", f"{name} belongs to a deleted creation")
         else:
-            found.add("orphan", f"{name} belongs to no creation")
+            found.add("stranded", f"{name} belongs to no creation")
 
 
 def _media_sets(world: World, history: History, found: Findings) -> None:
