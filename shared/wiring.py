@@ -115,10 +115,11 @@ def build_stitch_worker(settings: Settings) -> GenerationWorker:
 
 
 def build_refund_handler(settings: Settings) -> RefundHandler:
-    return RefundHandler(
-        refunds(documents(settings), settings),
-        media=media_store(settings),
-    )
+    store = documents(settings)
+    media = media_store(settings)
+    money = refunds(store, settings)
+    actions = CreationActions(store, settings, refunds=money, media=media)
+    return RefundHandler(money, media=media, finish_delete=actions.finish_delete)
 
 
 def build_dead_letter_handler(settings: Settings) -> DeadLetterHandler:

@@ -41,6 +41,9 @@ REFUNDABLE_STATUSES: Final[frozenset[str]] = frozenset({"failed", "canceled"})
 
 # Written by claims while `processing`; meaningless once a creation has left it.
 LEASE_FIELDS: Final = ("lease_owner", "lease_expires_at")
+# Set (true) on a final creation whose DELETE has begun; the document goes once its media is
+# gone (shared.intake.actions), by the DELETE itself or, if it stopped midway, by the trigger.
+DELETING: Final = "deleting"
 
 
 def can_move(current: str, wanted: str) -> bool:

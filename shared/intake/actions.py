@@ -19,7 +19,7 @@ from shared.creations.reading import owned
 from shared.media.storage import MediaStore
 from shared.money.refunds import CANCEL, Refunds
 from shared.store import paths
-from shared.store.documents import Batch, Documents, Snapshot
+from shared.store.documents import SERVER_TIME, Batch, Documents, Snapshot
 from shared.store.optimistic import run_optimistic
 
 logger = get_logger(__name__)
@@ -75,10 +75,14 @@ class CreationActions:
             raise
 
     def delete(self, user_id: str, creation_id: str) -> None:
-        """Delete a finished creation of the caller's: its media, then its document.
+        """Delete a finished creation of the caller's: mark it `deleting`, remove its media,
+        then its document.
 
         A `failed`/`canceled` creation not yet refunded is refunded first: the refund must not
-        depend on a document that is about to go. Raises `NotFound` or `Conflict` (unfinished).
+        depend on a document that is about to go. The mark is an update, so the `refund`
+        trigger sees it and finishes the delete (`finish_delete`) if this call stops midway (a
+        503, a crash): a draft is never left without its media and without a way out. Raises
+        `NotFound` or `Conflict` (unfinished).
         """
 
         tried = False  # whether a round of this call has sent the document's delete
@@ -93,17 +97,39 @@ class CreationActions:
                 raise Conflict(f"the creation is {found.status}; it can be deleted once finished")
             if found.status in lifecycle.REFUNDABLE_STATUSES and not found.refunded:
                 creation = self.refunds.refund_read(creation, user, entry).creation or creation
-            deleted = self.media.delete_media(found)
-            batch = Batch()
-            batch.delete(creation)
+            if not creation.get(lifecycle.DELETING):
+                batch = Batch()
+                batch.update(creation, {lifecycle.DELETING: True, "updated_at": SERVER_TIME})
+                creation = self.store.commit(batch)[creation.path]
             tried = True
-            self.store.commit(batch)
-            logger.info(
-                "creation deleted",
-                extra=log_fields(user_id=user_id, creation_id=creation_id, objects_deleted=deleted),
-            )
+            self._remove(found, creation)
 
         run_optimistic(attempt, self.settings, "delete")
+
+    def finish_delete(self, creation_id: str) -> bool:
+        """Finish the delete of a creation marked `deleting` (the `refund` trigger's part, for a
+        DELETE that stopped midway); whether there was one to finish. Safe to run beside the
+        DELETE itself: both remove the same objects, and one document delete wins."""
+
+        def attempt() -> bool:
+            (creation,) = self.store.read(paths.creation(creation_id))
+            if not creation.exists or not creation.get(lifecycle.DELETING):
+                return False
+            self._remove(Creation.of(creation), creation)
+            return True
+
+        return run_optimistic(attempt, self.settings, "finish delete")
+
+    def _remove(self, found: Creation, creation: Snapshot) -> None:
+        """The media, then the document (as read: a concurrent write makes it `LostRace`)."""
+        deleted = self.media.delete_media(found)
+        batch = Batch()
+        batch.delete(creation)
+        self.store.commit(batch)
+        logger.info(
+            "creation deleted",
+            extra=log_fields(user_id=found.user_id, creation_id=found.id, objects_deleted=deleted),
+        )
 
     def _read(self, user_id: str, creation_id: str) -> list[Snapshot]:
         return self.store.read(

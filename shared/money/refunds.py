@@ -10,7 +10,7 @@ entry is created once, ever: a second refund changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -172,9 +172,18 @@ class RefundHandler:
     whose refund is then `already_refunded`.
     """
 
-    def __init__(self, refunds: Refunds, *, media: MediaSettler | None = None) -> None:
+    def __init__(
+        self,
+        refunds: Refunds,
+        *,
+        media: MediaSettler | None = None,
+        finish_delete: Callable[[str], bool] | None = None,
+    ) -> None:
         self._refunds = refunds
         self._media = media
+        # A creation marked `deleting` (its DELETE began) is finished here if the DELETE
+        # stopped midway: its media and document go (shared.intake.actions).
+        self._finish_delete = finish_delete
 
     def on_creation_change(self, change: DocumentChange, *, event_id: str) -> str:
         """What happened to the money (for logs and tests)."""
@@ -212,7 +221,10 @@ class RefundHandler:
                 ),
             )
             result = outcome.result
-        if status in lifecycle.FINAL_STATUSES:
+        if change.value.get(lifecycle.DELETING) is True and self._finish_delete is not None:
+            if self._finish_delete(change.document_id):
+                logger.info("finished a delete that had stopped midway", extra=fields)
+        elif status in lifecycle.FINAL_STATUSES:
             self._settle(change, status, event_id)
         return result
 

@@ -22,8 +22,8 @@ error code; every draft is at 100 with exactly the media objects its `media` nam
 describes them; no object under media/ belongs to a deleted, failed or canceled creation
 (media findings that settle later are counted after a step, not failed: see EVENTUAL_MEDIA).
 At the end of each example, everything is driven to rest without faults (deliveries, events,
-time past every lease and threshold, sweeps, unfinished DELETEs retried): then every creation
-is final, every failed or canceled one refunded, and the media promises hold but for
+time past every lease and threshold, sweeps): then every creation is final, every failed or
+canceled one refunded, no DELETE is left unfinished, and the media promises hold but for
 AT_REST_MEDIA.
 
 The services are built as shared/wiring.py builds them, on a store wrapper that injects the
@@ -70,7 +70,7 @@ from shared.core.events import PUBSUB_MESSAGE_PUBLISHED, document_change, pubsub
 from shared.core.handling import event_handler
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
-from shared.creations.lifecycle import FINAL_STATUSES, REFUNDABLE_STATUSES
+from shared.creations.lifecycle import DELETING, FINAL_STATUSES, REFUNDABLE_STATUSES
 from shared.creations.model import Job
 from shared.intake.actions import CreationActions
 from shared.intake.idempotency import request_fingerprint
@@ -116,17 +116,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # fault can stop):
 #   "orphan"    objects of a failed or canceled creation whose settle has not run yet;
 #   "extra"     objects under a draft's folder it does not name (an earlier attempt's), likewise;
-#   "missing"   a draft whose DELETE stopped between removing its media and its document (a
-#               503 or a crash); the owner's retry of the DELETE (made at rest) finishes it;
 #   "stranded"  objects of a deleted creation, uploaded by a worker that had lost its claim and
 #               died (or could not reach storage) before removing them: the window
 #               docs/reliability.md lists.
-# At rest (every event delivered, every job done, every unfinished DELETE retried, nothing
-# faulted) only "stranded" may stay: nothing settles a creation that is gone.
+# (A draft whose DELETE stopped midway is marked `deleting`, which the checks leave out: the
+# trigger finishes it.) At rest (every event delivered, every job done, nothing faulted) only
+# "stranded" may stay: nothing settles a creation that is gone.
 EVENTUAL_MEDIA: frozenset[MediaKind] = (
     frozenset()
     if os.environ.get("STATEFUL_STRICT_MEDIA") == "1"
-    else frozenset({"orphan", "extra", "missing", "stranded"})
+    else frozenset({"orphan", "extra", "stranded"})
 )
 AT_REST_MEDIA: frozenset[MediaKind] = EVENTUAL_MEDIA & {"stranded"}
 
@@ -247,9 +246,6 @@ class LedgerMachine(RuleBasedStateMachine):
         self.checked_at = -1
         self.media_seen: set[str] = set()
         self.settling = False  # driving the example to rest (teardown), not a rule's step
-        # DELETEs answered 503 or cut off: at rest they are retried, as the contract tells
-        # clients to (a DELETE that stopped midway may leave a draft without its media).
-        self.unfinished_deletes: list[tuple[str, str]] = []
 
         store = FaultyDocuments(FirestoreDocuments(self.db, s), self.faults, self.history.on_commit)
         media = FaultyMedia(wiring.media_store(s, self.storage), self.faults)
@@ -259,7 +255,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.actions = CreationActions(store, s, refunds=refunds, media=media)
         claims = ClaimStore(store, s, clock=self.clock)
         worker = GenerationWorker(claims=claims, provider=self.provider, uploader=media, settings=s)
-        refund_handler = RefundHandler(refunds, media=media)
+        refund_handler = RefundHandler(
+            refunds, media=media, finish_delete=self.actions.finish_delete
+        )
         dead_letters = DeadLetterHandler(claims)
         sweeper = Sweeper(
             store, s, claims=claims, refunds=refunds, publisher=self.queue, clock=self.clock
@@ -415,8 +413,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def _changes(self) -> Iterator[Event]:
         """The refund trigger's new events: one per landed update of a creation that it acts
-        on (it refunds a failed/canceled one, and settles the media of any final one: here,
-        the move to a final status, or an unrefunded failed/canceled one). Updates it ignores
+        on (it refunds a failed/canceled one, settles the media of any final one, and finishes
+        a DELETE that stopped midway: here, the move to a final status, an unrefunded
+        failed/canceled one, or the `deleting` mark). Updates it ignores
         on sight, creates and deletes (which do not trigger it) are left out."""
         for change in self.history.changes:
             before, after = change.before, change.after
@@ -425,7 +424,8 @@ class LedgerMachine(RuleBasedStateMachine):
             status = after.get("status")
             refund_due = status in REFUNDABLE_STATUSES and not after.get("refunded")
             became_final = status in FINAL_STATUSES and before.get("status") != status
-            if refund_due or became_final:
+            marked_deleting = bool(after.get(DELETING)) and not before.get(DELETING)
+            if refund_due or became_final or marked_deleting:
                 yield Event(change)
         self.history.changes.clear()
 
@@ -521,8 +521,6 @@ class LedgerMachine(RuleBasedStateMachine):
         call = functools.partial(self.actions.delete, user, creation_id)
         ended = self._run("delete", fault, call, creation_id)
         STATS[f"delete:{ended}"] += 1
-        if ended in ("crashed", "StoreBusy"):
-            self.unfinished_deletes.append((user, creation_id))  # a client would retry it
 
     def _waiting(self) -> list[Message]:
         return [m for m in self.queue.messages if not m.acked and not m.dead_lettered]
@@ -623,11 +621,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 self._deliver_event(event, None)
             for message in self._waiting():
                 self._deliver(message, Turn(), None)
-            retried, self.unfinished_deletes = self.unfinished_deletes, []
-            for user, creation_id in retried:
-                call = functools.partial(self.actions.delete, user, creation_id)
-                if self._run("delete", None, call, creation_id) == "StoreBusy":
-                    self.unfinished_deletes.append((user, creation_id))
+
             self.clock.advance(
                 self.settings.lease_seconds + self.settings.sweep_pending_after_seconds + 1
             )
@@ -645,11 +639,13 @@ class LedgerMachine(RuleBasedStateMachine):
             for k, d in docs.items()
             if d.get("status") in REFUNDABLE_STATUSES and not d.get("refunded")
         ]
+        half_deleted = [k for k, d in docs.items() if d.get(DELETING)]
         assert not stuck, f"not final after {SETTLE_ROUNDS} rounds at rest: {stuck}"
         assert not unrefunded, f"failed or canceled and never refunded: {unrefunded}"
+        assert not half_deleted, f"a DELETE that stopped midway was never finished: {half_deleted}"
 
     def _at_rest(self) -> bool:
-        if any(not e.acked for e in self.events) or self.unfinished_deletes:
+        if any(not e.acked for e in self.events):
             return False
         if any(not m.acked and not m.dead_lettered for m in self.queue.messages):
             return False

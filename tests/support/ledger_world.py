@@ -17,7 +17,7 @@ from typing import Any, Final, Literal
 from google.cloud import firestore
 from google.cloud.storage import Client as StorageClient
 
-from shared.creations.lifecycle import REFUNDABLE_STATUSES, TRANSITIONS
+from shared.creations.lifecycle import DELETING, REFUNDABLE_STATUSES, TRANSITIONS
 from shared.creations.model import CreationType, Job
 from shared.creations.requests import StoredRequest, VideoRequest
 from shared.media.providers.base import (
@@ -380,8 +380,8 @@ def _media_sets(world: World, history: History, found: Findings) -> None:
     for name in world.objects:
         by_creation.setdefault(_creation_of(name)[1], set()).add(name)
     for creation_id, doc in world.creations.items():
-        if doc.get("status") != "draft":
-            continue
+        if doc.get("status") != "draft" or doc.get(DELETING):
+            continue  # a draft marked `deleting` is on its way out: the trigger finishes it
         named: dict[str, dict[str, Any]] = {}
         for item in doc.get("media") or []:
             bucket, name = split_gs_uri(str(item.get("uri")))

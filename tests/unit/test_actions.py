@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from shared.core.errors import Conflict, NotFound
+from shared.core.errors import Conflict, NotFound, StoreBusy
+from shared.core.events import DocumentChange
 from shared.creations.model import Creation
 from shared.intake.actions import CreationActions
 from shared.money.ledger import Ledger
-from shared.money.refunds import CANCEL, FinalMove, Refunds
+from shared.money.refunds import CANCEL, FinalMove, RefundHandler, Refunds
 from shared.store import paths
+from shared.store.documents import Batch
 from tests.support.fakes import SETTINGS, RecordingMediaStore
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import debited_creation, move
@@ -141,6 +143,41 @@ def test_delete_takes_the_media_then_the_document(
     assert ledger.balance("u") == 7  # a draft's tokens stay spent
     with pytest.raises(NotFound):
         actions.delete("u", creation_id)
+
+
+def test_a_delete_that_stops_midway_leaves_a_mark_the_trigger_finishes(
+    store: MemoryDocuments,
+    ledger: Ledger,
+    refunds: Refunds,
+    actions: CreationActions,
+    media: RecordingMediaStore,
+) -> None:
+    """The media went but the document's delete did not (a 503): the draft is marked
+    `deleting`, and the `refund` trigger, which that mark's update fires, finishes it."""
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    move(store, creation_id, "processing")
+    media.objects[f"media/u/{creation_id}/0.png"] = b"png"
+    move(store, creation_id, "draft", {"progress": 100, "media": [{"uri": "gs://m/x"}]})
+    marked: list[bool] = []
+
+    def fail_the_document_delete(batch: Batch) -> None:
+        marked.append(bool(store.creation(creation_id).get("deleting")))
+        store.unavailable()
+
+    # The first commit (the mark) lands; the second (the document's delete) does not.
+    store.before_commit(lambda batch: store.before_commit(fail_the_document_delete))
+    with pytest.raises(StoreBusy):
+        actions.delete("u", creation_id)
+    left = store.creation(creation_id)
+    assert (left["status"], left["deleting"], marked) == ("draft", True, [True])
+    assert media.under("u", creation_id) == []  # the media went first
+    handler = RefundHandler(refunds, media=media, finish_delete=actions.finish_delete)
+    change = DocumentChange(f"creations/{creation_id}", creation_id, left, None)
+    handler.on_creation_change(change, event_id="e")
+    assert store.data(paths.creation(creation_id)) is None
+    assert not actions.finish_delete(creation_id)  # nothing left to finish
+    assert ledger.balance("u") == 7
 
 
 def test_delete_refunds_an_unrefunded_failure_first(
