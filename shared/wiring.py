@@ -128,10 +128,13 @@ def build_dead_letter_handler(settings: Settings) -> DeadLetterHandler:
 
 def build_sweeper(settings: Settings) -> Sweeper:
     store = documents(settings)
+    money = refunds(store, settings)
+    actions = CreationActions(store, settings, refunds=money, media=media_store(settings))
     return Sweeper(
         store,
         settings,
         claims=ClaimStore(store, settings),
-        refunds=refunds(store, settings),
+        refunds=money,
         publisher=PubSubJobPublisher(publisher_client(settings), settings),
+        finish_delete=actions.finish_delete,
     )

@@ -214,7 +214,7 @@ module "refund" {
   project_id     = var.project_id
   region         = var.region
   name           = "refund"
-  description    = "Refunds failed and canceled creations, exactly once."
+  description    = "Refunds failed and canceled creations exactly once; settles final creations' media and finishes deletes."
   entry_point    = "refund"
   source_archive = local.sources["refund"]
   build          = local.build_settings
@@ -223,7 +223,8 @@ module "refund" {
   max_instances       = local.scaling["refund"].max_instances
   available_memory_mb = local.scaling["refund"].available_memory_mb
   available_cpu       = local.scaling["refund"].available_cpu
-  # A settle after the refund makes a few Cloud Storage calls of MEDIA_TIMEOUT_SECONDS each.
+  # A settle (or a delete it finishes) after the refund makes a few Cloud Storage calls, each
+  # bounded by MEDIA_TIMEOUT_SECONDS.
   timeout_s = 180
 
   environment_variables = local.function_env

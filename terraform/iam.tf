@@ -5,9 +5,11 @@
 #   generate     datastore.user; aiplatform.user (Vertex AI mode only); read+write media; list
 #                (it settles what it finished: a draft keeps exactly its media set)
 #   stitch       datastore.user; read+write media (reads the clips, writes the reel); list
-#   refund       datastore.user; list+delete media (a final creation's stray objects)
+#   refund       datastore.user; list+delete media (a final creation's stray objects, and the
+#                media of a creation whose DELETE stopped midway, which it then deletes)
 #   dead-letter  datastore.user
-#   sweep        datastore.user; publish to the job topics (re-enqueues stuck creations)
+#   sweep        datastore.user; publish to the job topics (re-enqueues stuck creations);
+#                list+delete media (finishes a DELETE the refund trigger did not)
 # Firestore access is project-wide (roles/datastore.user): Firestore IAM has no per-collection
 # grants; what each function touches is decided by its code. Logs go to stdout, which Cloud Run
 # collects without any role.
@@ -63,6 +65,8 @@ locals {
     # The workers settle the creation they just finished (list its folder, delete strays).
     "generate-remove" = { role = google_project_iam_custom_role.media_remover.name, member = module.generate.service_account_member }
     "stitch-remove"   = { role = google_project_iam_custom_role.media_remover.name, member = module.stitch.service_account_member }
+    # The sweeper finishes a DELETE that stopped midway and that the refund trigger gave up on.
+    "sweep-remove" = { role = google_project_iam_custom_role.media_remover.name, member = module.sweep.service_account_member }
   }
 }
 

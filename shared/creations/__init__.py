@@ -11,6 +11,7 @@ claims     a worker's hold on a creation (lease, attempts) and the writes only i
 from shared.creations import lifecycle, requests
 from shared.creations.claims import Claim, ClaimStore, Skip, utcnow
 from shared.creations.lifecycle import (
+    DELETING,
     FINAL_STATUSES,
     REFUNDABLE_STATUSES,
     STATUSES,
@@ -28,10 +29,11 @@ from shared.creations.model import (
     Status,
     is_creation_id,
     is_user_id,
+    names_a_user_document,
     new_creation_id,
 )
 from shared.creations.progress import MAX_WORKING, RisingPercent, working_percent
-from shared.creations.reading import CreationReader, owned
+from shared.creations.reading import CreationReader, being_deleted, owned
 from shared.creations.requests import (
     IMAGE_ASPECT_RATIOS,
     SEED_LIMIT,
@@ -47,6 +49,7 @@ from shared.creations.requests import (
 
 __all__ = [
     "CREATION_ID_PATTERN",
+    "DELETING",
     "FINAL_STATUSES",
     "IMAGE_ASPECT_RATIOS",
     "MAX_USER_ID_LENGTH",
@@ -70,11 +73,13 @@ __all__ = [
     "StoredRequest",
     "StoredRequestInvalid",
     "VideoRequest",
+    "being_deleted",
     "can_move",
     "document_of",
     "is_creation_id",
     "is_user_id",
     "lifecycle",
+    "names_a_user_document",
     "new_creation_id",
     "owned",
     "requests",

@@ -15,9 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.core.errors import InvalidRequest, NotFound
+from shared.creations import lifecycle
 from shared.creations.model import Creation
 from shared.store import paths
 from shared.store.documents import DOCUMENT_NAME, Documents, Query, Snapshot
+
+
+def being_deleted(snapshot: Snapshot) -> bool:
+    """Whether the creation's DELETE has begun (`deleting`): for the API it is gone."""
+    return snapshot.exists and snapshot.get(lifecycle.DELETING) is True
 
 
 def owned(snapshot: Snapshot, user_id: str) -> Creation:
@@ -32,13 +38,21 @@ class CreationReader:
     store: Documents
 
     def get_owned(self, user_id: str, creation_id: str) -> Creation:
+        """The caller's creation; one whose DELETE has begun is gone already (`NotFound`)."""
         (snapshot,) = self.store.read(paths.creation(creation_id))
+        if being_deleted(snapshot):
+            raise NotFound(f"no creation {snapshot.id}")
         return owned(snapshot, user_id)
 
     def get_many(self, creation_ids: list[str]) -> dict[str, Creation]:
-        """The creations that exist among `creation_ids`, by id (one round trip)."""
+        """The creations that exist among `creation_ids` (and are not being deleted), by id,
+        in one round trip."""
         wanted = [paths.creation(cid) for cid in dict.fromkeys(creation_ids)]
-        return {s.id: Creation.of(s) for s in self.store.read(*wanted) if s.exists}
+        return {
+            s.id: Creation.of(s)
+            for s in self.store.read(*wanted)
+            if s.exists and not being_deleted(s)
+        }
 
     def list_for_user(
         self,
@@ -65,10 +79,14 @@ class CreationReader:
                 limit=limit + 1,
             )
         )
-        items = [Creation.of(snapshot) for snapshot in snapshots[:limit]]
+        page = snapshots[:limit]
+        # A creation whose DELETE has begun is left out; the cursor still follows the page as
+        # read, so no later item is skipped (such a page may hold fewer than `limit` items).
+        items = [Creation.of(snapshot) for snapshot in page if not being_deleted(snapshot)]
         next_cursor = None
-        if len(snapshots) > limit and items[-1].created_at is not None:
-            next_cursor = encode_cursor(items[-1].created_at, items[-1].id)
+        last_created = page[-1].get("created_at") if page else None
+        if len(snapshots) > limit and isinstance(last_created, dt.datetime):
+            next_cursor = encode_cursor(last_created, page[-1].id)
         return items, next_cursor
 
 

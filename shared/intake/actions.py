@@ -10,12 +10,14 @@ import uuid
 from dataclasses import KW_ONLY, dataclass
 from typing import Final
 
+from pydantic import ValidationError
+
 from shared.core.errors import Conflict, InvalidTransition, StoreBusy
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations import lifecycle
 from shared.creations.model import Creation
-from shared.creations.reading import owned
+from shared.creations.reading import being_deleted, owned
 from shared.media.storage import MediaStore
 from shared.money.refunds import CANCEL, Refunds
 from shared.store import paths
@@ -97,25 +99,44 @@ class CreationActions:
                 raise Conflict(f"the creation is {found.status}; it can be deleted once finished")
             if found.status in lifecycle.REFUNDABLE_STATUSES and not found.refunded:
                 creation = self.refunds.refund_read(creation, user, entry).creation or creation
-            if not creation.get(lifecycle.DELETING):
+            # From the mark's commit on, a missing document can only be this delete's doing
+            # (its own round, or the trigger finishing it).
+            tried = True
+            if not being_deleted(creation):
                 batch = Batch()
                 batch.update(creation, {lifecycle.DELETING: True, "updated_at": SERVER_TIME})
                 creation = self.store.commit(batch)[creation.path]
-            tried = True
             self._remove(found, creation)
 
         run_optimistic(attempt, self.settings, "delete")
 
     def finish_delete(self, creation_id: str) -> bool:
-        """Finish the delete of a creation marked `deleting` (the `refund` trigger's part, for a
-        DELETE that stopped midway); whether there was one to finish. Safe to run beside the
-        DELETE itself: both remove the same objects, and one document delete wins."""
+        """Finish the delete of a creation marked `deleting` (for a DELETE that stopped
+        midway: the `refund` trigger's part, and the sweeper's if that gave up); whether this
+        call removed it. Safe to run beside the DELETE itself: both remove the same objects,
+        and one guarded document delete wins."""
+        fields = log_fields(creation_id=creation_id)
 
         def attempt() -> bool:
             (creation,) = self.store.read(paths.creation(creation_id))
-            if not creation.exists or not creation.get(lifecycle.DELETING):
+            if not being_deleted(creation):
                 return False
-            self._remove(Creation.of(creation), creation)
+            try:
+                found = Creation.of(creation)
+            except ValidationError:
+                logger.error("a creation marked deleting is not one we wrote", extra=fields)
+                return False
+            # Only what a DELETE marks: final, and refunded if it is owed a refund. Anything
+            # else was marked by hand, and deleting it could lose tokens.
+            owed = found.status in lifecycle.REFUNDABLE_STATUSES and not found.refunded
+            if found.status not in lifecycle.FINAL_STATUSES or owed:
+                logger.error(
+                    f"a creation marked deleting is {found.status}"
+                    f"{' and not refunded' if owed else ''}; left alone",
+                    extra=fields,
+                )
+                return False
+            self._remove(found, creation)
             return True
 
         return run_optimistic(attempt, self.settings, "finish delete")

@@ -24,6 +24,7 @@ from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations.lifecycle import stage_move, stage_new
 from shared.creations.model import Creation, Job, new_creation_id
+from shared.creations.reading import being_deleted
 from shared.creations.requests import StoredRequest
 from shared.intake import idempotency
 from shared.intake.idempotency import KeyUse
@@ -231,7 +232,7 @@ class SubmissionService:
 
     def _replay(self, creation_id: str, user: Snapshot) -> Accepted:
         (creation,) = self.store.read(paths.creation(creation_id))
-        if not creation.exists:
+        if not creation.exists or being_deleted(creation):
             raise Conflict("the creation made with this Idempotency-Key has been deleted")
         return Accepted(Creation.of(creation), balance_of(user), replayed=True)
 

@@ -18,7 +18,7 @@ from shared.core.errors import InvalidTransition, RetryableError
 from shared.core.events import DocumentChange
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
-from shared.creations import is_creation_id, is_user_id, lifecycle
+from shared.creations import is_creation_id, is_user_id, lifecycle, names_a_user_document
 from shared.media.storage import MediaSettler
 from shared.money.ledger import Ledger
 from shared.store import paths
@@ -91,7 +91,7 @@ class Refunds:
             # A document no code of ours wrote (a hand edit, an old version's): giving back a
             # cost that is not a positive whole number, or to an owner that cannot name a user
             # document, would be wrong or fail on every retry. It is left for people to look at.
-            if not is_user_id(user_id) or not _is_cost(cost):
+            if not names_a_user_document(user_id) or not _is_cost(cost):
                 return RefundOutcome("not_refundable", creation)
             user, entry = self.store.read(
                 paths.user(str(user_id)), paths.refund_entry(str(user_id), creation_id)
@@ -222,8 +222,10 @@ class RefundHandler:
             )
             result = outcome.result
         if change.value.get(lifecycle.DELETING) is True and self._finish_delete is not None:
+            # Usually beside the DELETE itself (which fired this): whichever is first removes it.
             if self._finish_delete(change.document_id):
-                logger.info("finished a delete that had stopped midway", extra=fields)
+                logger.info("refund: removed a creation whose DELETE had begun", extra=fields)
+                return "deleted"
         elif status in lifecycle.FINAL_STATUSES:
             self._settle(change, status, event_id)
         return result

@@ -95,6 +95,11 @@ QUERIES: Final[tuple[DeclaredQuery, ...]] = (
         ("updated_at", ASC),
         (DOCUMENT_NAME, ASC),
     ),
+    _query(
+        "Sweeper: creations whose DELETE began (single-field index; age checked in code)",
+        {"deleting"},
+        (DOCUMENT_NAME, ASC),
+    ),
 )
 
 

@@ -5,6 +5,8 @@
 - `processing` with an expired lease (the worker died or was killed): re-enqueued; the claim
   then counts the attempt and fails the creation once attempts run out.
 - `failed`/`canceled` but not refunded a while after (a lost trigger): refunded directly.
+- marked `deleting` a while after (a DELETE that stopped midway, and the trigger that should
+  have finished it gave up): finished (`finish_delete`).
 Everything it does is also safe to do twice.
 """
 
@@ -18,7 +20,7 @@ from shared.core.errors import QueueUnavailable, SuiteError
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore, utcnow
-from shared.creations.lifecycle import REFUNDABLE_STATUSES
+from shared.creations.lifecycle import DELETING, REFUNDABLE_STATUSES
 from shared.creations.model import Job
 from shared.money.refunds import Refunds
 from shared.store import paths
@@ -40,6 +42,7 @@ class SweepReport:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     refunded: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Sweeper:
     refunds: Refunds
     publisher: JobPublisher
     clock: Callable[[], dt.datetime] = utcnow
+    # Finishes a DELETE that stopped midway (shared.intake.actions); None: not this sweeper's.
+    finish_delete: Callable[[str], bool] | None = None
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -64,12 +69,17 @@ class Sweeper:
         for status in sorted(REFUNDABLE_STATUSES):
             for creation in self._unrefunded(status, refund_cutoff):
                 self._each(creation, lambda found: self._refund(found, report))
+        finish = self.finish_delete
+        if finish is not None:
+            for creation in self._half_deleted(refund_cutoff):
+                self._each(creation, lambda found: self._finish_delete(finish, found, report))
         logger.info(
             "sweep done",
             extra=log_fields(
                 requeued=len(report.requeued),
                 failed=len(report.failed),
                 refunded=len(report.refunded),
+                deleted=len(report.deleted),
             ),
         )
         return report
@@ -109,6 +119,39 @@ class Sweeper:
                 return
             last = page[-1]
             start_after = (last.get(field_name), last.path)
+
+    def _half_deleted(self, before: dt.datetime) -> Iterator[Snapshot]:
+        """Creations marked `deleting` whose last write is before `before`, a page at a time.
+        (By path, not by age: these are few, and an equality alone needs no composite index.)"""
+        start_after: tuple[object, ...] | None = None
+        while True:
+            page = self.store.query(
+                Query(
+                    paths.CREATIONS,
+                    equal=((DELETING, True),),
+                    order=((DOCUMENT_NAME, "ASCENDING"),),
+                    start_after=start_after,
+                    limit=self.settings.sweep_batch_size,
+                )
+            )
+            for creation in page:
+                updated_at = creation.get("updated_at")
+                if isinstance(updated_at, dt.datetime) and updated_at < before:
+                    yield creation
+            if len(page) < self.settings.sweep_batch_size:
+                return
+            start_after = (page[-1].path,)
+
+    @staticmethod
+    def _finish_delete(
+        finish: Callable[[str], bool], creation: Snapshot, report: SweepReport
+    ) -> None:
+        if finish(creation.id):
+            report.deleted.append(creation.id)
+            logger.warning(
+                "sweeper finished a delete the refund trigger did not",
+                extra=log_fields(creation_id=creation.id),
+            )
 
     @staticmethod
     def _each(creation: Snapshot, act: Callable[[Snapshot], None]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.cloud import firestore
 from google.cloud.storage import Bucket
 from PIL import Image
 
@@ -403,3 +404,22 @@ def test_an_expired_lease_is_requeued_and_then_exhausted_attempts_fail(
     assert creation["error"]["code"] == "too_many_attempts"
     chain.settle(created["id"])
     assert chain.ledger.balance("alice") == 10
+
+
+def test_a_delete_that_stopped_after_its_mark_is_finished_by_the_refund_function(
+    chain: Chain, bucket: Bucket, db: firestore.Client
+) -> None:
+    """The DELETE marked the draft and died; the mark's update event reaches `refund`, which
+    (wired as production wires it) removes the media and the document."""
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "a kite"})
+    assert chain.work(created) == 200
+    prefix = media_prefix("alice", created["id"])
+    assert names_under(bucket, prefix) != []
+    db.collection("creations").document(created["id"]).update({"deleting": True})
+    gone = chain.api.get(f"/v1/creations/{created['id']}", headers=chain.auth("alice"))
+    assert gone.status_code == 404  # for the API it is gone from the mark on
+    assert chain.settle(created["id"]) == 200
+    assert not db.collection("creations").document(created["id"]).get().exists
+    assert names_under(bucket, prefix) == []
+    assert chain.kinds("alice") == ["debit", "grant"]  # a draft's tokens stay spent

@@ -106,6 +106,7 @@ def code_queries(db: firestore.Client, captured: list[QueryShape]) -> set[QueryS
         claims=ClaimStore(documents, settings),
         refunds=Refunds(documents, settings, ledger),
         publisher=_NoPublisher(),
+        finish_delete=lambda creation_id: False,
     ).sweep()
     assert captured, "no query was captured"
     return {shape.normalized() for shape in captured}

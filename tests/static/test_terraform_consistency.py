@@ -418,10 +418,11 @@ def test_what_providers_stage_outside_media_expires_by_lifecycle(root: Module) -
     assert not staged.startswith("media/")
 
 
-@pytest.mark.parametrize("function", ["refund", "generate", "stitch"])
+@pytest.mark.parametrize("function", ["refund", "generate", "stitch", "sweep"])
 def test_who_settles_media_may_list_and_delete_it(root: Module, function: str) -> None:
-    # The refund trigger settles every final creation's media (shared/money/refunds.py), and
-    # the workers settle what they finished (shared/work/worker.py): both list the folder.
+    # The refund trigger settles every final creation's media (shared/money/refunds.py), the
+    # workers settle what they finished (shared/work/worker.py), and the sweeper finishes a
+    # DELETE that stopped midway (shared/work/sweeper.py): all list the folder.
     grants = root.locals["media_grants"]
     grant = grants[f"{function}-remove"]
     assert grant["member"] == "${module." + function + ".service_account_member}"

@@ -8,14 +8,16 @@ import pytest
 from shared.core.errors import Conflict, NotFound, StoreBusy
 from shared.core.events import DocumentChange
 from shared.creations.model import Creation
+from shared.creations.reading import CreationReader
 from shared.intake.actions import CreationActions
 from shared.money.ledger import Ledger
 from shared.money.refunds import CANCEL, FinalMove, RefundHandler, Refunds
 from shared.store import paths
 from shared.store.documents import Batch
-from tests.support.fakes import SETTINGS, RecordingMediaStore
+from shared.wiring import submissions
+from tests.support.fakes import SETTINGS, RecordingMediaStore, RecordingPublisher
 from tests.support.memory_store import MemoryDocuments
-from tests.support.seeds import debited_creation, move
+from tests.support.seeds import IMAGE, debited_creation, move, update
 
 
 @pytest.fixture
@@ -210,3 +212,36 @@ def test_a_delete_whose_answer_was_lost_is_still_a_delete(
     store.lose_next_commit_answer(resent=True)
     actions.delete("u", creation_id)  # no NotFound: the document went with this call
     assert store.data(paths.creation(creation_id)) is None
+
+
+def test_a_creation_whose_delete_began_is_gone_for_the_api(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    """Once marked `deleting` it is not found, not listed, not a clip, not a replay."""
+    ledger.grant("u", 10)
+    svc = submissions(store, SETTINGS, RecordingPublisher())
+    accepted = svc.submit(user_id="u", request=IMAGE, idempotency_key="k", fingerprint="f")
+    kept = debited_creation(store, ledger, "u")
+    creation_id = accepted.creation.id
+    move(store, creation_id, "processing")
+    move(store, creation_id, "draft", {"progress": 100, "media": [{"uri": "gs://m/x"}]})
+    update(store, paths.creation(creation_id), {"deleting": True})
+    reader = CreationReader(store)
+    with pytest.raises(NotFound):
+        reader.get_owned("u", creation_id)
+    items, _ = reader.list_for_user("u", status=None, limit=10, cursor=None)
+    assert [item.id for item in items] == [kept]
+    assert reader.get_many([creation_id, kept]).keys() == {kept}
+    with pytest.raises(Conflict, match="deleted"):
+        svc.replay(user_id="u", idempotency_key="k", fingerprint="f")
+
+
+def test_a_refund_still_reaches_an_owner_the_sign_in_rule_now_refuses(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds
+) -> None:
+    """Signed in before the uid rule was tightened (a tab is not printable): owed all the same."""
+    ledger.grant("old\tuser", 10)
+    creation_id = debited_creation(store, ledger, "old\tuser")
+    move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
+    assert refunds.refund(creation_id).result == "refunded"
+    assert ledger.balance("old\tuser") == 10

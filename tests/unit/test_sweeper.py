@@ -11,15 +11,16 @@ from google.api_core.exceptions import InvalidArgument, PermissionDenied
 from shared.core.events import PubSubMessage
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
+from shared.intake.actions import CreationActions
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store import paths
 from shared.store.documents import Batch
 from shared.work.dead_letters import DeadLetterHandler
 from shared.work.sweeper import Sweeper
-from tests.support.fakes import Clock, RecordingPublisher
+from tests.support.fakes import Clock, RecordingMediaStore, RecordingPublisher
 from tests.support.memory_store import MemoryDocuments
-from tests.support.seeds import move, new_creation
+from tests.support.seeds import move, new_creation, update
 
 SETTINGS = Settings(
     store_max_attempts=5,
@@ -280,3 +281,35 @@ def test_an_unexpected_error_on_one_creation_skips_only_it(
     assert len(report.refunded) == 1
     skipped = [r for r in caplog.records if "sweeper skipped" in r.getMessage()]
     assert len(skipped) == 1  # one line for the one bad creation
+
+
+def test_a_delete_that_stopped_midway_is_finished_by_the_sweeper_if_nothing_else_did(
+    store: MemoryDocuments, clock: Clock, ledger: Ledger, refunds: Refunds
+) -> None:
+    """The DELETE marked it and stopped; the trigger that should have finished it gave up."""
+    ledger.grant("u", 10)
+    media = RecordingMediaStore()
+    actions = CreationActions(store, SETTINGS, refunds=refunds, media=media)
+    sweeper = Sweeper(
+        store,
+        SETTINGS,
+        claims=ClaimStore(store, SETTINGS, clock=clock),
+        refunds=refunds,
+        publisher=RecordingPublisher(),
+        clock=clock,
+        finish_delete=actions.finish_delete,
+    )
+    marked = new_creation(store, "u")
+    move(store, marked, "processing")
+    move(store, marked, "draft", {"progress": 100, "media": [{"uri": "gs://m/x"}]})
+    media.objects[f"media/u/{marked}/1-abc/0.png"] = b"png"
+    update(store, paths.creation(marked), {"deleting": True})
+    hand_marked = new_creation(store, "u")  # pending: no DELETE marks that; left alone
+    update(store, paths.creation(hand_marked), {"deleting": True})
+    assert sweeper.sweep().deleted == []  # the trigger gets its chance first
+    clock.advance(SETTINGS.sweep_refund_after_seconds + 1)
+    assert sweeper.sweep().deleted == [marked]
+    assert store.data(paths.creation(marked)) is None
+    assert media.under("u", marked) == []
+    assert store.creation(hand_marked)["status"] == "pending"
+    assert sweeper.sweep().deleted == []
