@@ -4,6 +4,7 @@ alone. (One tick of the real function runs on the emulator in tests/integration.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from google.api_core.exceptions import InvalidArgument, PermissionDenied
@@ -47,18 +48,30 @@ def publisher() -> RecordingPublisher:
     return RecordingPublisher()
 
 
+def sweeper_on(
+    store: MemoryDocuments,
+    clock: Clock,
+    refunds: Refunds,
+    publisher: RecordingPublisher,
+    settings: Settings = SETTINGS,
+    finish_delete: Callable[[str], bool] | None = None,
+) -> Sweeper:
+    return Sweeper(
+        store,
+        settings,
+        claims=ClaimStore(store, settings, clock=clock),
+        refunds=refunds,
+        publisher=publisher,
+        clock=clock,
+        finish_delete=finish_delete,
+    )
+
+
 @pytest.fixture
 def sweeper(
     store: MemoryDocuments, clock: Clock, refunds: Refunds, publisher: RecordingPublisher
 ) -> Sweeper:
-    return Sweeper(
-        store,
-        SETTINGS,
-        claims=ClaimStore(store, SETTINGS, clock=clock),
-        refunds=refunds,
-        publisher=publisher,
-        clock=clock,
-    )
+    return sweeper_on(store, clock, refunds, publisher)
 
 
 def test_a_pending_creation_is_left_alone_until_it_is_stuck(
@@ -181,14 +194,7 @@ def paged_sweeper(
 ) -> Sweeper:
     """The sweeper with pages of two, so a handful of candidates takes several pages."""
     settings = SETTINGS.model_copy(update={"sweep_batch_size": 2})
-    return Sweeper(
-        store,
-        settings,
-        claims=ClaimStore(store, settings, clock=clock),
-        refunds=refunds,
-        publisher=publisher,
-        clock=clock,
-    )
+    return sweeper_on(store, clock, refunds, publisher, settings)
 
 
 def test_a_sweep_works_through_every_page_of_candidates(
@@ -290,14 +296,8 @@ def test_a_delete_that_stopped_midway_is_finished_by_the_sweeper_if_nothing_else
     ledger.grant("u", 10)
     media = RecordingMediaStore()
     actions = CreationActions(store, SETTINGS, refunds=refunds, media=media)
-    sweeper = Sweeper(
-        store,
-        SETTINGS,
-        claims=ClaimStore(store, SETTINGS, clock=clock),
-        refunds=refunds,
-        publisher=RecordingPublisher(),
-        clock=clock,
-        finish_delete=actions.finish_delete,
+    sweeper = sweeper_on(
+        store, clock, refunds, RecordingPublisher(), finish_delete=actions.finish_delete
     )
     marked = new_creation(store, "u")
     move(store, marked, "processing")
