@@ -144,22 +144,15 @@ class ClaimStore:
         objects (their names carry the claim's attempt and owner), so no other worker's draft
         can match, and the caller may trust False to mean its uploads are nobody's.
         """
-        path = paths.creation(claim.job.creation_id)
-
-        def attempt() -> bool:
-            (creation,) = self.store.read(path)
-            if creation.get("status") == "draft" and creation.get("media") == media:
-                return True
-            if creation.get("status") != "processing" or creation.get("lease_owner") != claim.owner:
-                return False
-            batch = Batch()
-            lifecycle.stage_move(
+        return self._while_owned(
+            claim,
+            lambda batch, creation: lifecycle.stage_move(
                 batch, creation, "draft", {"media": media, "progress": 100, "error": None}
-            )
-            self.store.commit(batch)
-            return True
-
-        return run_optimistic(attempt, self.settings, "update")
+            ),
+            done=lambda creation: (
+                creation.get("status") == "draft" and creation.get("media") == media
+            ),
+        )
 
     def fail(self, claim: Claim, code: str, message: str) -> bool:
         """`processing → failed` (the refund follows from the status change)."""
@@ -218,16 +211,25 @@ class ClaimStore:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _while_owned(self, claim: Claim, stage: Callable[[Batch, Snapshot], object]) -> bool:
+    def _while_owned(
+        self,
+        claim: Claim,
+        stage: Callable[[Batch, Snapshot], object],
+        *,
+        done: Callable[[Snapshot], bool] | None = None,
+    ) -> bool:
         """Stage and commit a write while the claim is still ours; False once it is not.
 
         `stage` may add nothing (the write is not needed): then nothing is committed, and the
-        answer is still True (the claim is ours).
+        answer is still True (the claim is ours). `done` tells a creation this write has
+        already made what it is (an earlier round landed although its answer was lost): True.
         """
         path = paths.creation(claim.job.creation_id)
 
         def attempt() -> bool:
             (creation,) = self.store.read(path)
+            if done is not None and done(creation):
+                return True
             if creation.get("status") != "processing" or creation.get("lease_owner") != claim.owner:
                 return False
             batch = Batch()
