@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import Any, Protocol
 
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.cloud.storage import Client as StorageClient
 from google.cloud.storage.retry import DEFAULT_RETRY
 
@@ -56,6 +57,22 @@ def split_gs_uri(uri: str) -> tuple[str, str]:
     return bucket, name
 
 
+def bounded_storage_retry(timeout_seconds: float) -> Retry:
+    """The storage client's own retry (connection errors, 429, 5xx) held to our deadline: its
+    default retries for 120 s, which holds a worker past its lease while storage is down."""
+    retry: Retry = DEFAULT_RETRY.with_timeout(timeout_seconds)
+    return retry
+
+
+def _objects_named(media: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """The (bucket, name) of each `gs://` object a `media` list names."""
+    return {
+        split_gs_uri(uri)
+        for uri in (item.get("uri") for item in media)
+        if isinstance(uri, str) and uri.startswith("gs://")
+    }
+
+
 class MediaStore(Protocol):
     def delete_media(self, creation: Creation) -> int:
         """Delete every stored object of `creation`; return how many were deleted."""
@@ -75,9 +92,8 @@ class GcsMediaStore:
         self._client = client
         self._bucket = bucket
         self._timeout = timeout_seconds
-        # The storage client's own retry (connection errors, 429, 5xx), held to our deadline.
         # Uploads are retried too: each goes to a name only its attempt writes.
-        self._retry = DEFAULT_RETRY.with_timeout(timeout_seconds)
+        self._retry = bounded_storage_retry(timeout_seconds)
 
     def upload(
         self, user_id: str, creation_id: str, items: list[GeneratedMedia], *, scope: str
@@ -118,12 +134,7 @@ class GcsMediaStore:
 
     def discard(self, media: list[dict[str, Any]]) -> int:
         """Delete the objects a `media` list names (an attempt's uploads nobody will publish)."""
-        targets = set()
-        for item in media:
-            uri = item.get("uri")
-            if isinstance(uri, str) and uri.startswith("gs://"):
-                targets.add(split_gs_uri(uri))
-        return self._delete(targets)
+        return self._delete(_objects_named(media))
 
     def settle(self, user_id: str, creation_id: str, keep: Collection[str]) -> int:
         """Delete every object under the creation's prefixes (`media/`, and `tmp/` for what a
@@ -134,12 +145,9 @@ class GcsMediaStore:
         return self._delete(self._listed(user_id, creation_id) - kept)
 
     def delete_media(self, creation: Creation) -> int:
-        targets = self._listed(creation.user_id, creation.id)
-        for item in creation.media:
-            uri = item.get("uri")
-            if isinstance(uri, str) and uri.startswith("gs://"):
-                targets.add(split_gs_uri(uri))
-        return self._delete(targets)
+        return self._delete(
+            self._listed(creation.user_id, creation.id) | _objects_named(creation.media)
+        )
 
     def _listed(self, user_id: str, creation_id: str) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()

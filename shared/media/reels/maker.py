@@ -11,7 +11,6 @@ from pathlib import Path
 
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
-from google.cloud.storage.retry import DEFAULT_RETRY
 
 from shared.core.calls import TRANSIENT_ERRORS
 from shared.creations.model import Job
@@ -25,7 +24,7 @@ from shared.media.providers.base import (
     ProviderTransient,
 )
 from shared.media.reels.stitcher import StitchResult, stitch
-from shared.media.storage import split_gs_uri
+from shared.media.storage import bounded_storage_retry, split_gs_uri
 
 # Share of the progress bar spent fetching clips; the join takes the rest.
 DOWNLOAD_SHARE = 20
@@ -43,7 +42,7 @@ class ReelMaker:
     ) -> None:
         self._storage = storage
         self._timeout = timeout_seconds
-        self._retry = DEFAULT_RETRY.with_timeout(timeout_seconds)  # held to our deadline
+        self._retry = bounded_storage_retry(timeout_seconds)
         self._stitch = stitch_clips
 
     def generate(

@@ -48,7 +48,6 @@ from typing import Any
 from google import genai
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
-from google.cloud.storage.retry import DEFAULT_RETRY
 from google.genai import types
 
 from shared.core.calls import TRANSIENT_ERRORS
@@ -68,7 +67,7 @@ from shared.media.providers.base import (
 )
 from shared.media.providers.genai.client import call_options
 from shared.media.providers.genai.errors import brief, from_operation_error, sdk_errors
-from shared.media.storage import split_gs_uri, staging_prefix
+from shared.media.storage import bounded_storage_retry, split_gs_uri, staging_prefix
 
 logger = get_logger(__name__)
 
@@ -239,9 +238,8 @@ class VeoRunner:
         timeout = min(self.settings.genai_request_timeout_seconds, max(1.0, context.seconds_left()))
         try:
             blob = self.storage().bucket(bucket).blob(name)
-            # The storage client's own retry, held to the same deadline (its default is 120 s).
             blob.download_to_filename(
-                str(path), timeout=timeout, retry=DEFAULT_RETRY.with_timeout(timeout)
+                str(path), timeout=timeout, retry=bounded_storage_retry(timeout)
             )
         except gexc.NotFound as exc:
             path.unlink(missing_ok=True)
