@@ -12,6 +12,7 @@ Everything it does is also safe to do twice.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, dataclass, field
@@ -102,45 +103,45 @@ class Sweeper:
         so ties on `field_name` are neither repeated nor skipped, and each page starts after
         the last, so the walk ends even while the sweep rewrites what it read.
         """
+        return self._every_page(
+            Query(
+                paths.CREATIONS,
+                equal=equal,
+                before=(field_name, before),
+                order=((field_name, "ASCENDING"), (DOCUMENT_NAME, "ASCENDING")),
+            ),
+            lambda last: (last.get(field_name), last.path),
+        )
+
+    def _half_deleted(self, before: dt.datetime) -> Iterator[Snapshot]:
+        """Creations marked `deleting` whose last write is before `before`, a page at a time.
+        (By path, not by age: these are few, and an equality alone needs no composite index.)"""
+        for creation in self._every_page(
+            Query(
+                paths.CREATIONS, equal=((DELETING, True),), order=((DOCUMENT_NAME, "ASCENDING"),)
+            ),
+            lambda last: (last.path,),
+        ):
+            updated_at = creation.get("updated_at")
+            if isinstance(updated_at, dt.datetime) and updated_at < before:
+                yield creation
+
+    def _every_page(
+        self, query: Query, cursor: Callable[[Snapshot], tuple[object, ...]]
+    ) -> Iterator[Snapshot]:
+        """Every result of `query`, `SWEEP_BATCH_SIZE` at a time, each page starting after
+        `cursor` of the last result of the one before (its ordered values)."""
         start_after: tuple[object, ...] | None = None
         while True:
             page = self.store.query(
-                Query(
-                    paths.CREATIONS,
-                    equal=equal,
-                    before=(field_name, before),
-                    order=((field_name, "ASCENDING"), (DOCUMENT_NAME, "ASCENDING")),
-                    start_after=start_after,
-                    limit=self.settings.sweep_batch_size,
+                dataclasses.replace(
+                    query, start_after=start_after, limit=self.settings.sweep_batch_size
                 )
             )
             yield from page
             if len(page) < self.settings.sweep_batch_size:
                 return
-            last = page[-1]
-            start_after = (last.get(field_name), last.path)
-
-    def _half_deleted(self, before: dt.datetime) -> Iterator[Snapshot]:
-        """Creations marked `deleting` whose last write is before `before`, a page at a time.
-        (By path, not by age: these are few, and an equality alone needs no composite index.)"""
-        start_after: tuple[object, ...] | None = None
-        while True:
-            page = self.store.query(
-                Query(
-                    paths.CREATIONS,
-                    equal=((DELETING, True),),
-                    order=((DOCUMENT_NAME, "ASCENDING"),),
-                    start_after=start_after,
-                    limit=self.settings.sweep_batch_size,
-                )
-            )
-            for creation in page:
-                updated_at = creation.get("updated_at")
-                if isinstance(updated_at, dt.datetime) and updated_at < before:
-                    yield creation
-            if len(page) < self.settings.sweep_batch_size:
-                return
-            start_after = (page[-1].path,)
+            start_after = cursor(page[-1])
 
     @staticmethod
     def _finish_delete(
