@@ -94,7 +94,7 @@ class Refunds:
             if not names_a_user_document(user_id) or not _is_cost(cost):
                 return RefundOutcome("not_refundable", creation)
             user, entry = self.store.read(
-                paths.user(str(user_id)), paths.refund_entry(str(user_id), creation_id)
+                paths.user(user_id), paths.refund_entry(user_id, creation_id)
             )
             try:
                 return self.refund_read(creation, user, entry, move=move)
