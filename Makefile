@@ -13,7 +13,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The venv is (re)installed when any requirements file is newer than this stamp.
 STAMP := $(VENV)/.requirements.stamp
-REQUIREMENTS := $(sort $(wildcard functions/*/requirements.txt)) requirements-dev.txt
+# The benchmark's Celery + Redis baseline shares the venv (same Google client libraries).
+REQUIREMENTS := $(sort $(wildcard functions/*/requirements.txt)) benchmarks/baseline/requirements.txt requirements-dev.txt
 PIP_LOG := $(VENV)/pip-install.log
 
 PYTEST := $(PY) -m pytest
