@@ -8,12 +8,14 @@ is built by `shared.media.providers.selection`, only when that provider is chose
 
 from __future__ import annotations
 
+from google.cloud.pubsub_v1 import PublisherClient
 from google.cloud.storage import Client as StorageClient
 
 from shared.core.clients import firestore_client, publisher_client, storage_client
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
 from shared.creations.reading import CreationReader
+from shared.creations.status_events import SilentAnnouncer, StatusAnnouncer
 from shared.intake.actions import CreationActions
 from shared.intake.api.app import SubmitApi
 from shared.intake.auth import FirebaseTokenVerifier
@@ -26,10 +28,12 @@ from shared.store.documents import Documents
 from shared.store.firestore import FirestoreDocuments
 from shared.work.dead_letters import DeadLetterHandler
 from shared.work.jobs import JobPublisher, PubSubJobPublisher
+from shared.work.status_publisher import PubSubStatusAnnouncer
 from shared.work.sweeper import Sweeper
 from shared.work.worker import GenerationWorker
 
 __all__ = [
+    "announcer",
     "build_dead_letter_handler",
     "build_generation_worker",
     "build_refund_handler",
@@ -51,7 +55,12 @@ def refunds(store: Documents, settings: Settings) -> Refunds:
     return Refunds(store, settings, Ledger(store, settings))
 
 
-def submissions(store: Documents, settings: Settings, publisher: JobPublisher) -> SubmissionService:
+def submissions(
+    store: Documents,
+    settings: Settings,
+    publisher: JobPublisher,
+    announcer: StatusAnnouncer,
+) -> SubmissionService:
     ledger = Ledger(store, settings)
     return SubmissionService(
         store,
@@ -59,7 +68,13 @@ def submissions(store: Documents, settings: Settings, publisher: JobPublisher) -
         ledger=ledger,
         refunds=Refunds(store, settings, ledger),
         publisher=publisher,
+        announcer=announcer,
     )
+
+
+def announcer(settings: Settings, client: PublisherClient | None = None) -> StatusAnnouncer:
+    """The creation status stream (STATUS_TOPIC)."""
+    return PubSubStatusAnnouncer(client or publisher_client(settings), settings)
 
 
 def media_store(settings: Settings, client: StorageClient | None = None) -> GcsMediaStore:
@@ -74,7 +89,9 @@ def media_store(settings: Settings, client: StorageClient | None = None) -> GcsM
 def build_submit_api(settings: Settings) -> SubmitApi:
     """The HTTP API on the real Firestore, Pub/Sub and Cloud Storage clients."""
     store = documents(settings)
-    service = submissions(store, settings, PubSubJobPublisher(publisher_client(settings), settings))
+    pubsub = publisher_client(settings)
+    status = announcer(settings, pubsub)
+    service = submissions(store, settings, PubSubJobPublisher(pubsub, settings), status)
     return SubmitApi(
         settings=settings,
         verifier=FirebaseTokenVerifier(settings),
@@ -86,6 +103,7 @@ def build_submit_api(settings: Settings) -> SubmitApi:
             settings,
             refunds=service.refunds,
             media=media_store(settings),
+            announcer=status,
         ),
     )
 
@@ -96,6 +114,7 @@ def build_generation_worker(settings: Settings) -> GenerationWorker:
         provider=build_provider(settings),
         uploader=media_store(settings),
         settings=settings,
+        announcer=announcer(settings),
         makes=frozenset({"image", "video"}),
     )
 
@@ -110,6 +129,7 @@ def build_stitch_worker(settings: Settings) -> GenerationWorker:
         provider=ReelMaker(storage, timeout_seconds=settings.media_timeout_seconds),
         uploader=media_store(settings, storage),
         settings=settings,
+        announcer=announcer(settings),
         makes=frozenset({"reel"}),
     )
 
@@ -118,23 +138,30 @@ def build_refund_handler(settings: Settings) -> RefundHandler:
     store = documents(settings)
     media = media_store(settings)
     money = refunds(store, settings)
-    actions = CreationActions(store, settings, refunds=money, media=media)
+    # Finishing a delete announces nothing (only a DELETE's own mark does).
+    actions = CreationActions(
+        store, settings, refunds=money, media=media, announcer=SilentAnnouncer()
+    )
     return RefundHandler(money, media=media, finish_delete=actions.finish_delete)
 
 
 def build_dead_letter_handler(settings: Settings) -> DeadLetterHandler:
-    return DeadLetterHandler(ClaimStore(documents(settings), settings))
+    return DeadLetterHandler(ClaimStore(documents(settings), settings), announcer(settings))
 
 
 def build_sweeper(settings: Settings) -> Sweeper:
     store = documents(settings)
     money = refunds(store, settings)
-    actions = CreationActions(store, settings, refunds=money, media=media_store(settings))
+    pubsub = publisher_client(settings)
+    actions = CreationActions(
+        store, settings, refunds=money, media=media_store(settings), announcer=SilentAnnouncer()
+    )
     return Sweeper(
         store,
         settings,
         claims=ClaimStore(store, settings),
         refunds=money,
-        publisher=PubSubJobPublisher(publisher_client(settings), settings),
+        publisher=PubSubJobPublisher(pubsub, settings),
+        announcer=announcer(settings, pubsub),
         finish_delete=actions.finish_delete,
     )

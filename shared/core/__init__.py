@@ -31,10 +31,8 @@ from shared.core.errors import (
     UnsupportedMediaType,
 )
 from shared.core.events import (
-    DocumentChange,
     MalformedEvent,
     PubSubMessage,
-    document_change,
     pubsub_message,
 )
 from shared.core.handling import event_handler
@@ -46,7 +44,6 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "ClientError",
     "Conflict",
-    "DocumentChange",
     "InsufficientTokens",
     "InvalidJson",
     "InvalidRequest",
@@ -66,7 +63,6 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedMediaType",
     "bounded_retry",
-    "document_change",
     "event_handler",
     "firestore_client",
     "get_logger",

@@ -1,25 +1,25 @@
 """Decoding the events that drive the functions.
 
-Pub/Sub push (through functions-framework): a `google.cloud.pubsub.topic.v1.messagePublished`
-CloudEvent whose data is `{"message": {"data": base64, "attributes": ..., "messageId": ...}}`.
-Firestore (Eventarc): `google.cloud.firestore.document.v1.*` in binary mode, the data a
-protobuf `DocumentEventData`. An event that cannot be what it claims is `MalformedEvent`
-(permanent: acked and logged, see `shared.core.handling`).
+Every function but `submit` is fed by Pub/Sub push (through functions-framework): a
+`google.cloud.pubsub.topic.v1.messagePublished` CloudEvent whose data is
+`{"message": {"data": base64, "attributes": ..., "messageId": ...}}`. An event that cannot be
+what it claims is `MalformedEvent` (permanent: acked and logged, see `shared.core.handling`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from cloudevents.http import CloudEvent
+from pydantic import BaseModel, ValidationError
 
 from shared.core.errors import PermanentError
 
 PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
-FIRESTORE_DOCUMENT_UPDATED = "google.cloud.firestore.document.v1.updated"
 
 
 class MalformedEvent(PermanentError, code="malformed_event"):
@@ -64,56 +64,24 @@ def pubsub_message(event: CloudEvent) -> PubSubMessage:
     )
 
 
-@dataclass(frozen=True)
-class DocumentChange:
-    """A Firestore document event reduced to what the handlers need."""
-
-    path: str  # e.g. "creations/abc"
-    document_id: str
-    value: dict[str, Any] | None  # None when the document was deleted
-    old_value: dict[str, Any] | None
+M = TypeVar("M", bound=BaseModel)
 
 
-def document_change(event: CloudEvent) -> DocumentChange:
-    if not str(event["type"]).startswith("google.cloud.firestore.document.v1."):
-        raise MalformedEvent(f"expected a Firestore document event, got {event['type']}")
-    body = event.data
-    if not isinstance(body, bytes | bytearray):
-        raise MalformedEvent("a Firestore event body must be protobuf bytes")
-    # Imported here: submit loads this module (through the job queue) but never decodes a
-    # Firestore event, and does not ship google-events.
-    from google.events.cloud.firestore import DocumentEventData
+def json_model_in(message: PubSubMessage, model: type[M], *, what: str, max_bytes: int) -> M:
+    """The `model` a message's JSON body holds; `MalformedEvent` if it holds none.
 
-    data = DocumentEventData()
+    Whatever cannot be one is malformed here, so it is acked (once, with one log line) rather
+    than failing the same way on every delivery. A body over `max_bytes` is refused unparsed.
+    """
+    if len(message.data) > max_bytes:
+        raise MalformedEvent(f"the message is not {what}: {len(message.data)} bytes")
     try:
-        data._pb.ParseFromString(bytes(body))
-    except Exception as exc:  # protobuf raises DecodeError, a bare Exception subclass
-        raise MalformedEvent(f"the body is not DocumentEventData: {exc}") from None
-    name = data.value.name if data.value and data.value.name else data.old_value.name
-    if "/documents/" not in name:
-        raise MalformedEvent(f"unexpected document name {name!r}")
-    path = name.split("/documents/", 1)[1]
-    return DocumentChange(
-        path=path,
-        document_id=path.rsplit("/", 1)[-1],
-        value=_fields(data.value) if data.value and data.value.name else None,
-        old_value=_fields(data.old_value) if data.old_value and data.old_value.name else None,
-    )
-
-
-def _fields(document: Any) -> dict[str, Any]:
-    return {key: _value(value) for key, value in document.fields.items()}
-
-
-def _value(value: Any) -> Any:
-    """A Firestore protobuf `Value` as plain Python (enough for status checks)."""
-    kind = value._pb.WhichOneof("value_type")
-    if kind == "map_value":
-        return {k: _value(v) for k, v in value.map_value.fields.items()}
-    if kind == "array_value":
-        return [_value(v) for v in value.array_value.values]
-    if kind == "null_value":
-        return None
-    if kind == "timestamp_value":
-        return value.timestamp_value
-    return getattr(value, kind) if kind else None
+        return model.model_validate(json.loads(message.data))
+    except RecursionError:  # deep nesting: json.loads gives up with this, not a ValueError
+        raise MalformedEvent(f"the message is not {what}: nested too deeply") from None
+    except ValidationError as exc:
+        # One short line: the errors without the input, which may be long.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise MalformedEvent(f"the message is not {what}: {problems}") from None
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise MalformedEvent(f"the message is not {what}: {exc}") from None

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     dead_letter_topic: str = Field(default="creations-dead-letter", min_length=3)
     # Cloud Scheduler publishes here to run the sweeper.
     sweep_topic: str = Field(default="creations-sweep", min_length=3)
+    # One message per move to a final status (and per DELETE begun): refund consumes it, and
+    # so can anything else (shared.creations.status_events).
+    status_topic: str = Field(default="creations-status", min_length=3)
 
     # Money.
     pricing: Pricing = Pricing()

@@ -42,7 +42,8 @@ REFUNDABLE_STATUSES: Final[frozenset[str]] = frozenset({"failed", "canceled"})
 # Written by claims while `processing`; meaningless once a creation has left it.
 LEASE_FIELDS: Final = ("lease_owner", "lease_expires_at")
 # Set (true) on a final creation whose DELETE has begun; the document goes once its media is
-# gone (shared.intake.actions), by the DELETE itself or, if it stopped midway, by the trigger.
+# gone (shared.intake.actions), by the DELETE itself or, if it stopped midway, by the refund
+# function on the mark's status event (or the sweeper).
 DELETING: Final = "deleting"
 
 

@@ -18,6 +18,7 @@ from shared.core.settings import Settings
 from shared.creations import lifecycle
 from shared.creations.model import Creation
 from shared.creations.reading import being_deleted, owned
+from shared.creations.status_events import StatusAnnouncer, StatusEvent
 from shared.media.storage import MediaStore
 from shared.money.refunds import CANCEL, Refunds
 from shared.store import paths
@@ -39,6 +40,7 @@ class CreationActions:
     _: KW_ONLY
     refunds: Refunds
     media: MediaStore
+    announcer: StatusAnnouncer
 
     def cancel(self, user_id: str, creation_id: str) -> Creation:
         """The caller's `pending` creation, now `canceled` and refunded in the same write.
@@ -68,23 +70,28 @@ class CreationActions:
             return Creation.of(outcome.creation or creation)
 
         try:
-            return run_optimistic(attempt, self.settings, "cancel")
+            canceled = run_optimistic(attempt, self.settings, "cancel")
         except StoreBusy:
             # The commit may have landed with its answer lost: if it was this call's, say so.
             creation, *_ = self._read(user_id, creation_id)
-            if creation.get(CANCELED_BY) == marker[CANCELED_BY]:
-                return Creation.of(creation)
-            raise
+            if creation.get(CANCELED_BY) != marker[CANCELED_BY]:
+                raise
+            canceled = Creation.of(creation)
+        # Refunded already, in the same write; the event is for the stream's other consumers
+        # (and for whatever media a crashed attempt left). Lost, it costs no money.
+        self.announcer.announce(StatusEvent.of(canceled.job, "canceled"))
+        return canceled
 
     def delete(self, user_id: str, creation_id: str) -> None:
         """Delete a finished creation of the caller's: mark it `deleting`, remove its media,
         then its document.
 
         A `failed`/`canceled` creation not yet refunded is refunded first: the refund must not
-        depend on a document that is about to go. The mark is an update, so the `refund`
-        trigger sees it and finishes the delete (`finish_delete`) if this call stops midway (a
-        503, a crash): a draft is never left without its media and without a way out. Raises
-        `NotFound` or `Conflict` (unfinished).
+        depend on a document that is about to go. The mark is announced on the status stream,
+        so the `refund` function finishes the delete (`finish_delete`) if this call stops midway
+        (a 503, a crash), and the sweeper does if that announcement is lost: a draft is never
+        left without its media and without a way out. Raises `NotFound` or `Conflict`
+        (unfinished).
         """
 
         tried = False  # whether a round of this call has sent the document's delete
@@ -100,21 +107,22 @@ class CreationActions:
             if found.status in lifecycle.REFUNDABLE_STATUSES and not found.refunded:
                 creation = self.refunds.refund_read(creation, user, entry).creation or creation
             # From the mark's commit on, a missing document can only be this delete's doing
-            # (its own round, or the trigger finishing it).
+            # (its own round, or the refund function or sweeper finishing it).
             tried = True
             if not being_deleted(creation):
                 batch = Batch()
                 batch.update(creation, {lifecycle.DELETING: True, "updated_at": SERVER_TIME})
                 creation = self.store.commit(batch)[creation.path]
+                self.announcer.announce(StatusEvent.of(found.job, "deleting"))
             self._remove(found, creation)
 
         run_optimistic(attempt, self.settings, "delete")
 
     def finish_delete(self, creation_id: str) -> bool:
         """Finish the delete of a creation marked `deleting` (for a DELETE that stopped
-        midway: the `refund` trigger's part, and the sweeper's if that gave up); whether this
-        call removed it. Safe to run beside the DELETE itself: both remove the same objects,
-        and one guarded document delete wins."""
+        midway: the `refund` function's part on the mark's status event, and the sweeper's if
+        that was lost); whether this call removed it. Safe to run beside the DELETE itself:
+        both remove the same objects, and one guarded document delete wins."""
         fields = log_fields(creation_id=creation_id)
 
         def attempt() -> bool:

@@ -8,8 +8,9 @@ answer was lost and whose check cannot be read is `Unconfirmed`, not `busy`.
 
 Publishing happens after the commit. If it fails, the creation is failed and refunded before
 the caller hears `503 queue_unavailable` (if only the refund cannot be written, the creation is
-still failed, and the refund trigger refunds it); if not even that can be written, the creation
-is `pending` and the answer is an acceptance: the sweeper queues it again. If the process dies
+still failed, and its status event, or else the sweeper, refunds it); if not even that can be
+written, the creation is `pending` and the answer is an acceptance: the sweeper queues it
+again. If the process dies
 between commit and publish, the creation stays `pending` and the sweeper re-enqueues it.
 """
 
@@ -26,6 +27,7 @@ from shared.creations.lifecycle import stage_move, stage_new
 from shared.creations.model import Creation, Job, new_creation_id
 from shared.creations.reading import being_deleted
 from shared.creations.requests import StoredRequest
+from shared.creations.status_events import StatusAnnouncer, StatusEvent
 from shared.intake import idempotency
 from shared.intake.idempotency import KeyUse
 from shared.money.ledger import Ledger, balance_of
@@ -51,7 +53,7 @@ class Accepted:
 
 class QueueUnavailableRefunded(QueueUnavailable):
     """Enqueueing failed after the debit, and the creation is `failed`; says whether its tokens
-    are back already (otherwise the refund trigger is about to give them back)."""
+    are back already (otherwise its status event, or else the sweeper, gives them back)."""
 
     def __init__(self, message: str, *, refunded: bool, creation_id: str) -> None:
         super().__init__(message)
@@ -95,6 +97,7 @@ class SubmissionService:
     ledger: Ledger
     refunds: Refunds
     publisher: JobPublisher
+    announcer: StatusAnnouncer
 
     def submit(
         self,
@@ -198,8 +201,9 @@ class SubmissionService:
                 return Creation.of(outcome.creation)
         except Exception:
             # Usually the owner's balance document stayed contended. The move alone touches
-            # only the creation, and the refund trigger then refunds it. (If the refund's
-            # answer was what got lost, the move finds the creation failed and refunded.)
+            # only the creation, and its status event (or the sweeper) then refunds it. (If the
+            # refund's answer was what got lost, the move finds the creation failed and
+            # refunded.)
             logger.exception("refund after a failed enqueue did not commit", extra=fields)
         try:
             return self._move_unqueued(creation_id)
@@ -216,7 +220,7 @@ class SubmissionService:
         return Creation.of(creation) if creation.exists else None
 
     def _move_unqueued(self, creation_id: str) -> Creation | None:
-        """`pending → failed` (`queue_unavailable`) without the refund (the trigger's part)."""
+        """`pending → failed` (`queue_unavailable`) without the refund (the status event's part)."""
         path = paths.creation(creation_id)
 
         def attempt() -> Snapshot:
@@ -271,6 +275,8 @@ class SubmissionService:
                 return Accepted(now, accepted.balance, replayed=False)
             if key_path is not None:
                 idempotency.release(self.store, key_path, creation.id)
+            # Most likely Pub/Sub is down for this too; then an unrefunded one is the sweeper's.
+            self.announcer.announce(StatusEvent.of(creation.job, "failed"))
             raise QueueUnavailableRefunded(
                 exc.message, refunded=now.refunded, creation_id=creation.id
             ) from exc

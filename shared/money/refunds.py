@@ -1,11 +1,12 @@
 """Refunds for creations that end `failed` or `canceled`, exactly once.
 
-`refund` runs on every update of a `creations/{id}` document (Eventarc's Firestore trigger), so
-whoever marks a creation failed — generate, stitch, the dead-letter subscriber, the sweeper,
-submit — the refund follows. Where the caller is told in the answer (cancel, a job that could
-not be queued), the move to the final status and the refund are one atomic write instead, and
-the trigger then finds nothing to do. Either way the ledger's deterministic `refund:{creation}`
-entry is created once, ever: a second refund changes nothing.
+`refund` consumes the creation status stream (`shared.creations.status_events`): whoever marks a
+creation failed — generate, stitch, the dead-letter subscriber, the sweeper, submit — announces
+it, and the refund follows; the sweeper refunds one whose announcement was lost. Where the
+caller is told in the answer (cancel, a job that could not be queued), the move to the final
+status and the refund are one atomic write instead, and the event then finds nothing to do.
+Either way the ledger's deterministic `refund:{creation}` entry is created once, ever: a second
+refund changes nothing.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from shared.core.errors import InvalidTransition, RetryableError
-from shared.core.events import DocumentChange
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
-from shared.creations import is_creation_id, is_user_id, lifecycle, names_a_user_document
+from shared.creations import is_user_id, lifecycle, names_a_user_document
+from shared.creations.status_events import StatusEvent
 from shared.media.storage import MediaSettler
 from shared.money.ledger import Ledger
 from shared.store import paths
@@ -161,15 +162,17 @@ def _is_cost(value: object) -> bool:
 
 
 class RefundHandler:
-    """The `refund` function: refunds the creation of a Firestore update if it now needs it,
-    then settles its media once it is final.
+    """The `refund` function: on a status event, refunds the creation if it now needs it, then
+    settles its media once it is final, or finishes its DELETE if one began.
 
-    Settling rides on this trigger because it already sees every move to a final status,
-    whoever made it (worker, dead letter, sweeper, claim, cancel), and is retried by Eventarc:
-    a draft keeps exactly the objects its `media` names, a failed or canceled creation keeps
-    none (left by attempts that crashed after uploading, or by a provider's own writes). The
-    refund comes first and never depends on storage: a storage outage redelivers the event,
-    whose refund is then `already_refunded`.
+    The event only says which creation to look at: the document, read first, is what is acted
+    on, so a late, repeated or odd event changes nothing it should not. Settling rides on this
+    stream because it hears of every move to a final status, whoever made it (worker, dead
+    letter, sweeper, claim, cancel), and is retried by Pub/Sub: a draft keeps exactly the
+    objects its `media` names, a failed or canceled creation keeps none (left by attempts that
+    crashed after uploading, or by a provider's own writes). The refund comes first and never
+    depends on storage: a storage outage redelivers the event, whose refund is then
+    `already_refunded`.
     """
 
     def __init__(
@@ -185,21 +188,23 @@ class RefundHandler:
         # stopped midway: its media and document go (shared.intake.actions).
         self._finish_delete = finish_delete
 
-    def on_creation_change(self, change: DocumentChange, *, event_id: str) -> str:
+    def on_status_event(self, event: StatusEvent, *, event_id: str) -> str:
         """What happened to the money (for logs and tests)."""
-        fields = log_fields(creation_id=change.document_id, event_id=event_id)
-        collection, _, creation_id = change.path.partition("/")
-        if collection != paths.CREATIONS or not is_creation_id(creation_id):
-            # The trigger filters on creations/{id}; anything else was routed here by mistake,
-            # and must not refund (or settle) the creation that happens to share its id.
-            logger.warning(f"refund: ignored an event for {change.path!r}", extra=fields)
-            return "ignored"
-        if change.value is None:
+        fields = log_fields(creation_id=event.creation_id, user_id=event.user_id, event_id=event_id)
+        (creation,) = self._refunds.store.read(paths.creation(event.creation_id))
+        if not creation.exists:
             # Deleting an unrefunded failed/canceled creation refunds it first, and removes its
             # media itself, before the document (intake.actions).
-            logger.info("refund: the creation was deleted; nothing to do", extra=fields)
+            logger.info("refund: the creation is gone; nothing to do", extra=fields)
             return "deleted"
-        status, refunded = change.value.get("status"), change.value.get("refunded", False)
+        if (creation.get("user_id"), creation.get("type")) != (event.user_id, event.type):
+            # Not this creation's event (hand-made, or for another project's creation of the
+            # same id): acting on it could settle away media of a creation it does not describe.
+            logger.warning(
+                "refund: ignored an event that disagrees with its creation", extra=fields
+            )
+            return "ignored"
+        status, refunded = creation.get("status"), creation.get("refunded", False)
         if not (isinstance(status, str) and status in lifecycle.STATUSES) or not isinstance(
             refunded, bool
         ):
@@ -208,37 +213,37 @@ class RefundHandler:
                 extra=fields,
             )
             return "ignored"
-        result = "nothing_to_do"  # most updates: progress, processing, draft
+        result = "nothing_to_do"  # a draft, or a creation refunded in its move's own write
         if status in lifecycle.REFUNDABLE_STATUSES and not refunded:
-            outcome = self._refunds.refund(change.document_id)
+            outcome = self._refunds.refund(event.creation_id)
             logger.info(
                 f"refund: {outcome.result}",
                 extra=log_fields(
-                    creation_id=change.document_id,
-                    user_id=change.value.get("user_id"),
+                    creation_id=event.creation_id,
+                    user_id=event.user_id,
                     event_id=event_id,
                     balance=outcome.balance,
                 ),
             )
             result = outcome.result
-        if change.value.get(lifecycle.DELETING) is True and self._finish_delete is not None:
-            # Usually beside the DELETE itself (which fired this): whichever is first removes it.
-            if self._finish_delete(change.document_id):
+        if creation.get(lifecycle.DELETING) is True and self._finish_delete is not None:
+            # Usually beside the DELETE itself (which announced it): whichever is first removes it.
+            if self._finish_delete(event.creation_id):
                 logger.info("refund: removed a creation whose DELETE had begun", extra=fields)
                 return "deleted"
         elif status in lifecycle.FINAL_STATUSES:
-            self._settle(change, status, event_id)
+            self._settle(creation, status, event_id)
         return result
 
-    def _settle(self, change: DocumentChange, status: str, event_id: str) -> None:
-        user_id = (change.value or {}).get("user_id")
+    def _settle(self, creation: Snapshot, status: str, event_id: str) -> None:
+        user_id = creation.get("user_id")
         if self._media is None or not is_user_id(user_id):
             return
-        # A final status never changes, so the event's own value is the truth to settle by.
+        # A final status never changes, so the document as read is the truth to settle by.
         keep: list[str] = []
-        fields = log_fields(creation_id=change.document_id, user_id=user_id, event_id=event_id)
+        fields = log_fields(creation_id=creation.id, user_id=user_id, event_id=event_id)
         if status == "draft":
-            media = (change.value or {}).get("media")
+            media = creation.get("media")
             items = media if isinstance(media, list) else []
             keep = [str(item["uri"]) for item in items if _names_an_object(item)]
             if not keep or len(keep) != len(items):
@@ -249,7 +254,7 @@ class RefundHandler:
                 )
                 return
         try:
-            removed = self._media.settle(user_id, change.document_id, keep)
+            removed = self._media.settle(user_id, creation.id, keep)
         except RetryableError:
             raise  # redelivered: the refund is already made, so only the settle runs again
         except Exception:

@@ -16,6 +16,7 @@ from shared.core.errors import NotFound
 from shared.core.events import PubSubMessage
 from shared.core.log import get_logger, log_fields
 from shared.creations.claims import ClaimStore
+from shared.creations.status_events import StatusAnnouncer, StatusEvent
 from shared.work.jobs import job_in
 
 logger = get_logger(__name__)
@@ -29,6 +30,7 @@ class DeadLetterHandler:
     """The `dead_letter` function: fails the creation of a job that was never done."""
 
     claims: ClaimStore
+    announcer: StatusAnnouncer
 
     def on_dead_letter(self, message: PubSubMessage, *, event_id: str) -> bool:
         """Whether the creation was failed now (False: already final, gone, held by a live
@@ -57,4 +59,7 @@ class DeadLetterHandler:
             else "dead letter: creation already final, held by a live worker, or not this job's",
             extra=fields,
         )
+        if failed:
+            # Not announced (Pub/Sub down): the sweeper refunds it a while later.
+            self.announcer.announce(StatusEvent.of(job, "failed"))
         return failed

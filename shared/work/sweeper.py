@@ -4,9 +4,10 @@
   re-enqueued; after `SWEEP_MAX_REQUEUES` re-enqueues it is failed (`not_processed`).
 - `processing` with an expired lease (the worker died or was killed): re-enqueued; the claim
   then counts the attempt and fails the creation once attempts run out.
-- `failed`/`canceled` but not refunded a while after (a lost trigger): refunded directly.
-- marked `deleting` a while after (a DELETE that stopped midway, and the trigger that should
-  have finished it gave up): finished (`finish_delete`).
+- `failed`/`canceled` but not refunded a while after (its status event was lost, or its
+  refund kept failing): refunded directly.
+- marked `deleting` a while after (a DELETE that stopped midway, and the status event that
+  should have finished it was lost or gave up): finished (`finish_delete`).
 Everything it does is also safe to do twice.
 """
 
@@ -23,6 +24,7 @@ from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore, utcnow
 from shared.creations.lifecycle import DELETING, REFUNDABLE_STATUSES
 from shared.creations.model import Job
+from shared.creations.status_events import StatusAnnouncer, StatusEvent
 from shared.money.refunds import Refunds
 from shared.store import paths
 from shared.store.documents import (
@@ -54,6 +56,7 @@ class Sweeper:
     claims: ClaimStore
     refunds: Refunds
     publisher: JobPublisher
+    announcer: StatusAnnouncer
     clock: Callable[[], dt.datetime] = utcnow
     # Finishes a DELETE that stopped midway (shared.intake.actions); None: not this sweeper's.
     finish_delete: Callable[[str], bool] | None = None
@@ -150,7 +153,7 @@ class Sweeper:
         if finish(creation.id):
             report.deleted.append(creation.id)
             logger.warning(
-                "sweeper finished a delete the refund trigger did not",
+                "sweeper finished a delete its status event did not",
                 extra=log_fields(creation_id=creation.id),
             )
 
@@ -175,9 +178,14 @@ class Sweeper:
         if self.refunds.refund(creation.id).result == "refunded":
             report.refunded.append(creation.id)
             logger.warning(
-                "sweeper refunded a creation the refund trigger missed",
+                "sweeper refunded a creation its status event did not",
                 extra=log_fields(creation_id=creation.id),
             )
+            # Its announcement was lost (or never made: a process died after the move), so the
+            # stream's other work on it (settling media that earlier attempts left) is owed too.
+            status = creation.get("status")
+            if status in REFUNDABLE_STATUSES:
+                self.announcer.announce(StatusEvent.of(Job.of(creation), status))
 
     def _requeue_expired(
         self, creation: Snapshot, now: dt.datetime, settle: dt.timedelta, report: SweepReport
@@ -197,6 +205,8 @@ class Sweeper:
                 spare_live_lease=True,
             ):
                 report.failed.append(creation.id)
+                # If this is lost, the next sweeps refund it (`_unrefunded`).
+                self.announcer.announce(StatusEvent.of(Job.of(creation), "failed"))
             return
         job = Job.of(creation)
         try:

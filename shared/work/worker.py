@@ -14,14 +14,16 @@ import time
 from collections.abc import Collection
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol, cast, get_args
 
-from shared.core.errors import PermanentError
+from shared.core.errors import PermanentError, RetryableError
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore, Skip
+from shared.creations.lifecycle import FINAL_STATUSES
 from shared.creations.model import CreationType, Job
 from shared.creations.requests import stored_request
+from shared.creations.status_events import AnnouncedStatus, StatusAnnouncer, StatusEvent
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
 from shared.media.storage import attempt_scope
 from shared.work.progress_writes import ThrottledProgress
@@ -54,6 +56,8 @@ class GenerationWorker:
     provider: Provider
     uploader: MediaUploader
     settings: Settings
+    # Told of every final status this worker makes or finds (shared.creations.status_events).
+    announcer: StatusAnnouncer
     # The creation types this worker's provider makes; a job of another type was published to
     # the wrong topic, and claiming it would fail its creation for good.
     makes: frozenset[CreationType] = frozenset(get_args(CreationType))
@@ -71,6 +75,11 @@ class GenerationWorker:
         claimed = self.claims.claim(job.creation_id, job=job)
         if isinstance(claimed, Skip):
             logger.info(f"job skipped: {claimed.reason}", extra=log_fields(**fields))
+            if claimed.reason in ("final", "exhausted") and claimed.status in FINAL_STATUSES:
+                # Out of attempts: the claim failed it. Final already: this may be the
+                # redelivery of a job whose announcement was lost (the worker died after its
+                # commit, or Pub/Sub refused the event): announcing again is harmless.
+                self._announce(job, claimed.status, fields)
             return Outcome("skipped", claimed.reason)
         claim = claimed
         fields["attempt"] = str(claim.attempt)
@@ -107,6 +116,7 @@ class GenerationWorker:
                 f"generation failed: {exc.message}",
                 extra=log_fields(**fields, error_code=exc.code),
             )
+            self._announce(claim.job, "failed", fields)
             return Outcome("failed", exc.code)
         if not self.claims.complete(claim, media):
             # Nobody will ever publish these objects (a draft names its own attempt's only):
@@ -115,7 +125,16 @@ class GenerationWorker:
             return Outcome("lost_claim")
         self._settle(claim, [str(item["uri"]) for item in media], fields)
         logger.info("generation done", extra=log_fields(**fields, items=len(media)))
+        self._announce(claim.job, "draft", fields)
         return Outcome("draft")
+
+    def _announce(self, job: Job, status: str, fields: dict[str, str]) -> None:
+        """Tell the status stream; if it cannot be told, have the job redelivered: the
+        redelivery finds the creation final and announces again (see `handle`)."""
+        if not self.announcer.announce(StatusEvent.of(job, cast(AnnouncedStatus, status))):
+            raise StatusNotAnnounced(
+                f"creation {job.creation_id} is {status}, but that could not be announced"
+            )
 
     def _make_and_store(self, claim: Claim) -> list[dict[str, object]]:
         job = claim.job
@@ -145,13 +164,17 @@ class GenerationWorker:
     def _settle(self, claim: Claim, keep: list[str], fields: dict[str, str]) -> None:
         """Remove what earlier attempts left (they crashed after uploading) as soon as the
         creation is final, so a draft's objects are its media set from this moment on. The
-        `refund` trigger settles again on the same move, and retries; so this is best effort."""
+        `refund` function settles again on the status event, and retries; so this is best
+        effort, and skipped for a first attempt: no earlier one can have left anything, and what
+        a provider stages of its own is the status event's to remove."""
         job = claim.job
+        if claim.attempt <= 1:
+            return
         try:
             self.uploader.settle(job.user_id, job.creation_id, keep)
         except Exception as exc:
             logger.warning(
-                f"could not settle the creation's media (the refund trigger will): "
+                f"could not settle the creation's media (the refund function will): "
                 f"{type(exc).__name__}: {exc}",
                 extra=log_fields(**fields),
             )
@@ -160,10 +183,10 @@ class GenerationWorker:
         try:
             self.uploader.discard(media)
         except Exception as exc:
-            # Left behind: removed when the creation settles (if it is not final yet: its final
-            # status's refund trigger does it) or is deleted. If it is final already (another
-            # attempt's draft) or gone, nothing settles it again: they wait for its delete, or
-            # stay. docs/reliability.md lists this window.
+            # Left behind: removed when the creation settles (if it is not final yet: the refund
+            # function does it on the final status's event) or is deleted. If it is final
+            # already (another attempt's draft) or gone, nothing settles it again: they wait
+            # for its delete, or stay. docs/reliability.md lists this window.
             logger.warning(
                 f"could not remove this attempt's uploads: {type(exc).__name__}: {exc}",
                 extra=log_fields(**fields),
@@ -173,6 +196,10 @@ class GenerationWorker:
         if not self.claims.save_checkpoint(claim, dict(values)):
             # Another worker owns the creation now: stop before spending more.
             raise LostClaim(f"creation {claim.job.creation_id} is no longer ours")
+
+
+class StatusNotAnnounced(RetryableError):
+    """The creation is final, but the status stream could not be told: redeliver the job."""
 
 
 class LostClaim(Exception):

@@ -26,7 +26,7 @@ from shared.store.documents import Documents
 from shared.wiring import submissions
 from shared.work.worker import GenerationWorker
 from tests.support.chain import Chain, job_of
-from tests.support.fakes import Clock, ScriptedProvider
+from tests.support.fakes import Clock, RecordingAnnouncer, ScriptedProvider
 from tests.support.media import decode_check, download
 from tests.support.seeds import update
 
@@ -253,6 +253,7 @@ def test_a_worker_that_lost_its_claim_while_uploading_leaves_no_objects(
         provider=ScriptedProvider(makes=2),
         uploader=store,
         settings=settings,
+        announcer=RecordingAnnouncer(),
     )
     assert worker.handle(Job.model_validate(job_of(created)), event_id="e").kind == "lost_claim"
     assert len(store.written) == 2
@@ -347,7 +348,7 @@ def test_a_creation_whose_publish_was_lost_is_swept_and_completed(
             return "lost"  # the process "died" after the commit: nothing was published
 
     chain.ledger.grant("alice", 10)
-    accepted = submissions(documents, stack, LostPublisher()).submit(
+    accepted = submissions(documents, stack, LostPublisher(), RecordingAnnouncer()).submit(
         user_id="alice",
         request=ImageRequest(
             prompt="lost", model=stack.default_image_model, aspect_ratio="1:1", count=1

@@ -25,11 +25,11 @@ from google.cloud.storage import Bucket
 from PIL import Image
 
 from shared.core.clients import firestore_client
-from shared.core.events import DocumentChange
 from shared.core.settings import Settings, load_settings
 from shared.creations.claims import ClaimStore
 from shared.creations.model import CreationType, Job
 from shared.creations.requests import StoredRequest, stored_request
+from shared.creations.status_events import SilentAnnouncer
 from shared.media.ffmpeg import run_ffmpeg
 from shared.media.probe import probe
 from shared.media.providers import GeneratedMedia, GenerationContext
@@ -51,6 +51,7 @@ from shared.wiring import media_store
 from shared.work.worker import GenerationWorker
 from tests.support.chain import PROJECT, Chain, doc, job_of, kinds, submit
 from tests.support.contract import ContractClient
+from tests.support.events import status_event
 from tests.support.genai_double import (
     GenAIDouble,
     Reply,
@@ -560,6 +561,7 @@ def worker_for(settings: Settings) -> GenerationWorker:
         provider=provider_for(settings),
         uploader=media_store(settings),
         settings=settings,
+        announcer=SilentAnnouncer(),
     )
 
 
@@ -606,14 +608,14 @@ def test_redelivery_resumes_the_running_veo_operation_instead_of_starting_anothe
     assert item["uri"].endswith("/0.mp4")
     assert (item["width"], item["height"]) == MP4_SIZE
 
-    # Once it is a draft, the refund trigger settles it: exactly its one media set is left,
-    # and Veo's staging copy is gone.
+    # Once it is a draft, the refund function settles it on its status event: exactly its one
+    # media set is left, and Veo's staging copy is gone.
     handler = RefundHandler(
         Refunds(FirestoreDocuments(firestore_client(settings), settings), settings, ledger),
         media=media_store(settings),
     )
-    change = DocumentChange(f"creations/{created['id']}", created["id"], creation, None)
-    assert handler.on_creation_change(change, event_id="e") == "nothing_to_do"
+    event = status_event(created["id"], creation)
+    assert handler.on_status_event(event, event_id="e") == "nothing_to_do"
     left = [
         b.name
         for b in bucket.client.list_blobs(bucket.name, prefix=f"media/alice/{created['id']}/")

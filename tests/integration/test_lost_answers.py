@@ -13,7 +13,6 @@ from google.cloud import firestore
 from openapi_core import OpenAPI
 
 from shared.core.errors import Conflict, QueueUnavailable, StoreBusy
-from shared.core.events import DocumentChange
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore
 from shared.creations.model import Creation, Job
@@ -24,7 +23,8 @@ from shared.money.refunds import RefundHandler, Refunds
 from shared.store.documents import Batch, Documents, Query, Snapshot
 from shared.wiring import build_submit_api, submissions
 from tests.support.contract import ContractClient
-from tests.support.fakes import RecordingMediaStore, RecordingPublisher
+from tests.support.events import status_event
+from tests.support.fakes import RecordingAnnouncer, RecordingMediaStore, RecordingPublisher
 from tests.support.seeds import IMAGE
 
 
@@ -63,7 +63,7 @@ def test_a_lost_commit_answer_is_still_an_acceptance_and_the_job_is_enqueued(
     ledger.grant("u", 100)
     publisher = RecordingPublisher()
     lose_next_commit_answer()
-    accepted = submit(submissions(documents, stack, publisher), key)
+    accepted = submit(submissions(documents, stack, publisher, RecordingAnnouncer()), key)
     assert not accepted.replayed
     assert accepted.balance == 99  # one image at the default price
     assert ledger.balance("u") == 99  # one image at the default price
@@ -78,7 +78,7 @@ def test_a_lost_claim_answer_still_gives_the_claim(
     lose_next_commit_answer: Callable[[], None],
 ) -> None:
     ledger.grant("u", 100)
-    accepted = submit(submissions(documents, stack, RecordingPublisher()))
+    accepted = submit(submissions(documents, stack, RecordingPublisher(), RecordingAnnouncer()))
     lose_next_commit_answer()
     claim = ClaimStore(documents, stack).claim(accepted.creation.id)
     assert isinstance(claim, Claim)
@@ -92,7 +92,7 @@ def test_progress_never_goes_back_when_a_creation_is_claimed_again(
     ledger: Ledger,
 ) -> None:
     ledger.grant("u", 100)
-    accepted = submit(submissions(documents, stack, RecordingPublisher()))
+    accepted = submit(submissions(documents, stack, RecordingPublisher(), RecordingAnnouncer()))
     store = ClaimStore(documents, stack)
     first = store.claim(accepted.creation.id)
     assert isinstance(first, Claim)
@@ -112,9 +112,14 @@ def test_a_key_whose_job_could_not_be_queued_can_be_used_again(
 ) -> None:
     ledger.grant("u", 100)
     with pytest.raises(QueueUnavailableRefunded) as caught:
-        submit(submissions(documents, stack, RecordingPublisher(fail=True)), "order-2")
+        submit(
+            submissions(documents, stack, RecordingPublisher(fail=True), RecordingAnnouncer()),
+            "order-2",
+        )
     assert caught.value.refunded
-    retry = submit(submissions(documents, stack, RecordingPublisher()), "order-2")
+    retry = submit(
+        submissions(documents, stack, RecordingPublisher(), RecordingAnnouncer()), "order-2"
+    )
     assert not retry.replayed
     assert retry.creation.status == "pending"
     assert ledger.balance("u") == 99  # one image at the default price
@@ -133,7 +138,7 @@ def test_a_publish_that_timed_out_but_arrived_is_an_acceptance(
             raise QueueUnavailable("publish timed out")
 
     ledger.grant("u", 100)
-    accepted = submit(submissions(documents, stack, LatePublisher()))
+    accepted = submit(submissions(documents, stack, LatePublisher(), RecordingAnnouncer()))
     assert accepted.creation.status == "processing"
     assert ledger.balance("u") == 99  # one image at the default price
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 0
@@ -210,7 +215,7 @@ def test_a_debit_that_landed_unconfirmed_is_never_answered_busy(
     publisher = RecordingPublisher()
     faulty.lose_answer_then_go_down()
     with pytest.raises(Unconfirmed) as caught:
-        submit(submissions(faulty, stack, publisher))
+        submit(submissions(faulty, stack, publisher, RecordingAnnouncer()))
     creation_id = caught.value.creation_id
     assert ledger.balance("u") == 99  # it was debited ...
     assert db.collection("creations").document(creation_id).get().get("status") == "pending"
@@ -233,17 +238,20 @@ def test_a_dead_queue_and_a_contended_balance_fail_the_creation_the_refund_follo
             return super().publish(job, topic=topic)
 
     with pytest.raises(QueueUnavailableRefunded) as caught:
-        submit(submissions(faulty, stack, DeadQueueBusyUser(fail=True)), "order-3")
+        submit(
+            submissions(faulty, stack, DeadQueueBusyUser(fail=True), RecordingAnnouncer()),
+            "order-3",
+        )
     assert faulty.commits_contended == stack.store_max_attempts
     assert caught.value.refunded is False
     creation = db.collection("creations").document(caught.value.creation_id).get().to_dict() or {}
     assert (creation["status"], creation["error"]["code"]) == ("failed", "queue_unavailable")
-    change = DocumentChange(
-        f"creations/{caught.value.creation_id}", caught.value.creation_id, creation, None
-    )
-    assert RefundHandler(refunds).on_creation_change(change, event_id="e1") == "refunded"
+    event = status_event(caught.value.creation_id, creation)
+    assert RefundHandler(refunds).on_status_event(event, event_id="e1") == "refunded"
     assert ledger.balance("u") == 100
-    retry = submit(submissions(documents, stack, RecordingPublisher()), "order-3")
+    retry = submit(
+        submissions(documents, stack, RecordingPublisher(), RecordingAnnouncer()), "order-3"
+    )
     assert not retry.replayed  # the key of a failed creation is free again
 
 
@@ -260,7 +268,7 @@ def test_a_dead_queue_and_a_dead_store_is_unconfirmed(
             return super().publish(job, topic=topic)
 
     with pytest.raises(Unconfirmed) as caught:
-        submit(submissions(faulty, stack, DeadQueueDeadStore(fail=True)))
+        submit(submissions(faulty, stack, DeadQueueDeadStore(fail=True), RecordingAnnouncer()))
     stored = db.collection("creations").document(caught.value.creation_id).get()
     assert stored.get("status") == "pending"  # the sweeper will queue it again
     assert ledger.balance("u") == 99
@@ -270,11 +278,17 @@ def test_of_two_concurrent_cancels_one_is_200_and_the_other_409(
     documents: Documents, faulty: FaultyDocuments, stack: Settings, ledger: Ledger, refunds: Refunds
 ) -> None:
     ledger.grant("u", 100)
-    accepted = submit(submissions(documents, stack, RecordingPublisher()))
+    accepted = submit(submissions(documents, stack, RecordingPublisher(), RecordingAnnouncer()))
     media = RecordingMediaStore()
-    first = CreationActions(documents, stack, refunds=refunds, media=media)
+    first = CreationActions(
+        documents, stack, refunds=refunds, media=media, announcer=RecordingAnnouncer()
+    )
     second = CreationActions(
-        faulty, stack, refunds=Refunds(faulty, stack, Ledger(faulty, stack)), media=media
+        faulty,
+        stack,
+        refunds=Refunds(faulty, stack, Ledger(faulty, stack)),
+        media=media,
+        announcer=RecordingAnnouncer(),
     )
     won: list[Creation] = []
     faulty.before_next_commit(lambda: won.append(first.cancel("u", accepted.creation.id)))
@@ -295,7 +309,7 @@ def test_an_unconfirmed_debit_is_answered_503_unconfirmed_naming_the_creation(
     """The HTTP answer, as the spec gives it: the caller learns where the creation would be."""
     ledger.grant("u", 100)
     real = build_submit_api(stack)
-    service = submissions(faulty, stack, RecordingPublisher())
+    service = submissions(faulty, stack, RecordingPublisher(), RecordingAnnouncer())
     api = dataclasses.replace(real, submissions=service)
     app = flask.Flask("submit-with-a-faulty-store")
     app.add_url_rule(

@@ -6,8 +6,10 @@ the same or another body, with the queue down); cancels; deletes; deliveries of 
 oldest waiting one or any one again (acked or not), 1-3 times, with the provider succeeding,
 failing for good or for now, and meanwhile the lease running out and another worker finishing
 (and the owner deleting the draft), or the job dead-lettered, or a sweep; dead letters (1-2
-times); the refund trigger's events, in any order and again; sweeper ticks after time passed.
-Any step may carry a fault at its Nth write (store commit, media upload or delete, publish):
+times); the status stream's events (to `refund`), in any order and again; sweeper ticks after
+time passed.
+Any step may carry a fault at its Nth write (store commit, media upload or delete, publish,
+status announcement):
 the process dies before or after it, its answer is lost (busy, or a resend that ran into
 itself), it fails, or another process's step (a delivery, cancel, delete, dead letter, sweep,
 refunds) slips in just before it.
@@ -45,12 +47,12 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import pytest
-from cloudevents.http import CloudEvent, from_http
+from cloudevents.http import CloudEvent
 from google.cloud import firestore
 from google.cloud.storage import Client as StorageClient
 from hypothesis import HealthCheck, settings
@@ -66,12 +68,13 @@ from hypothesis.stateful import (
 
 from shared import wiring
 from shared.core.errors import RetryableError, SuiteError
-from shared.core.events import PUBSUB_MESSAGE_PUBLISHED, document_change, pubsub_message
+from shared.core.events import PUBSUB_MESSAGE_PUBLISHED, pubsub_message
 from shared.core.handling import event_handler
 from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
 from shared.creations.lifecycle import DELETING, FINAL_STATUSES, REFUNDABLE_STATUSES
 from shared.creations.model import Job
+from shared.creations.status_events import SilentAnnouncer, status_event_in
 from shared.intake.actions import CreationActions
 from shared.intake.idempotency import request_fingerprint
 from shared.intake.parsing import parse_creation_request
@@ -82,8 +85,8 @@ from shared.work.jobs import job_from_event
 from shared.work.sweeper import Sweeper
 from shared.work.worker import GenerationWorker
 from tests.support.chain import PROJECT
-from tests.support.events import firestore_update
 from tests.support.faults import (
+    Announcement,
     Crash,
     Fault,
     Faults,
@@ -91,9 +94,9 @@ from tests.support.faults import (
     FaultyMedia,
     JobQueue,
     Message,
+    StatusStream,
 )
 from tests.support.ledger_world import (
-    Change,
     History,
     MediaKind,
     Outcome,
@@ -207,14 +210,6 @@ def pubsub_event(message: Message, attributes: dict[str, str] | None = None) -> 
     )
 
 
-@dataclass
-class Event:
-    """One Firestore change, as Eventarc holds it for `refund` until acked."""
-
-    change: Change
-    acked: bool = False
-
-
 class LedgerMachine(RuleBasedStateMachine):
     env: ClassVar[Env | None] = None
 
@@ -240,7 +235,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.clock = OffsetClock()
         self.queue = JobQueue(self.faults)
         self.provider = TurnProvider()
-        self.events: list[Event] = []
+        self.stream = StatusStream(self.faults)
         self.keys: dict[tuple[str, str], tuple[int, str]] = {}  # first acceptance: body, creation
         self.broken = False
         self.checked_at = -1
@@ -251,16 +246,28 @@ class LedgerMachine(RuleBasedStateMachine):
         media = FaultyMedia(wiring.media_store(s, self.storage), self.faults)
         refunds = wiring.refunds(store, s)
         self.ledger = refunds.ledger
-        self.submissions = wiring.submissions(store, s, self.queue)
-        self.actions = CreationActions(store, s, refunds=refunds, media=media)
+        stream = self.stream
+        self.submissions = wiring.submissions(store, s, self.queue, stream)
+        self.actions = CreationActions(store, s, refunds=refunds, media=media, announcer=stream)
         claims = ClaimStore(store, s, clock=self.clock)
-        worker = GenerationWorker(claims=claims, provider=self.provider, uploader=media, settings=s)
-        refund_handler = RefundHandler(
-            refunds, media=media, finish_delete=self.actions.finish_delete
+        worker = GenerationWorker(
+            claims=claims, provider=self.provider, uploader=media, settings=s, announcer=stream
         )
-        dead_letters = DeadLetterHandler(claims)
+        # As shared/wiring.py builds it: finishing a delete announces nothing.
+        finisher = CreationActions(
+            store, s, refunds=refunds, media=media, announcer=SilentAnnouncer()
+        )
+        refund_handler = RefundHandler(refunds, media=media, finish_delete=finisher.finish_delete)
+        dead_letters = DeadLetterHandler(claims, stream)
         sweeper = Sweeper(
-            store, s, claims=claims, refunds=refunds, publisher=self.queue, clock=self.clock
+            store,
+            s,
+            claims=claims,
+            refunds=refunds,
+            publisher=self.queue,
+            announcer=stream,
+            clock=self.clock,
+            finish_delete=finisher.finish_delete,
         )
 
         # The functions' bodies (functions/*/main.py), under the same ack-or-redeliver policy.
@@ -270,7 +277,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
         @event_handler
         def refund(event: CloudEvent) -> None:
-            refund_handler.on_creation_change(document_change(event), event_id=event["id"])
+            refund_handler.on_status_event(
+                status_event_in(pubsub_message(event)), event_id=event["id"]
+            )
 
         @event_handler
         def dead_letter(event: CloudEvent) -> None:
@@ -388,7 +397,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 )
                 self.sweep_function(self._tick())
             elif other == "refund":
-                for event in [e for e in self.events if not e.acked]:
+                for event in [e for e in self.stream.events if not e.acked]:
                     self.refund(self._refund_event(event))
             elif target is not None:
                 written = self.history.created[target]
@@ -411,37 +420,23 @@ class LedgerMachine(RuleBasedStateMachine):
             {"message": {"data": "", "attributes": {}, "messageId": f"tick-{STATS['sweeps']}"}},
         )
 
-    def _changes(self) -> Iterator[Event]:
-        """The refund trigger's new events: one per landed update of a creation that it acts
-        on (it refunds a failed/canceled one, settles the media of any final one, and finishes
-        a DELETE that stopped midway: here, the move to a final status, an unrefunded
-        failed/canceled one, or the `deleting` mark). Updates it ignores
-        on sight, creates and deletes (which do not trigger it) are left out."""
-        for change in self.history.changes:
-            before, after = change.before, change.after
-            if not before or not after:
-                continue
-            status = after.get("status")
-            refund_due = status in REFUNDABLE_STATUSES and not after.get("refunded")
-            became_final = status in FINAL_STATUSES and before.get("status") != status
-            marked_deleting = bool(after.get(DELETING)) and not before.get(DELETING)
-            if refund_due or became_final or marked_deleting:
-                yield Event(change)
-        self.history.changes.clear()
-
-    def _take_events(self) -> None:
-        self.events.extend(self._changes())
-
     @staticmethod
-    def _refund_event(event: Event) -> CloudEvent:
-        headers, body = firestore_update(
-            PROJECT, event.change.path, event.change.before, event.change.after
+    def _refund_event(event: Announcement) -> CloudEvent:
+        """The push of one status event to `refund`, as functions-framework hands it over."""
+        data = base64.b64encode(event.event.encode()).decode()
+        key = event.event.key
+        return CloudEvent(
+            {
+                "type": PUBSUB_MESSAGE_PUBLISHED,
+                "source": f"//pubsub.googleapis.com/projects/{PROJECT}/topics/status",
+                "id": key,
+            },
+            {"message": {"data": data, "attributes": event.event.attributes(), "messageId": key}},
         )
-        return from_http(headers, body)
 
-    def _deliver_event(self, event: Event, fault: Fault | None) -> None:
+    def _deliver_event(self, event: Announcement, fault: Fault | None) -> None:
         cloud_event = self._refund_event(event)
-        focus = event.change.path.rsplit("/", 1)[-1]
+        focus = event.event.creation_id
         if self._run("refund_event", fault, lambda: self.refund(cloud_event), focus) == "ok":
             event.acked = True
 
@@ -562,12 +557,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 message.job.creation_id,
             )
 
-    @precondition(lambda self: bool(self.events))
+    @precondition(lambda self: bool(self.stream.events))
     @rule(data=st.data(), fault=faults_st)
     def refund_event(self, data: st.DataObject, fault: Fault | None) -> None:
-        """Eventarc delivers one of the refund trigger's events: any of them, in any order,
-        again after an ack (a duplicate)."""
-        event = data.draw(st.sampled_from(self.events), label="event")
+        """Pub/Sub pushes one of the status stream's events to `refund`: any of them, in any
+        order, again after an ack (a duplicate)."""
+        event = data.draw(st.sampled_from(self.stream.events), label="event")
         self._deliver_event(event, fault)
 
     @rule(seconds=st.sampled_from([0, 0, 5, 61, 121, 541, 1200]), fault=faults_st)
@@ -580,7 +575,6 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def promises_hold(self) -> None:
-        self._take_events()
         if self.faults.landed != self.checked_at:  # else nothing changed since the last check
             self._check()
 
@@ -616,8 +610,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.settling = True
         for _ in range(SETTLE_ROUNDS):
             STATS["settle_rounds"] += 1
-            self._take_events()
-            for event in [e for e in self.events if not e.acked]:
+            for event in [e for e in self.stream.events if not e.acked]:
                 self._deliver_event(event, None)
             for message in self._waiting():
                 self._deliver(message, Turn(), None)
@@ -626,7 +619,6 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.settings.lease_seconds + self.settings.sweep_pending_after_seconds + 1
             )
             self._run("sweep", None, lambda: self.sweep_function(self._tick()))
-            self._take_events()
             if self._at_rest():
                 break
         self._check(AT_REST_MEDIA)
@@ -645,7 +637,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert not half_deleted, f"a DELETE that stopped midway was never finished: {half_deleted}"
 
     def _at_rest(self) -> bool:
-        if any(not e.acked for e in self.events):
+        if any(not e.acked for e in self.stream.events):
             return False
         if any(not m.acked and not m.dead_lettered for m in self.queue.messages):
             return False

@@ -23,6 +23,7 @@ from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
 from shared.creations.model import Job
 from shared.creations.reading import CreationReader, encode_cursor
+from shared.creations.status_events import SilentAnnouncer
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import DOCUMENT_NAME, Direction
@@ -106,6 +107,7 @@ def code_queries(db: firestore.Client, captured: list[QueryShape]) -> set[QueryS
         claims=ClaimStore(documents, settings),
         refunds=Refunds(documents, settings, ledger),
         publisher=_NoPublisher(),
+        announcer=SilentAnnouncer(),
         finish_delete=lambda creation_id: False,
     ).sweep()
     assert captured, "no query was captured"

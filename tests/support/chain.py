@@ -1,5 +1,5 @@
 """Driving the event functions in-process, as the platform drives them: submit over the API,
-push jobs as Pub/Sub push subscriptions do, send Firestore update events, read back."""
+push jobs and status events as Pub/Sub push subscriptions do, read back."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from google.cloud import firestore
 from shared.core.settings import Settings
 from shared.money.ledger import Ledger
 from tests.support.contract import ContractClient
-from tests.support.events import firestore_update, push_body, topic_path
+from tests.support.events import push_body, status_event_of, topic_path
 from tools.stack.chain import default_wiring
 
 PROJECT = "demo-test"  # the integration fixtures' project
@@ -62,12 +62,13 @@ def assert_every_ledger_balances(db: firestore.Client) -> None:
         )
 
 
-def settle(functions: dict[str, FlaskClient], db: firestore.Client, creation_id: str) -> int:
-    """Send the refund function the update event Eventarc sends after the last write."""
-    headers, body = firestore_update(
-        PROJECT, f"creations/{creation_id}", None, doc(db, creation_id)
-    )
-    return functions["refund"].post("/", data=body, headers=headers).status_code
+def settle(
+    functions: dict[str, FlaskClient], db: firestore.Client, settings: Settings, creation_id: str
+) -> int:
+    """Push the refund function the status event of the creation as it now is (the one its
+    last move announced); the status."""
+    event = status_event_of(creation_id, doc(db, creation_id))
+    return deliver(functions, "refund", settings.status_topic, event)
 
 
 def kinds(ledger: Ledger, user: str) -> list[str]:
@@ -120,8 +121,8 @@ class Chain:
         return doc(self.db, creation_id)
 
     def settle(self, creation_id: str) -> int:
-        """The update event of the creation's last write, to `refund`; the status."""
-        return settle(self.functions, self.db, creation_id)
+        """The status event of the creation's last move, to `refund`; the status."""
+        return settle(self.functions, self.db, self.settings, creation_id)
 
     def kinds(self, user: str) -> list[str]:
         """The kinds of the user's ledger entries, sorted."""

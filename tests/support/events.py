@@ -20,6 +20,8 @@ from google.cloud.firestore_v1.types import Document as FirestoreDocument
 from google.events.cloud.firestore import Document as EventDocument
 from google.events.cloud.firestore import DocumentEventData, DocumentMask
 
+from shared.creations.status_events import StatusEvent
+
 
 def push_body(
     project: str,
@@ -38,6 +40,22 @@ def push_body(
         },
         "subscription": f"projects/{project}/subscriptions/{subscription}",
     }
+
+
+def status_event_of(creation_id: str, creation: dict[str, Any]) -> dict[str, Any]:
+    """The body of the status event announcing `creation` as it now is (a document's data)."""
+    status = "deleting" if creation.get("deleting") is True else creation.get("status")
+    return {
+        "creation_id": creation_id,
+        "user_id": creation.get("user_id"),
+        "type": creation.get("type"),
+        "status": status,
+    }
+
+
+def status_event(creation_id: str, creation: dict[str, Any]) -> StatusEvent:
+    """`status_event_of`, as the refund function decodes it."""
+    return StatusEvent.model_validate(status_event_of(creation_id, creation))
 
 
 def topic_path(project: str, topic: str) -> str:

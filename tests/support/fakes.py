@@ -13,6 +13,7 @@ from shared.core.errors import QueueUnavailable, StoreBusy
 from shared.core.settings import Pricing, Settings
 from shared.creations.model import Creation, Job
 from shared.creations.requests import StoredRequest
+from shared.creations.status_events import StatusEvent
 from shared.media.providers.base import GeneratedMedia, GenerationContext
 from shared.media.storage import attempt_prefix, media_prefix, split_gs_uri, staging_prefix
 
@@ -37,6 +38,25 @@ class RecordingPublisher:
     @property
     def jobs(self) -> list[Job]:
         return [job for job, _topic in self.sent]
+
+
+class RecordingAnnouncer:
+    """A status stream that keeps what it is told; `fail` makes every announcement fail."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.events: list[StatusEvent] = []
+        self.fail = fail
+
+    def announce(self, event: StatusEvent) -> bool:
+        if self.fail:
+            return False
+        self.events.append(event)
+        return True
+
+    @property
+    def told(self) -> list[tuple[str, str]]:
+        """(creation id, status) of each event, in order."""
+        return [(event.creation_id, event.status) for event in self.events]
 
 
 @dataclass

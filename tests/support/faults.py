@@ -28,13 +28,14 @@ from typing import Any, Literal, TypeVar
 
 from shared.core.errors import QueueUnavailable, StoreBusy
 from shared.creations.model import Creation, Job
+from shared.creations.status_events import StatusEvent
 from shared.media.providers.base import GeneratedMedia
 from shared.media.storage import GcsMediaStore
 from shared.store.documents import Batch, Documents, LostRace, Query, Snapshot
 
 T = TypeVar("T")
 FaultKind = Literal["crash", "crash_after", "lost", "resent", "busy", "race"]
-WriteKind = Literal["commit", "upload", "discard", "settle", "delete_media", "publish"]
+WriteKind = Literal["commit", "upload", "discard", "settle", "delete_media", "publish", "announce"]
 
 
 class Crash(BaseException):
@@ -111,7 +112,7 @@ class Faults:
 
 
 def _unanswered(what: WriteKind, why: str) -> Exception:
-    if what == "publish":
+    if what in ("publish", "announce"):
         return QueueUnavailable(f"publish: {why}")
     return StoreBusy(f"{what}: {why}")
 
@@ -207,3 +208,31 @@ class JobQueue:
             self.faults.alive()
             raise QueueUnavailable("the queue is down (injected)")
         return self.faults.write("publish", apply)
+
+
+@dataclass
+class Announcement:
+    """One status event, as the status stream's subscription holds it until acked."""
+
+    event: StatusEvent
+    acked: bool = False
+
+
+@dataclass
+class StatusStream:
+    """A `StatusAnnouncer` that keeps every event for the test to deliver when, as often and in
+    whatever order it likes, with `faults` at each announcement (one that fails or whose answer
+    is lost answers False, as the Pub/Sub announcer does)."""
+
+    faults: Faults
+    events: list[Announcement] = field(default_factory=list)
+
+    def announce(self, event: StatusEvent) -> bool:
+        def apply() -> bool:
+            self.events.append(Announcement(event))
+            return True
+
+        try:
+            return self.faults.write("announce", apply)
+        except QueueUnavailable:
+            return False

@@ -146,15 +146,6 @@ class Written:
     items: int  # how many media files its request asks for
 
 
-@dataclass(frozen=True)
-class Change:
-    """One landed write of a creation, as Eventarc would send it to `refund`."""
-
-    path: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-
-
 @dataclass
 class History:
     created: dict[str, Written] = field(default_factory=dict)
@@ -162,7 +153,6 @@ class History:
     deleted: dict[str, str] = field(default_factory=dict)  # id -> its status when deleted
     codes: dict[str, str] = field(default_factory=dict)  # id -> error.code of its failure
     bad_moves: list[str] = field(default_factory=list)
-    changes: list[Change] = field(default_factory=list)
     observed: dict[str, str] = field(default_factory=dict)  # id -> status at the last check
 
     def on_commit(self, batch: Batch, written: dict[str, Snapshot]) -> None:
@@ -171,17 +161,13 @@ class History:
             if not write.path.startswith(f"{paths.CREATIONS}/"):
                 continue
             creation_id = write.path.rsplit("/", 1)[-1]
-            after = written[write.path]
             if isinstance(write, Create):
                 self._created(creation_id, write.data)
-                self.changes.append(Change(write.path, None, after.data))
             elif isinstance(write, Update):
                 if "status" in write.fields:
-                    self._moved(creation_id, str(write.before.get("status")), after)
-                self.changes.append(Change(write.path, write.before.data, after.data))
+                    self._moved(creation_id, str(write.before.get("status")), written[write.path])
             elif isinstance(write, Delete):
                 self.deleted[creation_id] = str(write.before.get("status"))
-                self.changes.append(Change(write.path, write.before.data, None))
 
     def _created(self, creation_id: str, data: dict[str, Any]) -> None:
         if data.get("status") != "pending":

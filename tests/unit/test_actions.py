@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from shared.core.errors import Conflict, NotFound, StoreBusy
-from shared.core.events import DocumentChange
 from shared.creations.model import Creation
 from shared.creations.reading import CreationReader
 from shared.intake.actions import CreationActions
@@ -15,7 +14,13 @@ from shared.money.refunds import CANCEL, FinalMove, RefundHandler, Refunds
 from shared.store import paths
 from shared.store.documents import Batch
 from shared.wiring import submissions
-from tests.support.fakes import SETTINGS, RecordingMediaStore, RecordingPublisher
+from tests.support.events import status_event
+from tests.support.fakes import (
+    SETTINGS,
+    RecordingAnnouncer,
+    RecordingMediaStore,
+    RecordingPublisher,
+)
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import IMAGE, debited_creation, move, update
 
@@ -29,7 +34,9 @@ def media() -> RecordingMediaStore:
 def actions(
     store: MemoryDocuments, refunds: Refunds, media: RecordingMediaStore
 ) -> CreationActions:
-    return CreationActions(store, SETTINGS, refunds=refunds, media=media)
+    return CreationActions(
+        store, SETTINGS, refunds=refunds, media=media, announcer=RecordingAnnouncer()
+    )
 
 
 def test_cancel_moves_and_refunds_in_one_write_read_once(
@@ -175,8 +182,7 @@ def test_a_delete_that_stops_midway_leaves_a_mark_the_trigger_finishes(
     assert (left["status"], left["deleting"], marked) == ("draft", True, [True])
     assert media.under("u", creation_id) == []  # the media went first
     handler = RefundHandler(refunds, media=media, finish_delete=actions.finish_delete)
-    change = DocumentChange(f"creations/{creation_id}", creation_id, left, None)
-    handler.on_creation_change(change, event_id="e")
+    handler.on_status_event(status_event(creation_id, left), event_id="e")
     assert store.data(paths.creation(creation_id)) is None
     assert not actions.finish_delete(creation_id)  # nothing left to finish
     assert ledger.balance("u") == 7
@@ -219,7 +225,7 @@ def test_a_creation_whose_delete_began_is_gone_for_the_api(
 ) -> None:
     """Once marked `deleting` it is not found, not listed, not a clip, not a replay."""
     ledger.grant("u", 10)
-    svc = submissions(store, SETTINGS, RecordingPublisher())
+    svc = submissions(store, SETTINGS, RecordingPublisher(), RecordingAnnouncer())
     accepted = svc.submit(user_id="u", request=IMAGE, idempotency_key="k", fingerprint="f")
     kept = debited_creation(store, ledger, "u")
     creation_id = accepted.creation.id
@@ -245,3 +251,26 @@ def test_a_refund_still_reaches_an_owner_the_sign_in_rule_now_refuses(
     move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
     assert refunds.refund(creation_id).result == "refunded"
     assert ledger.balance("old\tuser") == 10
+
+
+def test_cancel_and_delete_announce_on_the_status_stream(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds, media: RecordingMediaStore
+) -> None:
+    announcer = RecordingAnnouncer()
+    actions = CreationActions(store, SETTINGS, refunds=refunds, media=media, announcer=announcer)
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    actions.cancel("u", creation_id)
+    actions.delete("u", creation_id)
+    assert announcer.told == [(creation_id, "canceled"), (creation_id, "deleting")]
+
+
+def test_a_lost_announcement_costs_a_cancel_nothing(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds, media: RecordingMediaStore
+) -> None:
+    down = RecordingAnnouncer(fail=True)
+    actions = CreationActions(store, SETTINGS, refunds=refunds, media=media, announcer=down)
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    assert actions.cancel("u", creation_id).status == "canceled"
+    assert ledger.balance("u") == 10  # refunded in the move's own write

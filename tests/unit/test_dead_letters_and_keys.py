@@ -15,7 +15,7 @@ from shared.intake.idempotency import KeyUse
 from shared.store import paths
 from shared.store.documents import Batch
 from shared.work.dead_letters import DELIVERY_COUNT_ATTRIBUTE, DeadLetterHandler
-from tests.support.fakes import SETTINGS, Clock
+from tests.support.fakes import SETTINGS, Clock, RecordingAnnouncer
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import move, new_creation
 
@@ -27,7 +27,7 @@ def dead_letter(creation_id: str, user_id: str = "u", kind: str = "image") -> Pu
 
 @pytest.fixture
 def handler(store: MemoryDocuments, clock: Clock) -> DeadLetterHandler:
-    return DeadLetterHandler(ClaimStore(store, SETTINGS, clock=clock))
+    return DeadLetterHandler(ClaimStore(store, SETTINGS, clock=clock), RecordingAnnouncer())
 
 
 @pytest.mark.parametrize("status", ["pending", "processing"])
@@ -117,3 +117,14 @@ def test_a_key_is_released_only_for_the_creation_it_made(store: MemoryDocuments)
     assert store.data(key) is None
     store.unavailable()
     idempotency.release(store, key, "c1")  # best effort: a store that is down is logged only
+
+
+def test_a_dead_letter_announces_the_failure_it_makes_and_only_that(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    announcer = RecordingAnnouncer()
+    handler = DeadLetterHandler(ClaimStore(store, SETTINGS, clock=clock), announcer)
+    creation_id = new_creation(store, "u")
+    assert handler.on_dead_letter(dead_letter(creation_id), event_id="e1")
+    assert not handler.on_dead_letter(dead_letter(creation_id), event_id="e2")  # final already
+    assert announcer.told == [(creation_id, "failed")]

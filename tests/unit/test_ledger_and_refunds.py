@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shared.core.errors import InsufficientTokens, InvalidRequest, StoreBusy
-from shared.core.events import DocumentChange
+from shared.creations.status_events import StatusEvent
 from shared.money.ledger import Ledger
 from shared.money.refunds import NOT_QUEUED, RefundHandler, Refunds
 from shared.store import paths
@@ -177,20 +177,29 @@ def test_the_refund_handler_acts_only_on_unrefunded_failures(
     ledger.grant("u", 10)
     creation_id = failed_creation(store, ledger, "u")
     handler = RefundHandler(refunds)
+    event = StatusEvent(creation_id=creation_id, user_id="u", type="image", status="failed")
 
-    def change(value: dict[str, object] | None) -> DocumentChange:
-        return DocumentChange(f"creations/{creation_id}", creation_id, value, None)
-
-    assert handler.on_creation_change(change(None), event_id="e1") == "deleted"
-    progress = {"status": "processing", "progress": 40}
-    assert handler.on_creation_change(change(progress), event_id="e2") == "nothing_to_do"
-    failed = store.data(paths.creation(creation_id))
-    assert handler.on_creation_change(change(failed), event_id="e3") == "refunded"
-    assert handler.on_creation_change(change(failed), event_id="e3") == "already_refunded"
-    refunded = store.data(paths.creation(creation_id))
-    assert handler.on_creation_change(change(refunded), event_id="e4") == "nothing_to_do"
+    assert handler.on_status_event(event, event_id="e3") == "refunded"
+    assert handler.on_status_event(event, event_id="e3") == "nothing_to_do"  # redelivered
     assert ledger.balance("u") == 10
     assert_balanced(ledger, "u")
+
+
+def test_the_refund_handler_goes_by_the_document_not_the_event(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    move(store, creation_id, "processing")
+    handler = RefundHandler(refunds)
+    before = store.commits
+    # Announced failed (early, hand-made, or wrong): the creation is still being worked on.
+    event = StatusEvent(creation_id=creation_id, user_id="u", type="image", status="failed")
+    assert handler.on_status_event(event, event_id="e1") == "nothing_to_do"
+    gone = StatusEvent(creation_id="nothere", user_id="u", type="image", status="failed")
+    assert handler.on_status_event(gone, event_id="e2") == "deleted"
+    assert store.commits == before
+    assert ledger.balance("u") == 7
 
 
 @pytest.mark.parametrize(
@@ -218,19 +227,19 @@ def test_a_creation_with_odd_fields_is_not_refunded_and_does_not_crash(
 
 
 @pytest.mark.parametrize(
-    "path",
-    ["other/{id}", "users/u/ledger/{id}", "creations/{id}/notes/{id}"],
+    "owner",
+    [{"user_id": "someone-else"}, {"type": "video"}],
+    ids=repr,
 )
-def test_the_refund_handler_ignores_documents_that_are_not_creations(
-    store: MemoryDocuments, ledger: Ledger, refunds: Refunds, path: str
+def test_the_refund_handler_ignores_events_that_disagree_with_their_creation(
+    store: MemoryDocuments, ledger: Ledger, refunds: Refunds, owner: dict[str, str]
 ) -> None:
     ledger.grant("u", 10)
-    creation_id = failed_creation(store, ledger, "u")  # a creation with the same id exists
-    failed = store.data(paths.creation(creation_id))
-    foreign = path.format(id=creation_id)
+    creation_id = failed_creation(store, ledger, "u")
     before = store.commits
-    change = DocumentChange(foreign, creation_id, failed, None)
-    assert RefundHandler(refunds).on_creation_change(change, event_id="e") == "ignored"
+    fields = {"creation_id": creation_id, "user_id": "u", "type": "image", "status": "failed"}
+    event = StatusEvent.model_validate(fields | owner)
+    assert RefundHandler(refunds).on_status_event(event, event_id="e") == "ignored"
     assert store.commits == before
 
 
@@ -242,10 +251,12 @@ def test_the_refund_handler_ignores_documents_that_are_not_creations(
 def test_the_refund_handler_survives_missing_and_odd_fields(
     store: MemoryDocuments, refunds: Refunds, value: dict[str, object]
 ) -> None:
+    batch = Batch()
+    batch.create(
+        "creations/c1", {"user_id": "u", "type": "image", **value}, moves_status="status" in value
+    )
+    store.commit(batch)
     before = store.commits
-    change = DocumentChange("creations/c1", "c1", value, None)
-    assert RefundHandler(refunds).on_creation_change(change, event_id="e") in {
-        "ignored",
-        "missing",
-    }
+    event = StatusEvent(creation_id="c1", user_id="u", type="image", status="failed")
+    assert RefundHandler(refunds).on_status_event(event, event_id="e") in {"ignored", "missing"}
     assert store.commits == before

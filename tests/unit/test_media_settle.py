@@ -1,4 +1,4 @@
-"""Settling a creation's media once it is final, in the `refund` trigger's handler, on the
+"""Settling a creation's media once it is final, in the `refund` function's handler, on the
 in-memory store and media store: a draft keeps exactly its one media set, a failed or canceled
 creation keeps nothing, and the refund never waits on (or repeats because of) storage."""
 
@@ -12,17 +12,25 @@ from google.api_core.retry import Retry
 from google.cloud.storage import Client as StorageClient
 
 from shared.core.errors import StoreBusy
-from shared.core.events import DocumentChange
 from shared.creations.claims import ClaimStore
 from shared.creations.model import Job
+from shared.creations.status_events import StatusEvent
 from shared.media.providers.base import GeneratedMedia
 from shared.media.storage import staging_prefix
 from shared.money.ledger import Ledger
 from shared.money.refunds import RefundHandler, Refunds
 from shared.store import paths
+from shared.store.documents import Batch
 from shared.wiring import media_store
 from shared.work.worker import GenerationWorker
-from tests.support.fakes import SETTINGS, Clock, RecordingMediaStore, ScriptedProvider
+from tests.support.events import status_event
+from tests.support.fakes import (
+    SETTINGS,
+    Clock,
+    RecordingAnnouncer,
+    RecordingMediaStore,
+    ScriptedProvider,
+)
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import debited_creation, move
 
@@ -37,11 +45,9 @@ def handler(store: MemoryDocuments, ledger: Ledger, media: RecordingMediaStore) 
     return RefundHandler(Refunds(store, SETTINGS, ledger), media=media)
 
 
-def change(store: MemoryDocuments, creation_id: str) -> DocumentChange:
-    """The Firestore update event of the creation as it is now."""
-    return DocumentChange(
-        f"creations/{creation_id}", creation_id, store.creation(creation_id), None
-    )
+def change(store: MemoryDocuments, creation_id: str) -> StatusEvent:
+    """The status event of the creation as it is now."""
+    return status_event(creation_id, store.creation(creation_id) or {})
 
 
 def generate(store: MemoryDocuments, clock: Clock, media: RecordingMediaStore, job: Job) -> str:
@@ -50,6 +56,7 @@ def generate(store: MemoryDocuments, clock: Clock, media: RecordingMediaStore, j
         provider=ScriptedProvider(makes=2),
         uploader=media,
         settings=SETTINGS,
+        announcer=RecordingAnnouncer(),
     )
     return w.handle(job, event_id="e").kind
 
@@ -73,7 +80,7 @@ def test_a_draft_keeps_exactly_its_media_set(
     media.objects[f"{staging_prefix('u', creation_id)}veo/sample_0.mp4"] = b"provider scratch"
     media.objects["media/u/other/1-x/0.png"] = b"another creation's"
     assert generate(store, clock, media, job_of(store, creation_id)) == "draft"
-    assert handler.on_creation_change(change(store, creation_id), event_id="e1") == "nothing_to_do"
+    assert handler.on_status_event(change(store, creation_id), event_id="e1") == "nothing_to_do"
     published = [item["uri"] for item in store.creation(creation_id)["media"]]
     assert len(published) == 2
     assert [f"gs://media/{name}" for name in media.under("u", creation_id)] == sorted(published)
@@ -102,7 +109,7 @@ def test_a_failed_or_canceled_creation_keeps_no_objects_and_is_refunded_once(
         move(store, creation_id, "canceled")
     expected = "refunded"
     for event in ("e1", "e1", "e2"):  # redelivered, then the refund's own update
-        assert handler.on_creation_change(change(store, creation_id), event_id=event) in (
+        assert handler.on_status_event(change(store, creation_id), event_id=event) in (
             expected,
             "already_refunded",
             "nothing_to_do",
@@ -127,10 +134,12 @@ def test_storage_down_never_holds_up_the_refund_and_the_redelivery_settles(
     event = change(store, creation_id)
     media.down = 1
     with pytest.raises(StoreBusy):  # the event is redelivered...
-        handler.on_creation_change(event, event_id="e1")
+        handler.on_status_event(event, event_id="e1")
     assert ledger.balance("u") == 10  # ...but the refund is already made
     assert store.creation(creation_id)["refunded"] is True
-    assert handler.on_creation_change(event, event_id="e1") == "already_refunded"
+    assert (
+        handler.on_status_event(event, event_id="e1") == "nothing_to_do"
+    )  # read: refunded already
     assert media.objects == {}
     assert [e["kind"] for e in ledger.entries("u")].count("refund") == 1
 
@@ -146,9 +155,14 @@ def test_unfinished_and_deleted_creations_are_not_settled(
     move(store, creation_id, "processing")
     name = f"media/u/{creation_id}/1-abc/0.png"
     media.objects[name] = b"a live worker's upload, not yet published"
-    assert handler.on_creation_change(change(store, creation_id), event_id="e1") == "nothing_to_do"
-    gone = DocumentChange(f"creations/{creation_id}", creation_id, None, None)
-    assert handler.on_creation_change(gone, event_id="e2") == "deleted"
+    # An event that is early or wrong about its creation: the document, still processing, wins.
+    early = StatusEvent(creation_id=creation_id, user_id="u", type="image", status="failed")
+    assert handler.on_status_event(early, event_id="e1") == "nothing_to_do"
+    (found,) = store.read(paths.creation(creation_id))
+    batch = Batch()
+    batch.delete(found)
+    store.commit(batch)
+    assert handler.on_status_event(early, event_id="e2") == "deleted"
     assert list(media.objects) == [name]
 
 
@@ -171,7 +185,7 @@ def test_a_draft_that_does_not_name_its_media_is_left_alone(
     move(store, creation_id, "processing")
     media.objects[f"media/u/{creation_id}/0.png"] = b"an older version's name"
     move(store, creation_id, "draft", {"progress": 100, "media": listed})
-    assert handler.on_creation_change(change(store, creation_id), event_id="e") == "nothing_to_do"
+    assert handler.on_status_event(change(store, creation_id), event_id="e") == "nothing_to_do"
     assert media.under("u", creation_id) == [f"media/u/{creation_id}/0.png"]
 
 

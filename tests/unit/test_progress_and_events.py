@@ -6,10 +6,10 @@ import json
 import pytest
 from cloudevents.http import CloudEvent
 
-from shared.core.events import MalformedEvent, document_change
+from shared.core.events import MalformedEvent, PubSubMessage
+from shared.creations.status_events import StatusEvent, status_event_in
 from shared.work.jobs import job_from_event
 from shared.work.progress_writes import ThrottledProgress
-from tests.support.events import firestore_update
 
 
 class FakeClock:
@@ -115,30 +115,24 @@ def test_an_envelope_that_is_not_a_pubsub_message_is_malformed(message: object) 
         job_from_event(event)
 
 
-def test_a_firestore_update_is_decoded_from_its_protobuf_body() -> None:
-    headers, body = firestore_update(
-        "p",
-        "creations/c1",
-        {"status": "processing", "refunded": False},
-        {"status": "failed", "refunded": False, "error": {"code": "x", "message": "y"}},
-    )
-    event = CloudEvent(
-        {"type": headers["ce-type"], "source": headers["ce-source"], "id": headers["ce-id"]}, body
-    )
-    change = document_change(event)
-    assert change.document_id == "c1"
-    assert change.path == "creations/c1"
-    assert change.value is not None
-    assert change.value["status"] == "failed"
-    assert change.value["error"] == {"code": "x", "message": "y"}
-    assert change.old_value is not None
-    assert change.old_value["status"] == "processing"
+def test_a_status_event_is_decoded_from_its_message() -> None:
+    event = StatusEvent(creation_id="c1", user_id="u", type="image", status="draft")
+    message = PubSubMessage("m1", event.encode(), event.attributes())
+    assert status_event_in(message) == event
+    assert event.attributes() == {"creation_id": "c1", "status": "draft", "event_key": "c1:draft"}
 
 
-def test_a_firestore_event_with_a_json_body_is_malformed() -> None:
-    event = CloudEvent(
-        {"type": "google.cloud.firestore.document.v1.updated", "source": "s", "id": "1"},
-        {"value": {}},
-    )
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"creation_id": "c1", "user_id": "u", "type": "image", "status": "processing"}',
+        b'{"creation_id": "a/b", "user_id": "u", "type": "image", "status": "failed"}',
+        b'{"creation_id": "c1", "user_id": "u", "type": "image"}',
+        b"[" * 5000,
+    ],
+    ids=["not-json", "not-final", "bad-id", "no-status", "huge"],
+)
+def test_what_is_not_a_status_event_is_malformed(body: bytes) -> None:
     with pytest.raises(MalformedEvent):
-        document_change(event)
+        status_event_in(PubSubMessage("m1", body, {}))

@@ -25,13 +25,15 @@ from shared.store import paths
 from shared.store.documents import Batch
 from shared.wiring import submissions
 from shared.work.jobs import JobPublisher
-from tests.support.fakes import SETTINGS, RecordingPublisher
+from tests.support.fakes import SETTINGS, RecordingAnnouncer, RecordingPublisher
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import IMAGE, move, update
 
 
-def service(store: MemoryDocuments, publisher: JobPublisher) -> SubmissionService:
-    return submissions(store, SETTINGS, publisher)
+def service(
+    store: MemoryDocuments, publisher: JobPublisher, announcer: RecordingAnnouncer | None = None
+) -> SubmissionService:
+    return submissions(store, SETTINGS, publisher, announcer or RecordingAnnouncer())
 
 
 def submit(svc: SubmissionService, key: str | None = None, fingerprint: str = "f") -> Accepted:
@@ -130,9 +132,11 @@ def test_a_dead_queue_fails_refunds_and_frees_the_key(
     store: MemoryDocuments, ledger: Ledger
 ) -> None:
     ledger.grant("u", 10)
+    announcer = RecordingAnnouncer()
     with pytest.raises(QueueUnavailableRefunded) as caught:
-        submit(service(store, RecordingPublisher(fail=True)), key="k")
+        submit(service(store, RecordingPublisher(fail=True), announcer), key="k")
     assert caught.value.refunded
+    assert announcer.told == [(caught.value.creation_id, "failed")]
     creation = store.creation(caught.value.creation_id)
     assert (creation["status"], creation["refunded"]) == ("failed", True)
     assert ledger.balance("u") == 10

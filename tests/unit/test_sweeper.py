@@ -19,7 +19,7 @@ from shared.store import paths
 from shared.store.documents import Batch
 from shared.work.dead_letters import DeadLetterHandler
 from shared.work.sweeper import Sweeper
-from tests.support.fakes import Clock, RecordingMediaStore, RecordingPublisher
+from tests.support.fakes import Clock, RecordingAnnouncer, RecordingMediaStore, RecordingPublisher
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import move, new_creation, update
 
@@ -55,6 +55,7 @@ def sweeper_on(
     publisher: RecordingPublisher,
     settings: Settings = SETTINGS,
     finish_delete: Callable[[str], bool] | None = None,
+    announcer: RecordingAnnouncer | None = None,
 ) -> Sweeper:
     return Sweeper(
         store,
@@ -62,6 +63,7 @@ def sweeper_on(
         claims=ClaimStore(store, settings, clock=clock),
         refunds=refunds,
         publisher=publisher,
+        announcer=announcer or RecordingAnnouncer(),
         clock=clock,
         finish_delete=finish_delete,
     )
@@ -98,6 +100,18 @@ def test_a_creation_requeued_too_often_is_failed(
     failed = store.creation(creation_id)
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "not_processed"
+
+
+def test_a_failure_the_sweeper_makes_is_announced(
+    store: MemoryDocuments, clock: Clock, refunds: Refunds, publisher: RecordingPublisher
+) -> None:
+    announcer = RecordingAnnouncer()
+    sweeper = sweeper_on(store, clock, refunds, publisher, announcer=announcer)
+    creation_id = new_creation(store, "u")
+    for _ in range(SETTINGS.sweep_max_requeues + 1):
+        clock.advance(SETTINGS.sweep_pending_after_seconds + 1)
+        sweeper.sweep()
+    assert announcer.told == [(creation_id, "failed")]
 
 
 def test_processing_with_a_dead_worker_is_requeued_but_a_live_one_is_not(
@@ -177,7 +191,7 @@ def test_a_creation_a_dead_letter_spared_is_taken_on_once_its_worker_dies(
     creation_id = new_creation(store, "u")
     claim = ClaimStore(store, SETTINGS, clock=clock).claim(creation_id)
     assert isinstance(claim, Claim)
-    dead_letters = DeadLetterHandler(ClaimStore(store, SETTINGS, clock=clock))
+    dead_letters = DeadLetterHandler(ClaimStore(store, SETTINGS, clock=clock), RecordingAnnouncer())
     job = {"creation_id": creation_id, "user_id": "u", "type": "image"}
     message = PubSubMessage("m", json.dumps(job).encode(), {})
     assert not dead_letters.on_dead_letter(message, event_id="e")
@@ -295,7 +309,9 @@ def test_a_delete_that_stopped_midway_is_finished_by_the_sweeper_if_nothing_else
     """The DELETE marked it and stopped; the trigger that should have finished it gave up."""
     ledger.grant("u", 10)
     media = RecordingMediaStore()
-    actions = CreationActions(store, SETTINGS, refunds=refunds, media=media)
+    actions = CreationActions(
+        store, SETTINGS, refunds=refunds, media=media, announcer=RecordingAnnouncer()
+    )
     sweeper = sweeper_on(
         store, clock, refunds, RecordingPublisher(), finish_delete=actions.finish_delete
     )

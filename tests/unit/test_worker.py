@@ -21,8 +21,8 @@ from shared.media.providers.base import (
 )
 from shared.store import paths
 from shared.store.documents import Batch
-from shared.work.worker import GenerationWorker
-from tests.support.fakes import Clock, RecordingMediaStore, ScriptedProvider
+from shared.work.worker import GenerationWorker, StatusNotAnnounced
+from tests.support.fakes import Clock, RecordingAnnouncer, RecordingMediaStore, ScriptedProvider
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import VIDEO, move, new_creation, update
 
@@ -34,12 +34,14 @@ def worker(
     clock: Clock,
     provider: ScriptedProvider,
     media: RecordingMediaStore | None = None,
+    announcer: RecordingAnnouncer | None = None,
 ) -> GenerationWorker:
     return GenerationWorker(
         claims=ClaimStore(store, SETTINGS, clock=clock),
         provider=provider,
         uploader=media or RecordingMediaStore(),
         settings=SETTINGS,
+        announcer=announcer or RecordingAnnouncer(),
     )
 
 
@@ -371,6 +373,7 @@ def test_a_job_of_a_type_the_worker_does_not_make_is_skipped_untouched(
         provider=provider,
         uploader=RecordingMediaStore(),
         settings=SETTINGS,
+        announcer=RecordingAnnouncer(),
         makes=frozenset({"reel"}),
     )
     outcome = reels_only.handle(
@@ -378,3 +381,56 @@ def test_a_job_of_a_type_the_worker_does_not_make_is_skipped_untouched(
     )
     assert (outcome.kind, outcome.detail) == ("skipped", "not_for_this_worker")
     assert store.commits == before
+
+
+# --- the status stream ------------------------------------------------------------------------
+
+
+def test_a_worker_announces_the_final_status_it_makes(store: MemoryDocuments, clock: Clock) -> None:
+    drafted, failed = new_creation(store, "u"), new_creation(store, "u")
+    announcer = RecordingAnnouncer()
+    assert handle(
+        worker(store, clock, ScriptedProvider(), announcer=announcer), store, drafted
+    ) == ("draft")
+    fails = ScriptedProvider(fail_with=[SafetyBlocked("no")])
+    assert handle(worker(store, clock, fails, announcer=announcer), store, failed) == "failed"
+    assert announcer.told == [(drafted, "draft"), (failed, "failed")]
+    assert [event.user_id for event in announcer.events] == ["u", "u"]
+
+
+def test_an_unannounced_draft_is_announced_by_the_redelivery(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    down = RecordingAnnouncer(fail=True)
+    with pytest.raises(StatusNotAnnounced):  # redelivered: Pub/Sub refused the event
+        handle(worker(store, clock, ScriptedProvider(), announcer=down), store, creation_id)
+    assert store.creation(creation_id)["status"] == "draft"  # the result stands
+    up = RecordingAnnouncer()
+    assert handle(worker(store, clock, ScriptedProvider(), announcer=up), store, creation_id) == (
+        "skipped"
+    )
+    assert up.told == [(creation_id, "draft")]
+
+
+def test_a_claim_out_of_attempts_announces_the_failure(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u")
+    update(store, paths.creation(creation_id), {"attempts": SETTINGS.max_generation_attempts})
+    announcer = RecordingAnnouncer()
+    outcome = worker(store, clock, ScriptedProvider(), announcer=announcer)
+    assert handle(outcome, store, creation_id) == "skipped"
+    assert store.creation(creation_id)["status"] == "failed"
+    assert announcer.told == [(creation_id, "failed")]
+
+
+def test_a_leased_or_foreign_job_announces_nothing(store: MemoryDocuments, clock: Clock) -> None:
+    leased = new_creation(store, "u")
+    assert isinstance(ClaimStore(store, SETTINGS, clock=clock).claim(leased), Claim)
+    announcer = RecordingAnnouncer()
+    w = worker(store, clock, ScriptedProvider(), announcer=announcer)
+    assert handle(w, store, leased) == "skipped"
+    foreign = Job(creation_id=new_creation(store, "u"), user_id="someone-else", type="image")
+    assert w.handle(foreign, event_id="e").kind == "skipped"
+    assert announcer.told == []

@@ -48,7 +48,6 @@ from google.pubsub_v1.types import (
     Subscription,
 )
 
-from shared.core.events import FIRESTORE_DOCUMENT_UPDATED
 from shared.core.settings import Settings
 from tools.stack.logfiles import json_lines
 from tools.stack.processes import (
@@ -71,7 +70,6 @@ from tools.stack.triggers import (
 )
 
 PUSH_SUFFIX: Final = "-push"
-REFUND_TRIGGER_ID: Final = "creations-refund"
 # Pub/Sub's bounds for retry backoff and for a push subscription's ack deadline (= how long it
 # waits for the endpoint's answer before redelivering).
 MAX_BACKOFF_BOUND: Final = 600.0
@@ -181,12 +179,8 @@ def default_wiring(settings: Settings) -> Wiring:
             ),
             PushRoute(settings.dead_letter_topic, "dead_letter"),
             PushRoute(settings.sweep_topic, "sweep"),
-        ),
-        triggers=(
-            TriggerRoute(
-                FirestoreTrigger(REFUND_TRIGGER_ID, FIRESTORE_DOCUMENT_UPDATED, "creations/{id}"),
-                "refund",
-            ),
+            # No dead letter, as in production: the sweeper refunds what still fails here.
+            PushRoute(settings.status_topic, "refund"),
         ),
         schedule_topic=settings.sweep_topic,
     )
@@ -291,6 +285,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "STITCH_TOPIC": settings.stitch_topic,
         "DEAD_LETTER_TOPIC": settings.dead_letter_topic,
         "SWEEP_TOPIC": settings.sweep_topic,
+        "STATUS_TOPIC": settings.status_topic,
         "MAX_DELIVERY_ATTEMPTS": str(settings.max_delivery_attempts),
     }
     hosts = {

@@ -6,8 +6,8 @@ and `make demo` read it, and its absence means "no stack running". If any proces
 rest are stopped and `make dev` exits non-zero with the dead one's log tail.
 
 The functions run as production runs them (see `tools.stack.chain`): submit over HTTP, generate
-fed by a push subscription with retry and dead-letter policies, refund by the Firestore trigger
-on `creations/{id}` (through the trigger router), dead_letter by the dead-letter topic, sweep by
+fed by a push subscription with retry and dead-letter policies, refund by the creation status
+stream (STATUS_TOPIC), dead_letter by the dead-letter topic, sweep by
 a local clock standing in for Cloud Scheduler.
 
 Ports are fixed so URLs stay stable across restarts (bookmarks, shell history, a UI's config):

@@ -46,12 +46,14 @@ def tap_subscription_name(topic: str) -> str:
 
 
 def topics(settings: Settings) -> list[str]:
-    """Every topic the suite uses: the job topics, the dead-letter topic, the sweeper's clock."""
+    """Every topic the suite uses: the job topics, the dead-letter topic, the sweeper's clock,
+    the creation status stream."""
     return [
         settings.generate_topic,
         settings.stitch_topic,
         settings.dead_letter_topic,
         settings.sweep_topic,
+        settings.status_topic,
     ]
 
 
@@ -61,7 +63,12 @@ def tapped_topics(settings: Settings) -> list[str]:
     Not the sweep topic: it is a clock tick every few seconds, and a tap nobody pulls would
     keep every tick for the emulator's whole life.
     """
-    return [settings.generate_topic, settings.stitch_topic, settings.dead_letter_topic]
+    return [
+        settings.generate_topic,
+        settings.stitch_topic,
+        settings.dead_letter_topic,
+        settings.status_topic,
+    ]
 
 
 def ensure_resources(settings: Settings) -> Provisioned:

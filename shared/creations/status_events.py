@@ -1,0 +1,89 @@
+"""The creation status stream: one message per move to a final status (and per DELETE begun).
+
+Whoever makes such a move (a worker's draft or failure, a claim out of attempts, a dead letter,
+the sweeper, a cancel, a job that could not be queued, a DELETE's `deleting` mark) announces it
+on `STATUS_TOPIC` after its commit. Every consumer subscribes to that one topic: today `refund`
+(refunds, settles media, finishes deletes); signed webhooks and anything later take their own
+subscription rather than one more trigger each.
+
+An event is a wake-up, not the truth: it names the creation and the status it moved to, and a
+consumer reads the document before it acts (an event that disagrees with its document, or a
+message no code of ours published, changes nothing). Delivery is at least once, so consumers
+are idempotent. A lost announcement (the process died between commit and publish, Pub/Sub was
+down) is made up for: a worker's job is redelivered and announces the status it then finds;
+the sweeper refunds a failed or canceled creation left unrefunded and finishes a DELETE left
+midway.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Final, Literal, Protocol
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from shared.core.events import PubSubMessage, json_model_in
+from shared.creations.model import CreationType, Job, is_creation_id, is_user_id
+
+# `deleting`: a DELETE has marked the creation (its status is final and stays what it was).
+AnnouncedStatus = Literal["draft", "failed", "canceled", "deleting"]
+
+# An event is three ids and a word; anything much bigger was not published by us.
+MAX_EVENT_BYTES: Final = 4096
+
+
+def _creation_id(value: str) -> str:
+    if not is_creation_id(value):
+        raise ValueError("not a creation id")
+    return value
+
+
+def _user_id(value: str) -> str:
+    if not is_user_id(value):
+        raise ValueError("not a user id")
+    return value
+
+
+class StatusEvent(BaseModel):
+    """The body of a status message (JSON)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    creation_id: Annotated[str, AfterValidator(_creation_id)]
+    user_id: Annotated[str, AfterValidator(_user_id)]
+    type: CreationType
+    status: AnnouncedStatus
+
+    @classmethod
+    def of(cls, job: Job, status: AnnouncedStatus) -> StatusEvent:
+        return cls(creation_id=job.creation_id, user_id=job.user_id, type=job.type, status=status)
+
+    @property
+    def key(self) -> str:
+        """The same for every announcement of one move (consumers may dedupe by it)."""
+        return f"{self.creation_id}:{self.status}"
+
+    def attributes(self) -> dict[str, str]:
+        """Message attributes, so a subscription can filter without decoding the body."""
+        return {"creation_id": self.creation_id, "status": self.status, "event_key": self.key}
+
+    def encode(self) -> bytes:
+        return json.dumps(self.model_dump(), separators=(",", ":")).encode()
+
+
+class StatusAnnouncer(Protocol):
+    def announce(self, event: StatusEvent) -> bool:
+        """Publish `event`; False (logged, never raised) if it could not be published."""
+        ...
+
+
+class SilentAnnouncer:
+    """Announces nothing: for tools and tests that have no status stream."""
+
+    def announce(self, event: StatusEvent) -> bool:
+        return True
+
+
+def status_event_in(message: PubSubMessage) -> StatusEvent:
+    """The status event in a Pub/Sub message; `MalformedEvent` (acked, logged) if none."""
+    return json_model_in(message, StatusEvent, what="a status event", max_bytes=MAX_EVENT_BYTES)
