@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Final, Literal, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, PositiveInt
 
 from shared.core.events import PubSubMessage, json_model_in
 from shared.creations.model import CreationType, Job, is_creation_id, is_user_id
@@ -53,10 +53,25 @@ class StatusEvent(BaseModel):
     user_id: Annotated[str, AfterValidator(_user_id)]
     type: CreationType
     status: AnnouncedStatus
+    # The attempt that made the move, when a worker made it: a first attempt's image or reel
+    # draft leaves nothing to settle (no earlier attempt uploaded, and only Veo stages).
+    attempt: PositiveInt | None = None
 
     @classmethod
-    def of(cls, job: Job, status: AnnouncedStatus) -> StatusEvent:
-        return cls(creation_id=job.creation_id, user_id=job.user_id, type=job.type, status=status)
+    def of(cls, job: Job, status: AnnouncedStatus, *, attempt: int | None = None) -> StatusEvent:
+        return cls(
+            creation_id=job.creation_id,
+            user_id=job.user_id,
+            type=job.type,
+            status=status,
+            attempt=attempt,
+        )
+
+    @property
+    def leaves_nothing_to_settle(self) -> bool:
+        """Whether this move can have left no stray object (so no consumer need look). Saying
+        so wrongly (a hand-made event) only leaves strays for the creation's delete."""
+        return self.status == "draft" and self.type != "video" and self.attempt == 1
 
     @property
     def key(self) -> str:

@@ -189,51 +189,45 @@ class RefundHandler:
         self._finish_delete = finish_delete
 
     def on_status_event(self, event: StatusEvent, *, event_id: str) -> str:
-        """What happened to the money (for logs and tests)."""
-        fields = log_fields(creation_id=event.creation_id, user_id=event.user_id, event_id=event_id)
+        """What happened to the money (for logs and tests); said in one log line."""
+        fields = {"creation_id": event.creation_id, "user_id": event.user_id, "event_id": event_id}
+        result, why, balance = self._act_on(event, event_id)
+        logger.info(
+            f"refund: {result}{why} ({event.status} event)",
+            extra=log_fields(**fields, balance=balance),
+        )
+        return result
+
+    def _act_on(self, event: StatusEvent, event_id: str) -> tuple[str, str, int | None]:
+        """(result, why, the owner's balance after a refund made now)."""
+        if event.leaves_nothing_to_settle:
+            # The happy path's event: a first attempt's draft owes no refund and left nothing.
+            return "nothing_to_do", "", None
         (creation,) = self._refunds.store.read(paths.creation(event.creation_id))
         if not creation.exists:
             # Deleting an unrefunded failed/canceled creation refunds it first, and removes its
             # media itself, before the document (intake.actions).
-            logger.info("refund: the creation is gone; nothing to do", extra=fields)
-            return "deleted"
+            return "deleted", "", None
         if (creation.get("user_id"), creation.get("type")) != (event.user_id, event.type):
             # Not this creation's event (hand-made, or for another project's creation of the
             # same id): acting on it could settle away media of a creation it does not describe.
-            logger.warning(
-                "refund: ignored an event that disagrees with its creation", extra=fields
-            )
-            return "ignored"
+            return "ignored", ": the event disagrees with its creation", None
         status, refunded = creation.get("status"), creation.get("refunded", False)
         if not (isinstance(status, str) and status in lifecycle.STATUSES) or not isinstance(
             refunded, bool
         ):
-            logger.warning(
-                "refund: ignored a creation whose status or refunded flag is missing or odd",
-                extra=fields,
-            )
-            return "ignored"
-        result = "nothing_to_do"  # a draft, or a creation refunded in its move's own write
+            return "ignored", ": the creation's status or refunded flag is missing or odd", None
+        result, balance = "nothing_to_do", None  # a draft, or refunded in its move's own write
         if status in lifecycle.REFUNDABLE_STATUSES and not refunded:
             outcome = self._refunds.refund(event.creation_id)
-            logger.info(
-                f"refund: {outcome.result}",
-                extra=log_fields(
-                    creation_id=event.creation_id,
-                    user_id=event.user_id,
-                    event_id=event_id,
-                    balance=outcome.balance,
-                ),
-            )
-            result = outcome.result
+            result, balance = outcome.result, outcome.balance
         if creation.get(lifecycle.DELETING) is True and self._finish_delete is not None:
             # Usually beside the DELETE itself (which announced it): whichever is first removes it.
             if self._finish_delete(event.creation_id):
-                logger.info("refund: removed a creation whose DELETE had begun", extra=fields)
-                return "deleted"
+                return "deleted", ": finished a DELETE that had begun", balance
         elif status in lifecycle.FINAL_STATUSES:
             self._settle(creation, status, event_id)
-        return result
+        return result, "", balance
 
     def _settle(self, creation: Snapshot, status: str, event_id: str) -> None:
         user_id = creation.get("user_id")

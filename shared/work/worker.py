@@ -79,7 +79,7 @@ class GenerationWorker:
                 # Out of attempts: the claim failed it. Final already: this may be the
                 # redelivery of a job whose announcement was lost (the worker died after its
                 # commit, or Pub/Sub refused the event): announcing again is harmless.
-                self._announce(job, claimed.status, fields)
+                self._announce(job, claimed.status, None, fields)
             return Outcome("skipped", claimed.reason)
         claim = claimed
         fields["attempt"] = str(claim.attempt)
@@ -116,7 +116,7 @@ class GenerationWorker:
                 f"generation failed: {exc.message}",
                 extra=log_fields(**fields, error_code=exc.code),
             )
-            self._announce(claim.job, "failed", fields)
+            self._announce(claim.job, "failed", claim.attempt, fields)
             return Outcome("failed", exc.code)
         if not self.claims.complete(claim, media):
             # Nobody will ever publish these objects (a draft names its own attempt's only):
@@ -125,13 +125,14 @@ class GenerationWorker:
             return Outcome("lost_claim")
         self._settle(claim, [str(item["uri"]) for item in media], fields)
         logger.info("generation done", extra=log_fields(**fields, items=len(media)))
-        self._announce(claim.job, "draft", fields)
+        self._announce(claim.job, "draft", claim.attempt, fields)
         return Outcome("draft")
 
-    def _announce(self, job: Job, status: str, fields: dict[str, str]) -> None:
+    def _announce(self, job: Job, status: str, attempt: int | None, fields: dict[str, str]) -> None:
         """Tell the status stream; if it cannot be told, have the job redelivered: the
         redelivery finds the creation final and announces again (see `handle`)."""
-        if not self.announcer.announce(StatusEvent.of(job, cast(AnnouncedStatus, status))):
+        event = StatusEvent.of(job, cast(AnnouncedStatus, status), attempt=attempt)
+        if not self.announcer.announce(event):
             raise StatusNotAnnounced(
                 f"creation {job.creation_id} is {status}, but that could not be announced"
             )

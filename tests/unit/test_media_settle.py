@@ -234,3 +234,23 @@ def test_every_storage_call_is_held_to_the_media_timeout(tmp_path: Path) -> None
         retry = call["retry"]
         assert isinstance(retry, Retry) and retry.timeout == 7.0
         assert call["timeout"] == 7.0
+
+
+def test_a_first_attempts_image_draft_is_taken_on_its_word_and_costs_no_read(
+    store: MemoryDocuments, ledger: Ledger, media: RecordingMediaStore, handler: RefundHandler
+) -> None:
+    ledger.grant("u", 10)
+    creation_id = debited_creation(store, ledger, "u")
+    reads = store.reads
+    first = StatusEvent(
+        creation_id=creation_id, user_id="u", type="image", status="draft", attempt=1
+    )
+    assert first.leaves_nothing_to_settle
+    assert handler.on_status_event(first, event_id="e1") == "nothing_to_do"
+    assert store.reads == reads
+    # A video stages under tmp/, and a later attempt may follow a crashed one: those look.
+    for later in (
+        first.model_copy(update={"type": "video"}),
+        first.model_copy(update={"attempt": 2}),
+    ):
+        assert not later.leaves_nothing_to_settle
