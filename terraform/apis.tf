@@ -7,7 +7,7 @@ locals {
     "cloudfunctions.googleapis.com",   # the functions (2nd gen)
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com", # runs the sweeper
-    "eventarc.googleapis.com",       # the Firestore trigger of refund
+    "eventarc.googleapis.com",       # Firestore triggers (modules/event_function firestore_trigger; none today)
     "firebaserules.googleapis.com",  # Firestore security rules
     "firestore.googleapis.com",
     "iam.googleapis.com",

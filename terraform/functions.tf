@@ -36,6 +36,7 @@ locals {
     STITCH_TOPIC               = google_pubsub_topic.stitch.name
     DEAD_LETTER_TOPIC          = google_pubsub_topic.dead_letter.name
     SWEEP_TOPIC                = google_pubsub_topic.sweep.name
+    STATUS_TOPIC               = google_pubsub_topic.status.name
     PRICING                    = jsonencode(var.pricing)
     ALLOWED_MODELS             = jsonencode(var.allowed_models)
     DEFAULT_IMAGE_MODEL        = var.default_image_model
@@ -207,7 +208,9 @@ module "stitch" {
   depends_on = [google_project_service.this, google_pubsub_topic_iam_member.dead_letter_publisher]
 }
 
-# Refunds a creation once it is failed or canceled (every update of creations/{id}).
+# Refunds a creation once it is failed or canceled, settles final creations' media and finishes
+# deletes: fed by the creation status stream, so it runs once per final move, not on every
+# update of every creation.
 module "refund" {
   source = "./modules/event_function"
 
@@ -231,11 +234,10 @@ module "refund" {
   project_roles         = ["roles/datastore.user"]
   labels                = var.labels
 
-  firestore_trigger = {
-    region     = var.firestore_location
-    event_type = "google.cloud.firestore.document.v1.updated"
-    database   = google_firestore_database.default.name
-    document   = "creations/{id}"
+  # No dead letter: what still fails here after a week of retries is caught by the sweeper,
+  # which refunds failed and canceled creations left unrefunded and finishes stopped deletes.
+  pubsub_trigger = {
+    topic = google_pubsub_topic.status.name
   }
 
   depends_on = [google_project_service.this]

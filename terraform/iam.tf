@@ -1,15 +1,19 @@
 # Who may do what, beyond each function's own identities (made by the module instances).
 #
 # Runtime service accounts (one per function, from modules/event_function):
-#   submit       datastore.user; publish to the job topics; list+delete media (DELETE /v1/creations/{id})
+#   submit       datastore.user; publish to the job topics and the status topic; list+delete
+#                media (DELETE /v1/creations/{id})
 #   generate     datastore.user; aiplatform.user (Vertex AI mode only); read+write media; list
-#                (it settles what it finished: a draft keeps exactly its media set)
-#   stitch       datastore.user; read+write media (reads the clips, writes the reel); list
+#                (it settles what it finished: a draft keeps exactly its media set); publish
+#                to the status topic
+#   stitch       datastore.user; read+write media (reads the clips, writes the reel); list;
+#                publish to the status topic
 #   refund       datastore.user; list+delete media (a final creation's stray objects, and the
 #                media of a creation whose DELETE stopped midway, which it then deletes)
-#   dead-letter  datastore.user
-#   sweep        datastore.user; publish to the job topics (re-enqueues stuck creations);
-#                list+delete media (finishes a DELETE the refund trigger did not)
+#   dead-letter  datastore.user; publish to the status topic
+#   sweep        datastore.user; publish to the job topics (re-enqueues stuck creations) and
+#                the status topic; list+delete media (finishes a DELETE its status event did
+#                not)
 # Firestore access is project-wide (roles/datastore.user): Firestore IAM has no per-collection
 # grants; what each function touches is decided by its code. Logs go to stdout, which Cloud Run
 # collects without any role.
@@ -65,7 +69,7 @@ locals {
     # The workers settle the creation they just finished (list its folder, delete strays).
     "generate-remove" = { role = google_project_iam_custom_role.media_remover.name, member = module.generate.service_account_member }
     "stitch-remove"   = { role = google_project_iam_custom_role.media_remover.name, member = module.stitch.service_account_member }
-    # The sweeper finishes a DELETE that stopped midway and that the refund trigger gave up on.
+    # The sweeper finishes a DELETE that stopped midway and whose status event was lost.
     "sweep-remove" = { role = google_project_iam_custom_role.media_remover.name, member = module.sweep.service_account_member }
   }
 }
@@ -121,6 +125,29 @@ resource "google_pubsub_topic_iam_member" "job_publishers" {
   topic   = local.job_topics[each.value.topic]
   role    = "roles/pubsub.publisher"
   member  = local.publisher_members[each.value.function]
+}
+
+# --- the status stream: who announces status moves ------------------------------------------
+
+# Whoever moves a creation to a final status announces it: submit (cancel, a job that could not
+# be queued, a DELETE's mark), the workers (draft, failed), dead-letter and sweep (failed).
+locals {
+  status_announcers = {
+    submit        = module.submit.service_account_member
+    generate      = module.generate.service_account_member
+    stitch        = module.stitch.service_account_member
+    "dead-letter" = module.dead_letter.service_account_member
+    sweep         = module.sweep.service_account_member
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "status_announcers" {
+  for_each = local.status_announcers
+
+  project = var.project_id
+  topic   = google_pubsub_topic.status.name
+  role    = "roles/pubsub.publisher"
+  member  = each.value
 }
 
 # --- builds ---------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 # Topic names are the code's defaults (shared/core/settings.py), also passed to every function as
-# GENERATE_TOPIC, STITCH_TOPIC, DEAD_LETTER_TOPIC and SWEEP_TOPIC. Each function's push
+# GENERATE_TOPIC, STITCH_TOPIC, DEAD_LETTER_TOPIC, SWEEP_TOPIC and STATUS_TOPIC. Each function's push
 # subscription is made by its module instance (functions.tf).
 
 resource "google_pubsub_topic" "generate" {
@@ -30,6 +30,17 @@ resource "google_pubsub_topic" "sweep" {
   #checkov:skip=CKV_GCP_83:Google-managed encryption at rest: job messages carry only ids (creation, user, type), never prompts or media.
   project = var.project_id
   name    = "creations-sweep" # Cloud Scheduler's ticks -> sweep
+
+  depends_on = [google_project_service.this]
+}
+
+# The creation status stream: one message per move to a final status (draft, failed, canceled)
+# and per DELETE begun, published by whoever made the move (shared/creations/status_events.py).
+# refund subscribes; signed webhooks and anything later take a subscription of their own.
+resource "google_pubsub_topic" "status" {
+  #checkov:skip=CKV_GCP_83:Google-managed encryption at rest: status messages carry only ids (creation, user, type), a status and an attempt number, never prompts or media.
+  project = var.project_id
+  name    = "creations-status" # status moves -> refund (and later consumers)
 
   depends_on = [google_project_service.this]
 }

@@ -33,6 +33,7 @@ from shared.core.errors import (
 from shared.core.events import (
     MalformedEvent,
     PubSubMessage,
+    json_model_in,
     pubsub_message,
 )
 from shared.core.handling import event_handler
@@ -67,6 +68,7 @@ __all__ = [
     "firestore_client",
     "get_logger",
     "http_request_log",
+    "json_model_in",
     "load_settings",
     "log_fields",
     "per_process",

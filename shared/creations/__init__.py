@@ -6,6 +6,7 @@ lifecycle  the state machine, and the only writer of `status`
 progress   `progress` as whole percents, 0-99 until draft
 reading    reading creations: one, several, a user's pages (with cursors)
 claims     a worker's hold on a creation (lease, attempts) and the writes only it may make
+status_events  the creation status stream: one event per move to a final status
 """
 
 from shared.creations import lifecycle, requests
@@ -46,6 +47,13 @@ from shared.creations.requests import (
     document_of,
     stored_request,
 )
+from shared.creations.status_events import (
+    AnnouncedStatus,
+    SilentAnnouncer,
+    StatusAnnouncer,
+    StatusEvent,
+    status_event_in,
+)
 
 __all__ = [
     "CREATION_ID_PATTERN",
@@ -58,6 +66,7 @@ __all__ = [
     "SEED_LIMIT",
     "STATUSES",
     "TRANSITIONS",
+    "AnnouncedStatus",
     "Claim",
     "ClaimStore",
     "Creation",
@@ -68,8 +77,11 @@ __all__ = [
     "MediaRequest",
     "ReelRequest",
     "RisingPercent",
+    "SilentAnnouncer",
     "Skip",
     "Status",
+    "StatusAnnouncer",
+    "StatusEvent",
     "StoredRequest",
     "StoredRequestInvalid",
     "VideoRequest",
@@ -85,6 +97,7 @@ __all__ = [
     "requests",
     "stage_move",
     "stage_new",
+    "status_event_in",
     "stored_request",
     "utcnow",
     "working_percent",

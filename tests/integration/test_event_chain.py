@@ -190,7 +190,7 @@ def test_a_failed_creation_keeps_no_objects_and_is_refunded_once(
     assert chain.kinds("alice") == ["debit", "grant", "refund"]
 
 
-def test_a_dead_lettered_creation_is_emptied_by_the_refund_trigger(
+def test_a_dead_lettered_creation_is_emptied_by_the_refund_function(
     chain: Chain, documents: Documents, bucket: Bucket
 ) -> None:
     # A worker uploaded, then died before its draft write; its lease ran out and the job's

@@ -21,6 +21,10 @@ STATE_MACHINE = "shared/creations/lifecycle.py"
 # Modules whose "status" is not a creation's, and why.
 OTHER_STATUSES = {
     "shared/core/log.py": "Cloud Logging's httpRequest.status is an HTTP status code",
+    "shared/creations/status_events.py": (
+        "a status event's message attribute: the status a move reached, announced after the "
+        "state machine wrote it"
+    ),
 }
 
 

@@ -154,7 +154,7 @@ def test_delete_takes_the_media_then_the_document(
         actions.delete("u", creation_id)
 
 
-def test_a_delete_that_stops_midway_leaves_a_mark_the_trigger_finishes(
+def test_a_delete_that_stops_midway_leaves_a_mark_its_event_finishes(
     store: MemoryDocuments,
     ledger: Ledger,
     refunds: Refunds,
