@@ -6,6 +6,13 @@ number and a lease expiry. Every later write of that worker (progress, checkpoin
 failure) is guarded: it applies only while the creation is still `processing` under the same
 owner, so a worker that lost its lease (slow, or presumed dead and replaced) can never
 overwrite the result of the one that replaced it, nor move a finished creation.
+
+No read after a commit whose result is known. Each commit answers the creation as it wrote it
+(update time included), and a claim keeps that latest snapshot (`Claim.latest`). The claim's
+next write is staged against it directly, guarded by its update time: if nobody else wrote
+since, that is exactly the read's decision without the read; if somebody did, the commit
+fails (`LostRace`) and the next round reads and decides again. A commit that did not answer
+(its writes may or may not have landed) leaves nothing known, so the next write reads first.
 """
 
 from __future__ import annotations
@@ -29,6 +36,28 @@ from shared.store.optimistic import run_optimistic
 SkipReason = Literal["missing", "final", "leased", "exhausted", "not_this_job"]
 
 
+class Latest:
+    """The creation as its claim last wrote (or read) it; None when not known.
+
+    Only ever a decision's starting point: a write staged on it is guarded by its update time,
+    so a stale one costs a lost race and a read, never a wrong write.
+    """
+
+    def __init__(self, snapshot: Snapshot | None = None) -> None:
+        self._snapshot = snapshot
+
+    def peek(self) -> Snapshot | None:
+        return self._snapshot
+
+    def take(self) -> Snapshot | None:
+        """The snapshot, forgotten until the next `keep`."""
+        snapshot, self._snapshot = self._snapshot, None
+        return snapshot
+
+    def keep(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+
 @dataclass(frozen=True)
 class Claim:
     """One worker's hold on one creation, for one attempt."""
@@ -38,6 +67,9 @@ class Claim:
     attempt: int
     request: dict[str, Any]  # as stored; `shared.creations.requests.stored_request` checks it
     checkpoint: dict[str, Any] = field(default_factory=dict)
+    # The claim is frozen; what it knows of its creation changes with each of its own commits.
+    # Not an init field: a Claim made by hand (or `dataclasses.replace`d) knows nothing yet.
+    latest: Latest = field(default_factory=Latest, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -133,7 +165,18 @@ class ClaimStore:
         )
 
     def holds(self, claim: Claim) -> bool:
-        """Whether the claim is still ours (one read, no write)."""
+        """Whether the claim is still ours (no write; a read only once half the lease is gone).
+
+        While the lease is live, nobody else can take a `processing` creation from its
+        owner: a re-claim waits for the lease to expire, the dead letter and the sweeper spare
+        a live lease, and a cancel or a DELETE refuses a `processing` creation. So with more
+        than half the lease left (the half is a margin for clocks that disagree between
+        workers) the answer is known without a read. Anything that slipped past this anyway
+        is caught by `complete`, which then tells the caller to discard what it uploaded.
+        """
+        latest = claim.latest.peek()
+        if latest is not None and _owned_by(latest, claim) and self._lease_has_half_left(latest):
+            return True
         return self._while_owned(claim, lambda _batch, _creation: None)
 
     def complete(self, claim: Claim, media: list[dict[str, Any]]) -> bool:
@@ -223,22 +266,55 @@ class ClaimStore:
         `stage` may add nothing (the write is not needed): then nothing is committed, and the
         answer is still True (the claim is ours). `done` tells a creation this write has
         already made what it is (an earlier round landed although its answer was lost): True.
+
+        The first round decides on the claim's latest snapshot, if it knows one that shows
+        the claim held, without reading (see the module docstring); every other round reads.
+        A known snapshot is trusted only through a guarded commit: when `stage` writes nothing
+        on it, the round reads, so the answer never rests on an old snapshot alone.
         """
         path = paths.creation(claim.job.creation_id)
+        known = claim.latest.take()
 
         def attempt() -> bool:
+            nonlocal known
+            creation, known = known, None
+            if creation is not None and _owned_by(creation, claim):
+                batch = Batch()
+                stage(batch, creation)
+                if batch:
+                    self._commit_for(claim, batch, path)  # LostRace: the next round reads
+                    return True
             (creation,) = self.store.read(path)
+            claim.latest.keep(creation)
             if done is not None and done(creation):
                 return True
-            if creation.get("status") != "processing" or creation.get("lease_owner") != claim.owner:
+            if not _owned_by(creation, claim):
                 return False
             batch = Batch()
             stage(batch, creation)
             if batch:
-                self.store.commit(batch)
+                self._commit_for(claim, batch, path)
             return True
 
         return run_optimistic(attempt, self.settings, "update")
+
+    def _commit_for(self, claim: Claim, batch: Batch, path: str) -> None:
+        """Commit one of the claim's writes and keep the creation as it wrote it. Until it
+        answers nothing is known: a commit that fails may have landed all the same."""
+        claim.latest.take()
+        claim.latest.keep(self.store.commit(batch)[path])
+
+    def _lease_has_half_left(self, creation: Snapshot) -> bool:
+        lease = creation.get("lease_expires_at")
+        half = dt.timedelta(seconds=self.settings.lease_seconds / 2)
+        return isinstance(lease, dt.datetime) and self.clock() < lease - half
+
+
+def _owned_by(creation: Snapshot, claim: Claim) -> bool:
+    """Whether `creation` is still being made under `claim`."""
+    return bool(
+        creation.get("status") == "processing" and creation.get("lease_owner") == claim.owner
+    )
 
 
 def _made_from(creation: Snapshot, job: Job) -> bool:
@@ -248,13 +324,16 @@ def _made_from(creation: Snapshot, job: Job) -> bool:
 
 
 def _claim_of(creation: Snapshot, owner: str) -> Claim:
-    return Claim(
+    """The claim `creation` (as the claim's commit wrote it, or as read) shows for `owner`."""
+    claim = Claim(
         job=Job.of(creation),
         owner=owner,
         attempt=int(creation.get("attempts", 1)),
         request=dict(creation.get("request") or {}),
         checkpoint=dict(creation.get("checkpoint") or {}),
     )
+    claim.latest.keep(creation)
+    return claim
 
 
 def _error(code: str, tries: int) -> dict[str, str]:

@@ -120,19 +120,24 @@ class SubmissionService:
 
         def attempt() -> Accepted:
             nonlocal sent
-            user, debit, creation, *key = self.store.read(
-                paths.user(user_id), debit_path, creation_path, *filter(None, [key_path])
-            )
-            if debit.exists:
-                # An earlier round's commit was applied although its answer was lost (the
-                # client library's retry then lost the race against it): this call is done.
-                return _accepted_as_stored(creation, debit)
+            key_paths = [key_path] if key_path else []
+            if sent:
+                # An earlier round's commit was sent and lost its race: it may have been applied
+                # although its answer was lost (the client library's resend then ran into it).
+                # Only then can the debit and the creation exist: the ids are this call's own.
+                user, debit, creation, *key = self.store.read(
+                    paths.user(user_id), debit_path, creation_path, *key_paths
+                )
+                if debit.exists:
+                    return _accepted_as_stored(creation, debit)  # it landed: this call is done
+            else:
+                user, *key = self.store.read(paths.user(user_id), *key_paths)
             sent = False  # this read shows that no earlier round's commit landed
             batch = Batch()
             if key:
                 made = key_use.stage(batch, key[0], creation_id)
                 if made is not None:
-                    return self._replay(made, user)
+                    return self._replay(made, user_id, user)
             balance = self.ledger.stage_debit(batch, user, cost=cost, creation_id=creation_id)
             stage_new(batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost)
             sent = True
@@ -160,11 +165,11 @@ class SubmissionService:
         whatever changed since (a clip deleted, a model withdrawn). Raises `Conflict` if the
         key was used with another request."""
         key_use = KeyUse(user_id, fingerprint, self.settings.idempotency_ttl_hours)
-        user, record = self.store.read(
-            paths.user(user_id), paths.idempotency_key(user_id, idempotency_key)
-        )
+        # The key alone: a free key (the usual case) needs nothing else; a replay reads the
+        # balance with its creation.
+        (record,) = self.store.read(paths.idempotency_key(user_id, idempotency_key))
         made = key_use.made_by(record)
-        return None if made is None else self._replay(made, user)
+        return None if made is None else self._replay(made, user_id)
 
     def _confirm(self, job: Job, failure: Exception) -> Accepted:
         """After a sent commit failed with `failure`: its acceptance if it landed after all;
@@ -234,8 +239,13 @@ class SubmissionService:
         moved = run_optimistic(attempt, self.settings, "fail unqueued")
         return Creation.of(moved) if moved.exists else None
 
-    def _replay(self, creation_id: str, user: Snapshot) -> Accepted:
-        (creation,) = self.store.read(paths.creation(creation_id))
+    def _replay(self, creation_id: str, user_id: str, user: Snapshot | None = None) -> Accepted:
+        """The answer to a repeat: the creation as it is now, with the balance (`user` as just
+        read, or read here with the creation)."""
+        if user is None:
+            user, creation = self.store.read(paths.user(user_id), paths.creation(creation_id))
+        else:
+            (creation,) = self.store.read(paths.creation(creation_id))
         if not creation.exists or being_deleted(creation):
             raise Conflict("the creation made with this Idempotency-Key has been deleted")
         return Accepted(Creation.of(creation), balance_of(user), replayed=True)

@@ -12,10 +12,13 @@ logger = get_logger(__name__)
 
 
 class ThrottledProgress:
-    """Calls `write(percent)` only when progress went up and `min_interval` has passed.
+    """Calls `write(percent)` only when progress went up and `min_interval` has passed since
+    the last write, or, for the first, since the work began (when this was made).
 
     Production Firestore sustains about one write a second per document, and listeners need
-    no more. A failed write is logged and skipped: progress is advisory, the result is not.
+    no more. A job that is done within the interval writes no progress at all: its move to
+    `draft` writes 100 (one write to finish). A failed write is logged and skipped: progress
+    is advisory, the result is not.
     """
 
     def __init__(
@@ -29,7 +32,7 @@ class ThrottledProgress:
         self._interval = min_interval_seconds
         self._clock = clock
         self._written = -1
-        self._last_at = float("-inf")
+        self._last_at = clock()  # the work begins now: the first write waits one interval
 
     def __call__(self, percent: int) -> None:
         percent = working_percent(percent)

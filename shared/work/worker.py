@@ -156,8 +156,9 @@ class GenerationWorker:
                 raise EmptyResult("The model returned no media.")
             if not self.claims.holds(claim):
                 # Taken over (or failed, or deleted) while generating: upload nothing, rather
-                # than write objects only to remove them. A claim lost during the upload is
-                # caught by `complete`, and its uploads discarded then.
+                # than write objects only to remove them. `holds` reads only once half the
+                # lease is gone (before that nobody can have taken it); a claim lost anyway, or
+                # during the upload, is caught by `complete`, and its uploads discarded then.
                 raise LostClaim(f"creation {job.creation_id} is no longer ours")
             # Under this attempt's own names: published only by the claim-guarded `complete`.
             return self.uploader.upload(job.user_id, job.creation_id, items, scope=context.scope)

@@ -24,14 +24,29 @@ def test_progress_is_monotonic_and_at_most_one_write_per_interval() -> None:
     writes: list[int] = []
     clock = FakeClock()
     progress = ThrottledProgress(writes.append, min_interval_seconds=1.0, clock=clock)
-    progress(10)
-    progress(20)  # too soon
+    progress(10)  # too soon after the work began
+    clock.now += 1.5
+    progress(20)
+    progress(25)  # too soon after the last write
     clock.now += 1.5
     progress(5)  # backwards: never written
     progress(30)
     clock.now += 1.5
     progress(150)  # clamped below 100: only the finish writes 100
-    assert writes == [10, 30, 99]
+    assert writes == [20, 30, 99]
+
+
+def test_a_job_done_within_the_interval_writes_no_progress() -> None:
+    writes: list[int] = []
+    clock = FakeClock()
+    progress = ThrottledProgress(writes.append, min_interval_seconds=1.0, clock=clock)
+    for percent in (5, 50, 99):
+        clock.now += 0.3
+        progress(percent)
+    assert writes == []  # the move to draft writes 100; nothing before it was needed
+    clock.now += 0.2
+    progress(99)  # one interval after the work began: the first write
+    assert writes == [99]
 
 
 def test_a_failed_progress_write_is_skipped_not_raised() -> None:

@@ -157,11 +157,10 @@ def test_a_worker_that_lost_its_claim_drops_its_result(
     store: MemoryDocuments, clock: Clock
 ) -> None:
     creation_id = new_creation(store, "u", request=VIDEO)
-    rival_clock = Clock(clock.now)
 
     def replaced_meanwhile(context: GenerationContext) -> None:
-        rival_clock.advance(SETTINGS.lease_seconds + 1)  # presumed dead and replaced
-        rival = ClaimStore(store, SETTINGS, clock=rival_clock).claim(creation_id)
+        clock.advance(SETTINGS.lease_seconds + 1)  # too slow: presumed dead and replaced
+        rival = ClaimStore(store, SETTINGS, clock=clock).claim(creation_id)
         assert isinstance(rival, Claim)
 
     provider = ScriptedProvider(during=replaced_meanwhile)
@@ -200,21 +199,45 @@ def test_a_worker_whose_creation_was_failed_and_deleted_meanwhile_leaves_no_obje
     # Presumed dead, failed by the sweeper and deleted by its user while still generating: an
     # upload after that would be an orphan that nothing ever removes.
     creation_id = new_creation(store, "u")
-    later = Clock(clock.now)
 
     def failed_and_deleted(_context: GenerationContext) -> None:
-        later.advance(SETTINGS.lease_seconds + 1)
-        claims = ClaimStore(store, SETTINGS, clock=later)
-        assert claims.fail_unfinished(creation_id, "not_processed", "x", spare_live_lease=True)
-        (found,) = store.read(paths.creation(creation_id))
-        batch = Batch()
-        batch.delete(found)
-        store.commit(batch)
+        fail_and_delete(store, creation_id, clock)
 
     media = RecordingMediaStore()
     provider = ScriptedProvider(during=failed_and_deleted, makes=2)
     assert handle(worker(store, clock, provider, media), store, creation_id) == "lost_claim"
     assert media.uploaded == []
+
+
+def test_a_takeover_the_workers_clock_does_not_see_yet_is_caught_by_complete(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    # The sweeper's clock runs far ahead of this worker's: by the worker's clock more than half
+    # the lease is left, so it uploads without a look; the draft write finds the creation gone
+    # and the uploads are removed.
+    creation_id = new_creation(store, "u")
+    ahead = Clock(clock.now)
+
+    def failed_and_deleted(_context: GenerationContext) -> None:
+        fail_and_delete(store, creation_id, ahead)
+
+    media = RecordingMediaStore()
+    provider = ScriptedProvider(during=failed_and_deleted, makes=2)
+    assert handle(worker(store, clock, provider, media), store, creation_id) == "lost_claim"
+    assert len(media.uploaded) == 2
+    assert media.objects == {}
+
+
+def fail_and_delete(store: MemoryDocuments, creation_id: str, clock: Clock) -> None:
+    """What the sweeper and the owner do to a worker presumed dead: once its lease has run out
+    (by `clock`), the creation is failed, and then deleted."""
+    clock.advance(SETTINGS.lease_seconds + 1)
+    claims = ClaimStore(store, SETTINGS, clock=clock)
+    assert claims.fail_unfinished(creation_id, "not_processed", "x", spare_live_lease=True)
+    (found,) = store.read(paths.creation(creation_id))
+    batch = Batch()
+    batch.delete(found)
+    store.commit(batch)
 
 
 def test_an_attempt_never_overwrites_an_earlier_attempts_objects(
