@@ -827,7 +827,7 @@ def render_cost_section(
     prices: Prices = PRICES,
     assumptions: Assumptions = ASSUMPTIONS,
 ) -> str:
-    """The `## Cost model` section of docs/benchmarks.md, as markdown."""
+    """The `## Cost model` section of the benchmark report, as markdown."""
     video_suite = videos if videos is not None else _video_counts(suite, assumptions)
     modelled = (
         []
