@@ -11,7 +11,7 @@ from shared.money.ledger import Ledger
 from shared.store.documents import Documents
 from shared.wiring import submissions
 from tests.support.counting_store import CountingDocuments, Tally
-from tests.support.fakes import RecordingPublisher
+from tests.support.fakes import RecordingAnnouncer, RecordingPublisher
 from tests.support.seeds import IMAGE
 
 
@@ -21,7 +21,7 @@ def test_a_claims_writes_need_no_read_on_firestore(
     ledger.grant("u", 100)
     counted = CountingDocuments(documents)
     publisher = RecordingPublisher()
-    submissions(counted, stack, publisher).submit(
+    submissions(counted, stack, publisher, RecordingAnnouncer()).submit(
         user_id="u", request=IMAGE, idempotency_key=None, fingerprint="f"
     )
     assert counted.tally == Tally(reads=1, writes=3, commits=1), counted.calls

@@ -20,6 +20,7 @@ from shared.intake.api.app import SubmitApi
 from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
 from shared.media.providers.base import GenerationContext
 from shared.money.ledger import Ledger
+from shared.money.refunds import RefundHandler, Refunds
 from shared.store import paths
 from shared.wiring import submissions
 from shared.work import worker as worker_module
@@ -29,6 +30,7 @@ from tests.support.counting_store import CountingDocuments, Tally
 from tests.support.fakes import (
     SETTINGS,
     Clock,
+    RecordingAnnouncer,
     RecordingMediaStore,
     RecordingPublisher,
     ScriptedProvider,
@@ -75,7 +77,7 @@ class OneUser:
 
 
 def api(documents: CountingDocuments, publisher: RecordingPublisher) -> SubmitApi:
-    service = submissions(documents, SETTINGS, publisher)
+    service = submissions(documents, SETTINGS, publisher, RecordingAnnouncer())
     return SubmitApi(
         settings=SETTINGS,
         verifier=cast(FirebaseTokenVerifier, OneUser()),
@@ -83,7 +85,11 @@ def api(documents: CountingDocuments, publisher: RecordingPublisher) -> SubmitAp
         creations=CreationReader(documents),
         submissions=service,
         actions=CreationActions(
-            documents, SETTINGS, refunds=service.refunds, media=RecordingMediaStore()
+            documents,
+            SETTINGS,
+            refunds=service.refunds,
+            media=RecordingMediaStore(),
+            announcer=RecordingAnnouncer(),
         ),
     )
 
@@ -118,12 +124,14 @@ def generation_worker(
     clock: Clock,
     provider: ScriptedProvider,
     media: RecordingMediaStore,
+    announcer: RecordingAnnouncer | None = None,
 ) -> GenerationWorker:
     return GenerationWorker(
         claims=ClaimStore(documents, SETTINGS, clock=clock),
         provider=provider,
         uploader=media,
         settings=SETTINGS,
+        announcer=announcer or RecordingAnnouncer(),
     )
 
 
@@ -150,7 +158,8 @@ def test_an_image_creation_stays_within_its_store_budget(
     assert counted.tally == submit_cost, counted.calls
     [job] = publisher.jobs
     media = RecordingMediaStore()
-    outcome = generation_worker(counted, clock, progress_then_image(), media).handle(
+    stream = RecordingAnnouncer()
+    outcome = generation_worker(counted, clock, progress_then_image(), media, stream).handle(
         job, event_id="e"
     )
     assert outcome.kind == "draft"
@@ -158,6 +167,12 @@ def test_an_image_creation_stays_within_its_store_budget(
     # The claim (a read and a commit), then the draft written on the claim's own snapshot: no
     # look before the upload (the lease is young), no progress (done within the interval).
     assert work == Tally(reads=1, writes=2, commits=2), counted.calls
+    # Two publishes in all: the job, and the draft's status event; refund, woken by it, needs
+    # neither a read nor a write for a first attempt's image.
+    [event] = stream.events
+    assert (len(publisher.jobs) + len(stream.events), event.status) == (2, "draft")
+    refund = RefundHandler(Refunds(counted, SETTINGS, Ledger(counted, SETTINGS)), media=media)
+    assert refund.on_status_event(event, event_id="s1") == "nothing_to_do"
     total = counted.tally
     assert total.reads <= BUDGET.reads
     assert total.writes <= BUDGET.writes
