@@ -61,6 +61,16 @@ locals {
     } : name => secret if var.generation.mode == "developer"
   }
 
+  # How many requests run at once: max_instances x max_instance_request_concurrency, and the
+  # concurrency is 1 everywhere (the module's default, as Cloud Functions' own): a request never
+  # shares its instance's vCPU or its Python GIL with another, so a CPU-bound job (generate
+  # drawing or waiting on a model, stitch running ffmpeg) takes the same time under a burst as
+  # alone, and a burst scales out to max_instances instead. `make dev` mirrors this with
+  # gunicorn worker processes per function (tools/stack/chain.py CONCURRENCY, overridable by
+  # <FUNCTION>_WORKERS / <FUNCTION>_THREADS; see docs/local-stack.md): one process there
+  # stands for one instance here. Locally generate and stitch get 2 processes because the
+  # Pub/Sub emulator pushes at most 2 messages at a time per subscription, where production's
+  # push delivery grows to what max_instances allows.
   scaling_defaults = {
     submit        = { min_instances = 0, max_instances = 20, available_memory_mb = 512, available_cpu = null }
     generate      = { min_instances = 0, max_instances = 10, available_memory_mb = 1024, available_cpu = "1" }
@@ -148,6 +158,8 @@ module "generate" {
   available_memory_mb = local.scaling["generate"].available_memory_mb
   available_cpu       = local.scaling["generate"].available_cpu
   timeout_s           = local.worker_timeout_s
+  # One job per instance (see scaling_defaults): a second would halve the first one's CPU.
+  max_instance_request_concurrency = 1
 
   environment_variables        = local.function_env
   secret_environment_variables = local.genai_secret_env
@@ -192,6 +204,8 @@ module "stitch" {
   available_memory_mb = local.scaling["stitch"].available_memory_mb
   available_cpu       = local.scaling["stitch"].available_cpu
   timeout_s           = local.worker_timeout_s
+  # One job per instance (see scaling_defaults): a second would halve the first one's CPU.
+  max_instance_request_concurrency = 1
 
   environment_variables = local.function_env
   project_roles         = ["roles/datastore.user"]

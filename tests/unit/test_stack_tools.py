@@ -11,12 +11,14 @@ import datetime as dt
 import itertools
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from google.events.cloud.firestore import DocumentEventData
 
+from shared.core.events import FIRESTORE_DOCUMENT_UPDATED
 from shared.core.settings import Settings
 from tools.stack import chain, cli, demo, dev, emulators, topology, triggers
 from tools.stack.chain import FUNCTIONS
@@ -604,6 +606,68 @@ def test_knobs_from_env() -> None:
 def test_knobs_reject_nonsense(environ: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="SWEEP_INTERVAL_SECONDS, RETRY_MIN_BACKOFF_SECONDS"):
         chain.Knobs.from_env(environ)
+
+
+def test_every_function_has_a_local_concurrency_and_the_environment_overrides_it() -> None:
+    assert set(chain.CONCURRENCY) == set(FUNCTIONS)
+    assert chain.Knobs().concurrency == chain.CONCURRENCY
+    chosen = chain.Knobs.from_env({"GENERATE_WORKERS": "3", "DEAD_LETTER_THREADS": " 4 "})
+    assert chosen.concurrency["generate"] == chain.Concurrency(
+        workers=3, threads=chain.CONCURRENCY["generate"].threads
+    )
+    assert chosen.concurrency["dead_letter"].threads == 4
+    assert chosen.concurrency["submit"] == chain.CONCURRENCY["submit"]
+    assert chain.Concurrency(workers=3, threads=2).env() == {"WORKERS": "3", "THREADS": "2"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "complaint"),
+    [
+        ({"GENERATE_WORKERS": "two"}, "GENERATE_WORKERS='two' is not a whole number"),
+        ({"GENERATE_WORKERS": "0"}, "generate: workers must be"),
+        # One thread makes gunicorn's sync worker, which lingers 2 s after each push.
+        ({"STITCH_THREADS": "1"}, "stitch: threads must be 2-"),
+    ],
+)
+def test_concurrency_rejects_nonsense(environ: dict[str, str], complaint: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        chain.Knobs.from_env(environ)
+
+
+def test_each_function_process_gets_its_workers_and_threads(tmp_path: Path) -> None:
+    stack = _stack(
+        tmp_path,
+        chain.default_functions(DEFAULT_PORTS.functions()),
+        knobs=chain.Knobs(concurrency={"generate": chain.Concurrency(workers=3, threads=2)}),
+    )
+    generate = stack.processes["generate"].env
+    assert (generate["WORKERS"], generate["THREADS"]) == ("3", "2")
+    # Not named: functions-framework's own default (nothing set).
+    assert "WORKERS" not in stack.processes["submit"].env
+
+
+def test_the_accepting_line_names_the_entry_point_and_counts_the_wiring(tmp_path: Path) -> None:
+    wiring = chain.Wiring(
+        pushes=(chain.PushRoute("a", "generate"), chain.PushRoute("b", "sweep")),
+        triggers=(
+            chain.TriggerRoute(
+                triggers.FirestoreTrigger("t", FIRESTORE_DOCUMENT_UPDATED, "c/{id}"), "refund"
+            ),
+        ),
+    )
+    stack = _stack(tmp_path, chain.default_functions(DEFAULT_PORTS.functions()), wiring=wiring)
+    assert stack.accepting_line() == (
+        "accepting work: POST http://127.0.0.1:8080/v1/creations, http://127.0.0.1:8083, "
+        "http://127.0.0.1:8085 (chain wired: 2 push subscriptions, 1 trigger)"
+    )
+    source = tmp_path / "main.py"
+    source.write_text("")
+    alone = _stack(
+        tmp_path, [chain.FunctionSpec("api", "api", source, 9000)], wiring=chain.Wiring()
+    )
+    assert alone.accepting_line() == (
+        "accepting work: http://127.0.0.1:9000 (chain wired: nothing to wire)"
+    )
 
 
 def test_default_functions(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import signal
@@ -83,6 +84,17 @@ Progress = Callable[[str], None]
 
 def _quiet(_message: str) -> None:
     pass
+
+
+def _entry(function: FunctionSpec) -> str:
+    """`POST http://127.0.0.1:8080/v1/creations` for submit; a bare URL for others."""
+    method, _, path = ENTRY_POINTS.get(function.name, "").partition(" ")
+    return f"{method} {function.url}{path}" if path else function.url
+
+
+def _count(n: int, thing: str) -> str:
+    """`3 triggers`, `1 trigger`; empty for none."""
+    return "" if n == 0 else f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 # --- what runs and what feeds it (data) ------------------------------------------------------
@@ -147,6 +159,86 @@ FUNCTIONS: Final[Mapping[str, tuple[str, str]]] = {
     "stitch": ("stitch", "functions/stitch/main.py"),
 }
 
+# What outside callers send to the functions no subscription or trigger feeds (for the one
+# "accepting work" line `start()` prints).
+ENTRY_POINTS: Final[Mapping[str, str]] = {"submit": "POST /v1/creations"}
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """How many requests one function serves at once locally: `workers` gunicorn processes of
+    `threads` threads each (functions-framework reads them as WORKERS and THREADS).
+
+    `threads` is at least 2: with one thread gunicorn switches to its sync worker, which after
+    each answer lingers up to 2 s for the caller to close the connection, and the Pub/Sub
+    emulator's pusher keeps connections alive, so every push would cost those 2 s.
+    """
+
+    workers: int
+    threads: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be 1-{MAX_WORKERS}, got {self.workers}")
+        if not 2 <= self.threads <= MAX_THREADS:
+            raise ValueError(f"threads must be 2-{MAX_THREADS}, got {self.threads}")
+
+    @property
+    def in_flight(self) -> int:
+        return self.workers * self.threads
+
+    def env(self) -> dict[str, str]:
+        return {"WORKERS": str(self.workers), "THREADS": str(self.threads)}
+
+
+MAX_WORKERS: Final = 16
+MAX_THREADS: Final = 64
+
+# How each function runs locally: the one place that says it (override with
+# `<FUNCTION>_WORKERS` / `<FUNCTION>_THREADS`, e.g. GENERATE_WORKERS=3). Production runs one
+# request per instance (terraform: max_instance_request_concurrency = 1) and scales out to
+# `max_instances`; a worker process here stands for an instance, its threads for requests the
+# one process interleaves on the GIL. Measured on 2 cores under a burst of 200 image
+# creations (docs/local-stack.md):
+# - generate and stitch are fed by push subscriptions, and the Pub/Sub emulator has at most 2
+#   pushes in flight per subscription: 2 processes serve both at once without sharing a GIL,
+#   and more would idle;
+# - submit takes outside traffic, many callers at once, mostly waiting on Firestore;
+# - refund, dead_letter and sweep do little per event and are rarely busy.
+CONCURRENCY: Final[Mapping[str, Concurrency]] = {
+    "submit": Concurrency(workers=1, threads=8),
+    "generate": Concurrency(workers=2, threads=2),
+    "stitch": Concurrency(workers=2, threads=2),
+    "refund": Concurrency(workers=1, threads=2),
+    "dead_letter": Concurrency(workers=1, threads=2),
+    "sweep": Concurrency(workers=1, threads=2),
+}
+
+
+def concurrency_from_env(
+    environ: Mapping[str, str], defaults: Mapping[str, Concurrency] = CONCURRENCY
+) -> dict[str, Concurrency]:
+    """`defaults`, with `<FUNCTION>_WORKERS` / `<FUNCTION>_THREADS` from `environ` applied."""
+    chosen: dict[str, Concurrency] = {}
+    for name, default in defaults.items():
+        values = {"workers": default.workers, "threads": default.threads}
+        for part in values:
+            variable = f"{name.upper()}_{part.upper()}"
+            raw = environ.get(variable, "").strip()
+            if not raw:
+                continue
+            try:
+                values[part] = int(raw)
+            except ValueError:
+                raise ValueError(f"{variable}={raw!r} is not a whole number") from None
+        try:
+            chosen[name] = Concurrency(**values)
+        except ValueError as exc:
+            raise ValueError(
+                f"{name}: {exc} ({name.upper()}_WORKERS, {name.upper()}_THREADS)"
+            ) from None
+    return chosen
+
 
 def default_functions(
     ports: Mapping[str, int], sources: Mapping[str, Path] | None = None
@@ -198,6 +290,8 @@ class Knobs:
     retry_min_backoff_seconds: float = 1.0  # RETRY_MIN_BACKOFF_SECONDS
     retry_max_backoff_seconds: float = 10.0
     ack_deadline_seconds: int = MAX_ACK_DEADLINE  # like production: a job may take minutes
+    # Per function name; a function not named here gets functions-framework's own default.
+    concurrency: Mapping[str, Concurrency] = field(default_factory=lambda: dict(CONCURRENCY))
 
     def __post_init__(self) -> None:
         if self.sweep_interval_seconds < 0:
@@ -228,7 +322,7 @@ class Knobs:
 
         defaults = cls()
         try:
-            return cls(
+            knobs = cls(
                 sweep_interval_seconds=number(
                     "SWEEP_INTERVAL_SECONDS", defaults.sweep_interval_seconds
                 ),
@@ -238,6 +332,7 @@ class Knobs:
             )
         except ValueError as exc:
             raise ValueError(f"{exc} (SWEEP_INTERVAL_SECONDS, RETRY_MIN_BACKOFF_SECONDS)") from None
+        return dataclasses.replace(knobs, concurrency=concurrency_from_env(environ))
 
 
 # --- pure builders ------------------------------------------------------------------------------
@@ -505,7 +600,7 @@ class LocalStack:
                 ],
                 port=function.port,
                 log_path=log_dir / f"{function.name}.log",
-                env=base_env,
+                env=self._function_env(base_env, function.name),
                 cwd=REPO_ROOT,
                 # Any HTTP answer means it serves: an event function answers GET / with a 405.
                 ready_check=answers_anything,
@@ -516,6 +611,11 @@ class LocalStack:
         self._router_hint = hints.get("router")
         self._by_name = {function.name: function for function in self.functions}
         self._started = _Started()
+
+    def _function_env(self, base: Mapping[str, str], name: str) -> dict[str, str]:
+        """`base` with the function's WORKERS and THREADS (`Knobs.concurrency`), if it has any."""
+        concurrency = self.knobs.concurrency.get(name)
+        return {**base, **concurrency.env()} if concurrency else dict(base)
 
     def _check_definitions(self) -> None:
         names = [f.name for f in self.functions]
@@ -563,10 +663,15 @@ class LocalStack:
             f"created): topics {', '.join(topics(settings))}, bucket {settings.media_bucket}"
         )
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name, process in self.processes.items():
-            say(f"starting the {name} function on :{process.port} ...")
-            self._started.processes.append(process)
-            process.launch()  # all at once: each takes a second or two to import
+        # The functions the chain feeds boot first, in parallel (each takes a second or two to
+        # import), and the wiring is made meanwhile: a push to one still booting would be
+        # retried, and nothing is published before an outside caller has been served. Only
+        # then do the functions that take outside traffic start: none of them can answer
+        # before the subscriptions and triggers its work needs exist.
+        fed = self.wiring.function_names()
+        inner = [name for name in self.processes if name in fed]
+        outer = [name for name in self.processes if name not in fed]
+        self._launch(inner, say)
         if self.wiring.triggers:
             router = TriggerRouter(
                 self.router_port,
@@ -575,12 +680,13 @@ class LocalStack:
             router.start()
             self._started.router = router
             say(f"trigger router on :{self.router_port} (log: trigger-router.log)")
-        for name, process in self.processes.items():
-            seconds = process.wait_ready(self.ready_timeout)
-            say(f"the {name} function on :{process.port} ready in {seconds:.1f} s")
-
         self._register_triggers(say)
         self._create_subscriptions(say)
+        self._launch(outer, say)
+        for name in [*inner, *outer]:
+            process = self.processes[name]
+            seconds = process.wait_ready(self.ready_timeout)
+            say(f"the {name} function on :{process.port} ready in {seconds:.1f} s")
 
         if self.wiring.schedule_topic and self.knobs.sweep_interval_seconds > 0:
             scheduler = Scheduler(
@@ -596,6 +702,26 @@ class LocalStack:
                 f"scheduler: {{}} -> {self.wiring.schedule_topic} every "
                 f"{self.knobs.sweep_interval_seconds:g} s (log: scheduler.log)"
             )
+
+    def _launch(self, names: Sequence[str], say: Progress) -> None:
+        for name in names:
+            process = self.processes[name]
+            say(f"starting the {name} function on :{process.port} ...")
+            self._started.processes.append(process)
+            process.launch()  # not waited for here: they boot in parallel
+
+    def accepting_line(self) -> str:
+        """The one line that says the stack takes work: where, and what was wired first."""
+        fed = self.wiring.function_names()
+        entries = [_entry(function) for function in self.functions if function.name not in fed]
+        wired = [
+            _count(len(self.wiring.pushes), "push subscription"),
+            _count(len(self.wiring.triggers), "trigger"),
+        ]
+        chain = ", ".join(part for part in wired if part) or "nothing to wire"
+        return (
+            f"accepting work: {', '.join(entries) or 'no HTTP entry point'} (chain wired: {chain})"
+        )
 
     def _register_triggers(self, say: Progress) -> None:
         router = self._started.router

@@ -18,6 +18,15 @@ DEAD_LETTER_SOURCE, SWEEP_SOURCE, STITCH_SOURCE) overrides a function's source f
 the tooling against a stub.
 SWEEP_INTERVAL_SECONDS (15; 0 = off) and RETRY_MIN_BACKOFF_SECONDS (1) tune the local clock and
 Pub/Sub's retry backoff (maximum 10 s locally).
+`<FUNCTION>_WORKERS` and `<FUNCTION>_THREADS` (SUBMIT_, GENERATE_, REFUND_, DEAD_LETTER_,
+SWEEP_, STITCH_) set how many gunicorn worker processes, of how many threads each, serve one
+function; the defaults are `tools.stack.chain.CONCURRENCY` (generate and stitch 2 processes of
+2 threads, submit 1 of 8, the rest 1 of 2). Threads must be at least 2 (see `Concurrency`).
+
+Start order: the functions the chain feeds boot first while the push subscriptions and triggers
+are made; submit starts only then, so nothing it accepts can be published to a topic nobody
+subscribes to yet. The last line printed, `accepting work: POST .../v1/creations (chain wired:
+...)`, says the stack takes work.
 """
 
 from __future__ import annotations
@@ -373,6 +382,7 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
             }
         )
         say(summary(stack, ports, LOG_DIR, local.describe()))
+        say(local.accepting_line())  # the last line: from here on, work is taken
         stop.interrupt_startup = False
         return _watch(list(emulators), local.failure, stop)
     finally:
