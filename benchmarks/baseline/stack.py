@@ -210,3 +210,46 @@ class BaselineStack:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the baseline against emulators that are already up (`eval "$(make -s env)"` after
+    `make dev`), until Ctrl-C. Tokens from `make -s token` pass: unless AUTH_CERTS_URL is set,
+    the dev stack's signer is trusted."""
+    import argparse
+    import signal
+    import threading
+
+    from tools.stack.dev import AUTH_DIR
+    from tools.stack.devauth import certs_url, load_or_create_signer
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.baseline.stack")
+    parser.add_argument("--api-port", type=int, default=8095)
+    parser.add_argument("--redis-port", type=int, default=6395)
+    parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / ".dev" / "logs" / "baseline")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    if not env.get("FIRESTORE_EMULATOR_HOST") or not env.get("STORAGE_EMULATOR_HOST"):
+        print('set FIRESTORE_EMULATOR_HOST and STORAGE_EMULATOR_HOST (eval "$(make -s env)")')
+        return 2
+    if not env.get("AUTH_CERTS_URL"):
+        load_or_create_signer(AUTH_DIR)
+        env["AUTH_CERTS_URL"] = certs_url(AUTH_DIR)
+    stopped = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with BaselineStack(
+        env=env,
+        log_dir=args.log_dir,
+        api_port=args.api_port,
+        redis_port=args.redis_port,
+        worker_processes=args.worker_processes,
+    ) as stack:
+        print(f"baseline up: POST {stack.submit_url}/v1/creations (logs in {args.log_dir})")
+        stopped.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from functools import cache
 from typing import Any
 
@@ -64,12 +65,17 @@ def _clients(pid: int) -> tuple[Creations, Bucket]:
 def generate(creation_id: str) -> str:
     """Make one creation; what became of it (`draft`, `failed`, `skipped`, `lost_claim`)."""
     creations, bucket = _clients(os.getpid())
+    phases = _Phases()
     claim = creations.claim(creation_id)
+    phases.done("claim")
     if claim is None:
         log(logger, "skipped", creation_id=creation_id)
         return "skipped"
     try:
-        media = [_make_and_upload(claim, bucket)]
+        png = _draw(claim)
+        phases.done("draw")
+        media = [_upload(claim, bucket, png)]
+        phases.done("upload")
     except Exception as exc:
         logger.exception("generation failed")
         creations.fail(creation_id, "generation_failed", type(exc).__name__, owner=claim.owner)
@@ -77,15 +83,34 @@ def generate(creation_id: str) -> str:
     if not creations.complete(claim, media):
         log(logger, "claim lost", creation_id=creation_id)
         return "lost_claim"
-    log(logger, "generation done", creation_id=creation_id, user_id=claim.user_id)
+    phases.done("finish")
+    log(logger, "generation done", creation_id=creation_id, user_id=claim.user_id, **phases.ms)
     return "draft"
 
 
-def _make_and_upload(claim: Claim, bucket: Bucket) -> dict[str, Any]:
-    side = settings().image_side_px
+class _Phases:
+    """Milliseconds spent in each phase of one job, for its log line."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.ms[f"{phase}_ms"] = round((now - self._last) * 1000, 1)
+        self._last = now
+
+
+def _draw(claim: Claim) -> bytes:
     request = claim.request
-    key = f"{request.get('prompt')}\0{request.get('seed', claim.creation_id)}"
-    png = draw_png(key, side)
+    return draw_png(
+        f"{request.get('prompt')}\0{request.get('seed', claim.creation_id)}",
+        settings().image_side_px,
+    )
+
+
+def _upload(claim: Claim, bucket: Bucket, png: bytes) -> dict[str, Any]:
+    side = settings().image_side_px
     name = f"media/{claim.user_id}/{claim.creation_id}/0.png"
     bucket.blob(name).upload_from_string(png, content_type="image/png")
     return {
