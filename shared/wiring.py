@@ -153,8 +153,9 @@ def build_sweeper(settings: Settings) -> Sweeper:
     store = documents(settings)
     money = refunds(store, settings)
     pubsub = publisher_client(settings)
+    media = media_store(settings)
     actions = CreationActions(
-        store, settings, refunds=money, media=media_store(settings), announcer=SilentAnnouncer()
+        store, settings, refunds=money, media=media, announcer=SilentAnnouncer()
     )
     return Sweeper(
         store,
@@ -164,4 +165,5 @@ def build_sweeper(settings: Settings) -> Sweeper:
         publisher=PubSubJobPublisher(pubsub, settings),
         announcer=announcer(settings, pubsub),
         finish_delete=actions.finish_delete,
+        media=media,
     )

@@ -52,6 +52,7 @@ from shared.creations.status_events import (
     SilentAnnouncer,
     StatusAnnouncer,
     StatusEvent,
+    StatusNotAnnounced,
     status_event_in,
 )
 
@@ -82,6 +83,7 @@ __all__ = [
     "Status",
     "StatusAnnouncer",
     "StatusEvent",
+    "StatusNotAnnounced",
     "StoredRequest",
     "StoredRequestInvalid",
     "VideoRequest",

@@ -198,13 +198,29 @@ class ClaimStore:
         )
 
     def fail(self, claim: Claim, code: str, message: str) -> bool:
-        """`processing → failed` (the refund follows from the status change)."""
+        """`processing → failed` (the refund follows from the status change).
+
+        True also when the creation is already failed with exactly this error: an earlier
+        round's write landed although its answer was lost. (If another attempt failed it the
+        same way, what the caller does next, settling it and announcing it, is right for it
+        too.)
+        """
+        error = {"code": code, "message": message}
         return self._while_owned(
             claim,
             lambda batch, creation: lifecycle.stage_move(
-                batch, creation, "failed", {"error": {"code": code, "message": message}}
+                batch, creation, "failed", {"error": error}
+            ),
+            done=lambda creation: (
+                creation.get("status") == "failed" and creation.get("error") == error
             ),
         )
+
+    def final_status(self, creation_id: str) -> str | None:
+        """The creation's status if it is final, else None (missing, or not final yet)."""
+        (creation,) = self.store.read(paths.creation(creation_id))
+        status = creation.get("status")
+        return status if status in lifecycle.FINAL_STATUSES else None
 
     def release(self, claim: Claim) -> bool:
         """Give the lease back after a transient error, so a redelivery may claim at once."""

@@ -22,6 +22,7 @@ from typing import Annotated, Final, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, PositiveInt
 
+from shared.core.errors import RetryableError
 from shared.core.events import PubSubMessage, json_model_in
 from shared.creations.model import CreationType, Job, is_creation_id, is_user_id
 
@@ -84,6 +85,11 @@ class StatusEvent(BaseModel):
 
     def encode(self) -> bytes:
         return json.dumps(self.model_dump(), separators=(",", ":")).encode()
+
+
+class StatusNotAnnounced(RetryableError):
+    """A creation is final, but the status stream could not be told: redeliver what made the
+    move (a job, a dead letter), whose redelivery finds it final and announces it again."""
 
 
 class StatusAnnouncer(Protocol):

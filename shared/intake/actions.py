@@ -113,7 +113,10 @@ class CreationActions:
                 batch = Batch()
                 batch.update(creation, {lifecycle.DELETING: True, "updated_at": SERVER_TIME})
                 creation = self.store.commit(batch)[creation.path]
-                self.announcer.announce(StatusEvent.of(found.job, "deleting"))
+            # On every round that goes on to remove: a round that finds the mark made (its
+            # commit's answer was lost) announces it too, so refund can finish what this
+            # call may not.
+            self.announcer.announce(StatusEvent.of(found.job, "deleting"))
             self._remove(found, creation)
 
         run_optimistic(attempt, self.settings, "delete")

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import av
+# Microseconds per second: the unit of a container's duration (PyAV's `av.time_base`).
+CONTAINER_TIME_BASE = 1_000_000
 
 
 class MediaProbeError(Exception):
@@ -31,6 +32,9 @@ class ProbeResult:
 
 def probe(path: Path) -> ProbeResult:
     """Read a video file's first video stream (and first audio stream, if any)."""
+    # Imported here: PyAV takes a few hundred ms to load, and an image job never needs it.
+    import av
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -78,5 +82,5 @@ def stream_duration_seconds(
     if stream_duration is not None and time_base is not None:
         return float(stream_duration * time_base)
     if container_duration is not None:
-        return container_duration / av.time_base
+        return container_duration / CONTAINER_TIME_BASE
     return 0.0

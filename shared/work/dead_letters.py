@@ -10,13 +10,18 @@ and the sweeper re-enqueues or fails the creation (`shared.work.sweeper`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from shared.core.errors import NotFound
 from shared.core.events import PubSubMessage
 from shared.core.log import get_logger, log_fields
 from shared.creations.claims import ClaimStore
-from shared.creations.status_events import StatusAnnouncer, StatusEvent
+from shared.creations.status_events import (
+    AnnouncedStatus,
+    StatusAnnouncer,
+    StatusEvent,
+    StatusNotAnnounced,
+)
 from shared.work.jobs import job_in
 
 logger = get_logger(__name__)
@@ -59,7 +64,15 @@ class DeadLetterHandler:
             else "dead letter: creation already final, held by a live worker, or not this job's",
             extra=fields,
         )
-        if failed:
-            # Not announced (Pub/Sub down): the sweeper refunds it a while later.
-            self.announcer.announce(StatusEvent.of(job, "failed"))
+        # Final already (by this dead letter's own earlier delivery, or a draft whose worker
+        # could not announce it before its job ran out of deliveries): announced again, since
+        # that announcement may be the one that was lost. If it cannot be made, the dead
+        # letter is redelivered (and the sweeper still refunds what is left unrefunded).
+        status = "failed" if failed else self.claims.final_status(job.creation_id)
+        if status is not None and not self.announcer.announce(
+            StatusEvent.of(job, cast(AnnouncedStatus, status))
+        ):
+            raise StatusNotAnnounced(
+                f"creation {job.creation_id} is {status}, but that could not be announced"
+            )
         return failed

@@ -25,6 +25,7 @@ from shared.creations.claims import ClaimStore, utcnow
 from shared.creations.lifecycle import DELETING, REFUNDABLE_STATUSES
 from shared.creations.model import Job
 from shared.creations.status_events import StatusAnnouncer, StatusEvent
+from shared.media.storage import MediaSettler
 from shared.money.refunds import Refunds
 from shared.store import paths
 from shared.store.documents import (
@@ -60,6 +61,8 @@ class Sweeper:
     clock: Callable[[], dt.datetime] = utcnow
     # Finishes a DELETE that stopped midway (shared.intake.actions); None: not this sweeper's.
     finish_delete: Callable[[str], bool] | None = None
+    # Empties a failed or canceled creation it refunds; None: not this sweeper's.
+    media: MediaSettler | None = None
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -181,11 +184,32 @@ class Sweeper:
                 "sweeper refunded a creation its status event did not",
                 extra=log_fields(creation_id=creation.id),
             )
-            # Its announcement was lost (or never made: a process died after the move), so the
-            # stream's other work on it (settling media that earlier attempts left) is owed too.
+            # Its announcement was lost (or never made: a process died after the move), so
+            # what the stream's consumers do with it is owed too. Settling its media is done
+            # here as well: once it is refunded no sweep selects it again, so an announcement
+            # lost now would leave what crashed attempts uploaded under it for good.
+            job = Job.of(creation)
+            self._empty(job)
             status = creation.get("status")
             if status in REFUNDABLE_STATUSES:
-                self.announcer.announce(StatusEvent.of(Job.of(creation), status))
+                self.announcer.announce(StatusEvent.of(job, status))
+
+    def _empty(self, job: Job) -> None:
+        if self.media is None:
+            return
+        try:
+            removed = self.media.settle(job.user_id, job.creation_id, [])
+        except Exception as exc:  # the announcement below may still reach refund, which retries
+            logger.warning(
+                f"sweeper could not settle a refunded creation's media: {type(exc).__name__}",
+                extra=log_fields(creation_id=job.creation_id),
+            )
+            return
+        if removed:
+            logger.info(
+                f"sweeper removed {removed} stray objects",
+                extra=log_fields(creation_id=job.creation_id),
+            )
 
     def _requeue_expired(
         self, creation: Snapshot, now: dt.datetime, settle: dt.timedelta, report: SweepReport

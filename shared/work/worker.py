@@ -16,14 +16,19 @@ from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Literal, Protocol, cast, get_args
 
-from shared.core.errors import PermanentError, RetryableError
+from shared.core.errors import PermanentError
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore, Skip
 from shared.creations.lifecycle import FINAL_STATUSES
 from shared.creations.model import CreationType, Job
 from shared.creations.requests import stored_request
-from shared.creations.status_events import AnnouncedStatus, StatusAnnouncer, StatusEvent
+from shared.creations.status_events import (
+    AnnouncedStatus,
+    StatusAnnouncer,
+    StatusEvent,
+    StatusNotAnnounced,
+)
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
 from shared.media.storage import attempt_scope
 from shared.work.progress_writes import ThrottledProgress
@@ -198,10 +203,6 @@ class GenerationWorker:
         if not self.claims.save_checkpoint(claim, dict(values)):
             # Another worker owns the creation now: stop before spending more.
             raise LostClaim(f"creation {claim.job.creation_id} is no longer ours")
-
-
-class StatusNotAnnounced(RetryableError):
-    """The creation is final, but the status stream could not be told: redeliver the job."""
 
 
 class LostClaim(Exception):

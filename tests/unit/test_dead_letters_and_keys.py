@@ -10,6 +10,7 @@ import pytest
 
 from shared.core.events import MalformedEvent, PubSubMessage
 from shared.creations.claims import ClaimStore
+from shared.creations.status_events import StatusNotAnnounced
 from shared.intake import idempotency
 from shared.intake.idempotency import KeyUse
 from shared.store import paths
@@ -119,12 +120,32 @@ def test_a_key_is_released_only_for_the_creation_it_made(store: MemoryDocuments)
     idempotency.release(store, key, "c1")  # best effort: a store that is down is logged only
 
 
-def test_a_dead_letter_announces_the_failure_it_makes_and_only_that(
+def test_a_dead_letter_announces_the_final_status_it_makes_or_finds(
     store: MemoryDocuments, clock: Clock
 ) -> None:
     announcer = RecordingAnnouncer()
     handler = DeadLetterHandler(ClaimStore(store, SETTINGS, clock=clock), announcer)
-    creation_id = new_creation(store, "u")
+    creation_id, drafted = new_creation(store, "u"), new_creation(store, "u")
+    move(store, drafted, "processing")
+    move(store, drafted, "draft", {"progress": 100, "media": [{"uri": "gs://m/x"}]})
     assert handler.on_dead_letter(dead_letter(creation_id), event_id="e1")
-    assert not handler.on_dead_letter(dead_letter(creation_id), event_id="e2")  # final already
-    assert announcer.told == [(creation_id, "failed")]
+    # Final already: its own earlier delivery, or a draft whose worker could not announce it.
+    assert not handler.on_dead_letter(dead_letter(creation_id), event_id="e2")
+    assert not handler.on_dead_letter(dead_letter(drafted), event_id="e3")
+    assert announcer.told == [(creation_id, "failed"), (creation_id, "failed"), (drafted, "draft")]
+
+
+def test_a_dead_letter_that_cannot_announce_is_redelivered(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    handler = DeadLetterHandler(
+        ClaimStore(store, SETTINGS, clock=clock), RecordingAnnouncer(fail=True)
+    )
+    creation_id = new_creation(store, "u")
+    with pytest.raises(StatusNotAnnounced):
+        handler.on_dead_letter(dead_letter(creation_id), event_id="e1")
+    assert store.creation(creation_id)["status"] == "failed"  # the failure stands
+    live = new_creation(store, "u")  # not final: nothing to announce, nothing raised
+    lease = clock.now + dt.timedelta(seconds=SETTINGS.lease_seconds)
+    move(store, live, "processing", {"lease_owner": "w", "lease_expires_at": lease})
+    assert not handler.on_dead_letter(dead_letter(live), event_id="e2")

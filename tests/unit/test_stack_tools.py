@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from google.events.cloud.firestore import DocumentEventData
 
-from shared.core.events import FIRESTORE_DOCUMENT_UPDATED
 from shared.core.settings import Settings
 from tools.stack import chain, cli, demo, dev, emulators, topology, triggers
 from tools.stack.chain import FUNCTIONS
@@ -649,11 +648,7 @@ def test_each_function_process_gets_its_workers_and_threads(tmp_path: Path) -> N
 def test_the_accepting_line_names_the_entry_point_and_counts_the_wiring(tmp_path: Path) -> None:
     wiring = chain.Wiring(
         pushes=(chain.PushRoute("a", "generate"), chain.PushRoute("b", "sweep")),
-        triggers=(
-            chain.TriggerRoute(
-                triggers.FirestoreTrigger("t", FIRESTORE_DOCUMENT_UPDATED, "c/{id}"), "refund"
-            ),
-        ),
+        triggers=(chain.TriggerRoute(A_TRIGGER.trigger, "refund"),),
     )
     stack = _stack(tmp_path, chain.default_functions(DEFAULT_PORTS.functions()), wiring=wiring)
     assert stack.accepting_line() == (

@@ -56,6 +56,7 @@ def sweeper_on(
     settings: Settings = SETTINGS,
     finish_delete: Callable[[str], bool] | None = None,
     announcer: RecordingAnnouncer | None = None,
+    media: RecordingMediaStore | None = None,
 ) -> Sweeper:
     return Sweeper(
         store,
@@ -66,6 +67,7 @@ def sweeper_on(
         announcer=announcer or RecordingAnnouncer(),
         clock=clock,
         finish_delete=finish_delete,
+        media=media,
     )
 
 
@@ -134,12 +136,32 @@ def test_a_missed_refund_is_made_by_the_sweeper(
     ledger.grant("u", 5)
     creation_id = new_creation(store, "u", cost=2)
     move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
-    assert sweeper.sweep().refunded == []  # the refund trigger gets its chance first
+    assert sweeper.sweep().refunded == []  # its status event gets its chance first
     clock.advance(SETTINGS.sweep_refund_after_seconds + 1)
     assert sweeper.sweep().refunded == [creation_id]
     assert store.creation(creation_id)["refunded"] is True
     assert ledger.balance("u") == 7
     assert sweeper.sweep().refunded == []
+
+
+def test_a_creation_the_sweeper_refunds_is_emptied_and_announced(
+    store: MemoryDocuments, clock: Clock, refunds: Refunds, ledger: Ledger
+) -> None:
+    """Its announcement was lost; once refunded no sweep selects it again, so the sweep that
+    refunds it also removes what crashed attempts left under it."""
+    media, announcer = RecordingMediaStore(), RecordingAnnouncer()
+    sweeper = sweeper_on(
+        store, clock, refunds, RecordingPublisher(), announcer=announcer, media=media
+    )
+    ledger.grant("u", 5)
+    creation_id = new_creation(store, "u", cost=2)
+    move(store, creation_id, "processing")
+    media.objects[f"media/u/{creation_id}/1-abc/0.png"] = b"a crashed attempt's upload"
+    move(store, creation_id, "failed", {"error": {"code": "x", "message": "x"}})
+    clock.advance(SETTINGS.sweep_refund_after_seconds + 1)
+    assert sweeper.sweep().refunded == [creation_id]
+    assert media.under("u", creation_id) == []
+    assert announcer.told == [(creation_id, "failed")]
 
 
 def test_one_creations_trouble_does_not_stop_the_sweep(

@@ -12,6 +12,7 @@ from shared.core.errors import StoreBusy
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore, Skip
 from shared.creations.model import Job
+from shared.creations.status_events import StatusNotAnnounced
 from shared.media.providers.base import (
     EmptyResult,
     GenerationContext,
@@ -21,7 +22,7 @@ from shared.media.providers.base import (
 )
 from shared.store import paths
 from shared.store.documents import Batch
-from shared.work.worker import GenerationWorker, StatusNotAnnounced
+from shared.work.worker import GenerationWorker
 from tests.support.fakes import Clock, RecordingAnnouncer, RecordingMediaStore, ScriptedProvider
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import VIDEO, move, new_creation, update
@@ -288,6 +289,32 @@ def test_a_draft_whose_commit_answer_was_lost_keeps_its_media(
     assert handle(worker(store, clock, provider, media), store, creation_id) == "draft"
     [item] = store.creation(creation_id)["media"]
     assert media.under("u", creation_id) == [item["uri"].removeprefix("gs://media/")]
+
+
+def test_a_failure_whose_commit_answer_was_lost_is_still_this_workers(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    # The fail write lands; the client library's resend runs into it (a lost race); the next
+    # round reads it failed with this worker's own error: failed (announced), not lost_claim.
+    creation_id, unanswered = new_creation(store, "u"), new_creation(store, "u")
+    announcer = RecordingAnnouncer()
+
+    def blocked(resent: bool) -> ScriptedProvider:
+        def during(_context: GenerationContext) -> None:
+            store.lose_next_commit_answer(resent=resent)
+            raise SafetyBlocked("no")
+
+        return ScriptedProvider(during=during)
+
+    w = worker(store, clock, blocked(resent=True), announcer=announcer)
+    assert handle(w, store, creation_id) == "failed"
+    # Unanswered: redelivered (StoreBusy); the redelivery finds it failed and announces it.
+    with pytest.raises(StoreBusy):
+        handle(worker(store, clock, blocked(resent=False), announcer=announcer), store, unanswered)
+    assert handle(
+        worker(store, clock, ScriptedProvider(), announcer=announcer), store, unanswered
+    ) == ("skipped")
+    assert announcer.told == [(creation_id, "failed"), (unanswered, "failed")]
 
 
 def test_progress_only_rises_and_is_written_by_the_owner_only(
