@@ -38,6 +38,7 @@ class Claim:
     attempt: int
     request: dict[str, Any]  # as stored; `shared.creations.requests.stored_request` checks it
     checkpoint: dict[str, Any] = field(default_factory=dict)
+    trace: str | None = None  # the creation's trace id (`shared.core.tracing`)
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,7 @@ def _claim_of(creation: Snapshot, owner: str) -> Claim:
         attempt=int(creation.get("attempts", 1)),
         request=dict(creation.get("request") or {}),
         checkpoint=dict(creation.get("checkpoint") or {}),
+        trace=creation.get("trace"),
     )
 
 

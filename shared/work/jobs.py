@@ -2,7 +2,9 @@
 
 A job carries only `Job` (creation id, user id, type); everything else is in the creation's
 document, which the worker claims before acting. Images and videos go to `GENERATE_TOPIC`,
-reels to `STITCH_TOPIC`.
+reels to `STITCH_TOPIC`. Its attributes repeat the creation id and type, and carry the trace
+bound at publish (`traceparent`, see `shared.core.tracing`), which
+`shared.core.handling.event_handler` binds again for the worker.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from cloudevents.http import CloudEvent
 from google.cloud.pubsub_v1 import PublisherClient
 from pydantic import ValidationError
 
+from shared.core import tracing
 from shared.core.calls import bounded_retry
 from shared.core.errors import QueueUnavailable
 from shared.core.events import MalformedEvent, PubSubMessage, pubsub_message
@@ -58,6 +61,7 @@ class PubSubJobPublisher:
                 timeout=self._timeout,
                 creation_id=job.creation_id,
                 type=job.type,
+                **tracing.attributes(),
             )
             return str(future.result(timeout=self._timeout + 1))
         except Exception as exc:
