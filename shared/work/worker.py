@@ -16,6 +16,7 @@ from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Literal, Protocol, get_args
 
+from shared.core import tracing
 from shared.core.errors import PermanentError
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
@@ -24,6 +25,7 @@ from shared.creations.model import CreationType, Job
 from shared.creations.requests import stored_request
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
 from shared.media.storage import attempt_scope
+from shared.work.phases import JobPhases, phase, timing_job
 from shared.work.progress_writes import ThrottledProgress
 
 logger = get_logger(__name__)
@@ -60,19 +62,34 @@ class GenerationWorker:
 
     def handle(self, job: Job, *, event_id: str) -> Outcome:
         """Make the media of `job`'s creation. Returns normally when the event should be acked;
-        raises (after handing the claim back) when it should be redelivered."""
+        raises (after handing the claim back) when it should be redelivered.
+
+        Logs one line per job (`job done`): its outcome and each phase's duration. Its lines
+        carry the message's trace, else the one on the creation it claims."""
         fields = {"creation_id": job.creation_id, "user_id": job.user_id, "event_id": event_id}
+        with tracing.bound(tracing.current()), timing_job() as timed:
+            try:
+                outcome = self._handle(job, fields)
+            except BaseException as exc:
+                _log_job(job, fields, timed, "retried", type(exc).__name__)
+                raise
+            _log_job(job, fields, timed, outcome.kind, outcome.detail)
+            return outcome
+
+    def _handle(self, job: Job, fields: dict[str, str]) -> Outcome:
         if job.type not in self.makes:
             logger.warning(
                 f"job skipped: not_for_this_worker ({job.type} jobs go to another topic)",
                 extra=log_fields(**fields),
             )
             return Outcome("skipped", "not_for_this_worker")
-        claimed = self.claims.claim(job.creation_id, job=job)
+        with phase("claim"):
+            claimed = self.claims.claim(job.creation_id, job=job)
         if isinstance(claimed, Skip):
             logger.info(f"job skipped: {claimed.reason}", extra=log_fields(**fields))
             return Outcome("skipped", claimed.reason)
         claim = claimed
+        tracing.adopt(tracing.current() or tracing.from_id(claim.trace))
         fields["attempt"] = str(claim.attempt)
         logger.info("generation started", extra=log_fields(**fields, type=claim.job.type))
         try:
@@ -131,7 +148,8 @@ class GenerationWorker:
                 save_checkpoint=lambda values: self._save_checkpoint(claim, values),
                 report_progress=progress,
             )
-            items = self.provider.generate(job, request, context)
+            with phase("provider"):
+                items = self.provider.generate(job, request, context)
             if not items:
                 raise EmptyResult("The model returned no media.")
             if not self.claims.holds(claim):
@@ -140,7 +158,10 @@ class GenerationWorker:
                 # caught by `complete`, and its uploads discarded then.
                 raise LostClaim(f"creation {job.creation_id} is no longer ours")
             # Under this attempt's own names: published only by the claim-guarded `complete`.
-            return self.uploader.upload(job.user_id, job.creation_id, items, scope=context.scope)
+            with phase("upload"):
+                return self.uploader.upload(
+                    job.user_id, job.creation_id, items, scope=context.scope
+                )
 
     def _settle(self, claim: Claim, keep: list[str], fields: dict[str, str]) -> None:
         """Remove what earlier attempts left (they crashed after uploading) as soon as the
@@ -173,6 +194,17 @@ class GenerationWorker:
         if not self.claims.save_checkpoint(claim, dict(values)):
             # Another worker owns the creation now: stop before spending more.
             raise LostClaim(f"creation {claim.job.creation_id} is no longer ours")
+
+
+def _log_job(job: Job, fields: dict[str, str], timed: JobPhases, outcome: str, detail: str) -> None:
+    """The job's one summary line: `claim_ms`, `provider_ms`, `upload_ms`, `finish_ms` (the
+    phases it reached) and `total_ms`."""
+    logger.info(
+        f"job done: {outcome}",
+        extra=log_fields(
+            **fields, type=job.type, outcome=outcome, detail=detail or None, **timed.fields()
+        ),
+    )
 
 
 class LostClaim(Exception):
