@@ -5,8 +5,8 @@ A handler that returns normally acks the event; one that raises gets it redelive
 permanent problem is logged and swallowed, and a transient one re-raised.
 
 Each event is handled under the trace it carries (`shared.core.tracing`): a Pub/Sub message's
-`traceparent` attribute, or a Firestore event's document's `trace` field. Each ends with one
-log line saying how it ended and how long it took.
+`traceparent` attribute, or a Firestore event's document's `trace` field. Each ends with a
+line saying how it ended and how long it took (at DEBUG when it ended well).
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def event_handler(function: F) -> F:
                 )
                 raise
             else:
-                logger.info("event handled", extra=log_fields(**took()))
+                # Debug: an event that ends well has said what it did (and one with nothing to
+                # do says why, in one line: docs/contract.md).
+                logger.debug("event handled", extra=log_fields(**took()))
 
     return wrapper  # type: ignore[return-value]
 

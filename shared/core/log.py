@@ -82,8 +82,8 @@ def setup_logging(level: str = "INFO", *, project: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Client libraries are chatty at INFO; their warnings still come through.
-    for noisy in ("google", "urllib3", "grpc", "werkzeug"):
+    # Client libraries are chatty at INFO (Pillow at DEBUG); their warnings still come through.
+    for noisy in ("google", "urllib3", "grpc", "werkzeug", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _CONFIGURED = True
 

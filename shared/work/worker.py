@@ -9,6 +9,7 @@ fewer place where a creation can be left half-done.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Collection
@@ -77,17 +78,12 @@ class GenerationWorker:
             return outcome
 
     def _handle(self, job: Job, fields: dict[str, str]) -> Outcome:
-        if job.type not in self.makes:
-            logger.warning(
-                f"job skipped: not_for_this_worker ({job.type} jobs go to another topic)",
-                extra=log_fields(**fields),
-            )
+        if job.type not in self.makes:  # its job line says so (a warning: it was misrouted)
             return Outcome("skipped", "not_for_this_worker")
         with phase("claim"):
             claimed = self.claims.claim(job.creation_id, job=job)
         if isinstance(claimed, Skip):
-            logger.info(f"job skipped: {claimed.reason}", extra=log_fields(**fields))
-            return Outcome("skipped", claimed.reason)
+            return Outcome("skipped", claimed.reason)  # its job line says why
         claim = claimed
         tracing.adopt(tracing.current() or tracing.from_id(claim.trace))
         fields["attempt"] = str(claim.attempt)
@@ -197,10 +193,14 @@ class GenerationWorker:
 
 
 def _log_job(job: Job, fields: dict[str, str], timed: JobPhases, outcome: str, detail: str) -> None:
-    """The job's one summary line: `claim_ms`, `provider_ms`, `upload_ms`, `finish_ms` (the
+    """The job's one summary line, `job done: <outcome>` (or, alone for a job with nothing to
+    do, `job skipped: <reason>`), with `claim_ms`, `provider_ms`, `upload_ms`, `finish_ms` (the
     phases it reached) and `total_ms`."""
-    logger.info(
-        f"job done: {outcome}",
+    skipped = outcome == "skipped"
+    misrouted = detail == "not_for_this_worker"  # published to the wrong topic
+    logger.log(
+        logging.WARNING if skipped and misrouted else logging.INFO,
+        f"job skipped: {detail}" if skipped else f"job done: {outcome}",
         extra=log_fields(
             **fields, type=job.type, outcome=outcome, detail=detail or None, **timed.fields()
         ),

@@ -31,9 +31,10 @@ def traced(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[RunningStack, Path]]:
     log_dir = tmp_path_factory.mktemp("trace")
-    # INFO: the access, job and event lines are what a trace is followed by. More attempts
-    # than deliveries: a job that keeps failing is dead-lettered before its claims run out.
-    env = {"LOG_LEVEL": "INFO", "MAX_GENERATION_ATTEMPTS": "10"}
+    # DEBUG: each event's own line too (a refund with nothing to do says nothing at INFO).
+    # More attempts than deliveries: a job that keeps failing is dead-lettered before its
+    # claims run out.
+    env = {"LOG_LEVEL": "DEBUG", "MAX_GENERATION_ATTEMPTS": "10"}
     running = start_stack(emulators, base_env, signer, log_dir, env)
     try:
         yield running, log_dir

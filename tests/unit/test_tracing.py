@@ -5,6 +5,7 @@ running stack's logs.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -45,18 +46,22 @@ Lines = Callable[[], list[dict[str, Any]]]
 
 @pytest.fixture
 def json_logs() -> Iterator[Lines]:
-    """The JSON lines the suite's handler writes while the test runs (its own lines only)."""
+    """The JSON lines the suite's handler writes while the test runs, at DEBUG and above (the
+    suite's and this test's own lines only)."""
     stream = io.StringIO()
     handler = JsonLineHandler(project=PROJECT, stream=stream)
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.DEBUG)
+
+    def ours(line: dict[str, Any]) -> bool:
+        name = line["logging.googleapis.com/labels"].get("python_logger", "")
+        return "message" in line and name.startswith(("shared.", "test."))
+
     try:
         yield lambda: [
-            line
-            for line in map(json.loads, stream.getvalue().splitlines())
-            if "message" in line  # not the library's one-off diagnostic entry
+            line for line in map(json.loads, stream.getvalue().splitlines()) if ours(line)
         ]
     finally:
         root.removeHandler(handler)
@@ -450,9 +455,31 @@ def test_a_skipped_job_logs_its_line_too(store: MemoryDocuments, json_logs: Line
         Job(creation_id=creation_id, user_id="u", type="image"), event_id="e"
     )
     assert outcome.kind == "skipped"
-    (done,) = [line for line in json_logs() if line["message"].startswith("job done")]
-    assert (done["outcome"], done["detail"]) == ("skipped", "not_this_job")
+    # Its one line says why (docs/contract.md: one line for an event with nothing to do).
+    (done,) = [
+        line
+        for line in json_logs()
+        if line["logging.googleapis.com/labels"]["python_logger"] == "shared.work.worker"
+    ]
+    assert done["message"] == "job skipped: not_this_job"
+    assert (done["outcome"], done["detail"], done["severity"]) == (
+        "skipped",
+        "not_this_job",
+        "INFO",
+    )
     assert done["logging.googleapis.com/trace"] == ""
+    assert "claim_ms" in done
+
+
+def test_a_misrouted_job_is_skipped_with_a_warning(
+    store: MemoryDocuments, json_logs: Lines
+) -> None:
+    creation_id = new_creation(store, "u")
+    videos_only = dataclasses.replace(worker(store), makes=frozenset({"video"}))
+    assert videos_only.handle(job_of(store, creation_id), event_id="e").kind == "skipped"
+    (done,) = json_logs()
+    assert (done["message"], done["severity"]) == ("job skipped: not_for_this_worker", "WARNING")
+    assert store.creation(creation_id)["status"] == "pending"
 
 
 # --- the sweeper -----------------------------------------------------------------------------
