@@ -7,9 +7,11 @@ clients    Firestore, Pub/Sub and Cloud Storage clients (emulators when their ho
 events     decoding Pub/Sub and Firestore CloudEvents
 handling   an event function's ack-or-redeliver policy (`event_handler`)
 log        structured JSON logs for Cloud Logging
+tracing    the trace id of the work at hand, and how it travels (headers, messages, documents)
 runtime    a function's collaborators, built once per process
 """
 
+from shared.core import tracing
 from shared.core.calls import TRANSIENT_ERRORS, bounded_retry
 from shared.core.clients import firestore_client, publisher_client, storage_client
 from shared.core.errors import (
@@ -76,4 +78,5 @@ __all__ = [
     "pubsub_message",
     "setup_logging",
     "storage_client",
+    "tracing",
 ]

@@ -22,7 +22,7 @@ def per_process(build: Callable[[Settings], T]) -> Callable[[], T]:
     @lru_cache(maxsize=1)
     def built() -> T:
         settings = load_settings()
-        setup_logging(settings.log_level)
+        setup_logging(settings.log_level, project=settings.gcp_project)
         return build(settings)
 
     return built

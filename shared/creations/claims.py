@@ -67,6 +67,7 @@ class Claim:
     attempt: int
     request: dict[str, Any]  # as stored; `shared.creations.requests.stored_request` checks it
     checkpoint: dict[str, Any] = field(default_factory=dict)
+    trace: str | None = None  # the creation's trace id (`shared.core.tracing`)
     # The claim is frozen; what it knows of its creation changes with each of its own commits.
     # Not an init field: a Claim made by hand (or `dataclasses.replace`d) knows nothing yet.
     latest: Latest = field(default_factory=Latest, init=False, compare=False, repr=False)
@@ -347,6 +348,7 @@ def _claim_of(creation: Snapshot, owner: str) -> Claim:
         attempt=int(creation.get("attempts", 1)),
         request=dict(creation.get("request") or {}),
         checkpoint=dict(creation.get("checkpoint") or {}),
+        trace=creation.get("trace"),
     )
     claim.latest.keep(creation)
     return claim

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, get_args
 
+from shared.core import tracing
 from shared.core.errors import InvalidTransition
 from shared.creations.model import Status
 from shared.creations.requests import StoredRequest, document_of
@@ -52,9 +53,19 @@ def can_move(current: str, wanted: str) -> bool:
 
 
 def stage_new(
-    batch: Batch, *, creation_id: str, user_id: str, request: StoredRequest, cost: int
+    batch: Batch,
+    *,
+    creation_id: str,
+    user_id: str,
+    request: StoredRequest,
+    cost: int,
+    trace: tracing.Trace | None = None,
 ) -> None:
-    """Add the new creation, `pending`, to `batch` (a create: it never overwrites)."""
+    """Add the new creation, `pending`, to `batch` (a create: it never overwrites).
+
+    Its `trace` is `trace`, else the current one (the submit request's), else a new one: every
+    creation has one, which whatever later works on it logs under."""
+    trace = trace or tracing.current() or tracing.new_trace()
     batch.create(
         paths.creation(creation_id),
         {
@@ -71,6 +82,7 @@ def stage_new(
             "created_at": SERVER_TIME,
             "updated_at": SERVER_TIME,
             "completed_at": None,
+            tracing.DOCUMENT_FIELD: trace.id,
         },
         moves_status=True,
     )

@@ -102,6 +102,8 @@ class Creation(BaseModel):
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
+    # The trace id its logs share, from submit on (absent on creations made before traces).
+    trace: str | None = None
 
     @classmethod
     def of(cls, snapshot: Snapshot) -> Creation:

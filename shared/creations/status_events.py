@@ -57,15 +57,26 @@ class StatusEvent(BaseModel):
     # The attempt that made the move, when a worker made it: a first attempt's image or reel
     # draft leaves nothing to settle (no earlier attempt uploaded, and only Veo stages).
     attempt: PositiveInt | None = None
+    # The creation's trace id, when the announcer's own work is under another trace (a cancel
+    # or a DELETE request's); None: the trace of the work at hand (`shared.core.tracing`).
+    trace: str | None = None
 
     @classmethod
-    def of(cls, job: Job, status: AnnouncedStatus, *, attempt: int | None = None) -> StatusEvent:
+    def of(
+        cls,
+        job: Job,
+        status: AnnouncedStatus,
+        *,
+        attempt: int | None = None,
+        trace: str | None = None,
+    ) -> StatusEvent:
         return cls(
             creation_id=job.creation_id,
             user_id=job.user_id,
             type=job.type,
             status=status,
             attempt=attempt,
+            trace=trace,
         )
 
     @property

@@ -79,7 +79,7 @@ class CreationActions:
             canceled = Creation.of(creation)
         # Refunded already, in the same write; the event is for the stream's other consumers
         # (and for whatever media a crashed attempt left). Lost, it costs no money.
-        self.announcer.announce(StatusEvent.of(canceled.job, "canceled"))
+        self.announcer.announce(StatusEvent.of(canceled.job, "canceled", trace=canceled.trace))
         return canceled
 
     def delete(self, user_id: str, creation_id: str) -> None:
@@ -116,7 +116,7 @@ class CreationActions:
             # On every round that goes on to remove: a round that finds the mark made (its
             # commit's answer was lost) announces it too, so refund can finish what this
             # call may not.
-            self.announcer.announce(StatusEvent.of(found.job, "deleting"))
+            self.announcer.announce(StatusEvent.of(found.job, "deleting", trace=found.trace))
             self._remove(found, creation)
 
         run_optimistic(attempt, self.settings, "delete")

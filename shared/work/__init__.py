@@ -4,6 +4,7 @@ jobs             the job message: publishing it (`submit`, the sweeper), reading
 publishing       one Pub/Sub publish with a bounded wait (jobs and status events)
 status_publisher announcing status moves on the creation status stream (STATUS_TOPIC)
 worker           claim, generate, store, finish as draft; the error policy of `generate`/`stitch`
+phases           how long each phase of a job took, for its one summary line
 progress_writes  progress writes thinned to about one a second
 sweeper          re-enqueues, fails or refunds what got stuck
 dead_letters     a job Pub/Sub gave up on ends its creation `failed`

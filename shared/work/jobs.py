@@ -2,7 +2,9 @@
 
 A job carries only `Job` (creation id, user id, type); everything else is in the creation's
 document, which the worker claims before acting. Images and videos go to `GENERATE_TOPIC`,
-reels to `STITCH_TOPIC`.
+reels to `STITCH_TOPIC`. Its attributes repeat the creation id and type, and carry the trace
+bound at publish (`traceparent`, see `shared.core.tracing`), which
+`shared.core.handling.event_handler` binds again for the worker.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Final, Protocol
 from cloudevents.http import CloudEvent
 from google.cloud.pubsub_v1 import PublisherClient
 
+from shared.core import tracing
 from shared.core.errors import QueueUnavailable
 from shared.core.events import PubSubMessage, json_model_in, pubsub_message
 from shared.core.settings import Settings
@@ -44,7 +47,9 @@ class PubSubJobPublisher:
         data = json.dumps(job.model_dump()).encode()
         try:
             return self._publisher.publish(
-                topic, data, {"creation_id": job.creation_id, "type": job.type}
+                topic,
+                data,
+                {"creation_id": job.creation_id, "type": job.type, **tracing.attributes()},
             )
         except QueueUnavailable as exc:
             cause = type(exc.__cause__ or exc).__name__

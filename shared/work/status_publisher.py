@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.cloud.pubsub_v1 import PublisherClient
 
+from shared.core import tracing
 from shared.core.errors import QueueUnavailable
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
@@ -23,7 +24,9 @@ class PubSubStatusAnnouncer:
 
     def announce(self, event: StatusEvent) -> bool:
         try:
-            self._publisher.publish(self._topic, event.encode(), event.attributes())
+            trace = tracing.from_id(event.trace) or tracing.current()
+            attributes = event.attributes() | tracing.attributes(trace)
+            self._publisher.publish(self._topic, event.encode(), attributes)
         except QueueUnavailable as exc:
             logger.warning(
                 f"status event not published: {exc.message}",

@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, dataclass, field
 
+from shared.core import tracing
 from shared.core.errors import QueueUnavailable, SuiteError
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
@@ -163,19 +164,21 @@ class Sweeper:
     @staticmethod
     def _each(creation: Snapshot, act: Callable[[Snapshot], None]) -> None:
         """One creation's trouble (deleted meanwhile, a contended write, an odd document) never
-        stops the sweep: it is logged and skipped, and the next run sees it again."""
-        try:
-            act(creation)
-        except SuiteError as exc:
-            logger.warning(
-                f"sweeper skipped a creation: {type(exc).__name__}: {exc}",
-                extra=log_fields(creation_id=creation.id),
-            )
-        except Exception:
-            logger.exception(
-                "sweeper skipped a creation it could not handle",
-                extra=log_fields(creation_id=creation.id),
-            )
+        stops the sweep: it is logged and skipped, and the next run sees it again. What is
+        done for a creation is done (and logged, and re-enqueued) under its trace."""
+        with tracing.bound(tracing.from_document(creation.data)):
+            try:
+                act(creation)
+            except SuiteError as exc:
+                logger.warning(
+                    f"sweeper skipped a creation: {type(exc).__name__}: {exc}",
+                    extra=log_fields(creation_id=creation.id),
+                )
+            except Exception:
+                logger.exception(
+                    "sweeper skipped a creation it could not handle",
+                    extra=log_fields(creation_id=creation.id),
+                )
 
     def _refund(self, creation: Snapshot, report: SweepReport) -> None:
         if self.refunds.refund(creation.id).result == "refunded":

@@ -9,6 +9,7 @@ fewer place where a creation can be left half-done.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Collection
@@ -16,6 +17,7 @@ from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Literal, Protocol, cast, get_args
 
+from shared.core import tracing
 from shared.core.errors import PermanentError
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
@@ -31,6 +33,7 @@ from shared.creations.status_events import (
 )
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
 from shared.media.storage import attempt_scope
+from shared.work.phases import JobPhases, phase, timing_job
 from shared.work.progress_writes import ThrottledProgress
 
 logger = get_logger(__name__)
@@ -69,24 +72,34 @@ class GenerationWorker:
 
     def handle(self, job: Job, *, event_id: str) -> Outcome:
         """Make the media of `job`'s creation. Returns normally when the event should be acked;
-        raises (after handing the claim back) when it should be redelivered."""
+        raises (after handing the claim back) when it should be redelivered.
+
+        Logs one line per job (`job done`): its outcome and each phase's duration. Its lines
+        carry the message's trace, else the one on the creation it claims."""
         fields = {"creation_id": job.creation_id, "user_id": job.user_id, "event_id": event_id}
-        if job.type not in self.makes:
-            logger.warning(
-                f"job skipped: not_for_this_worker ({job.type} jobs go to another topic)",
-                extra=log_fields(**fields),
-            )
+        with tracing.bound(tracing.current()), timing_job() as timed:
+            try:
+                outcome = self._handle(job, fields)
+            except BaseException as exc:
+                _log_job(job, fields, timed, "retried", type(exc).__name__)
+                raise
+            _log_job(job, fields, timed, outcome.kind, outcome.detail)
+            return outcome
+
+    def _handle(self, job: Job, fields: dict[str, str]) -> Outcome:
+        if job.type not in self.makes:  # its job line says so (a warning: it was misrouted)
             return Outcome("skipped", "not_for_this_worker")
-        claimed = self.claims.claim(job.creation_id, job=job)
+        with phase("claim"):
+            claimed = self.claims.claim(job.creation_id, job=job)
         if isinstance(claimed, Skip):
-            logger.info(f"job skipped: {claimed.reason}", extra=log_fields(**fields))
             if claimed.reason in ("final", "exhausted") and claimed.status in FINAL_STATUSES:
                 # Out of attempts: the claim failed it. Final already: this may be the
                 # redelivery of a job whose announcement was lost (the worker died after its
                 # commit, or Pub/Sub refused the event): announcing again is harmless.
                 self._announce(job, claimed.status, None, fields)
-            return Outcome("skipped", claimed.reason)
+            return Outcome("skipped", claimed.reason)  # its job line says why
         claim = claimed
+        tracing.adopt(tracing.current() or tracing.from_id(claim.trace))
         fields["attempt"] = str(claim.attempt)
         logger.info("generation started", extra=log_fields(**fields, type=claim.job.type))
         try:
@@ -156,7 +169,8 @@ class GenerationWorker:
                 save_checkpoint=lambda values: self._save_checkpoint(claim, values),
                 report_progress=progress,
             )
-            items = self.provider.generate(job, request, context)
+            with phase("provider"):
+                items = self.provider.generate(job, request, context)
             if not items:
                 raise EmptyResult("The model returned no media.")
             if not self.claims.holds(claim):
@@ -166,7 +180,10 @@ class GenerationWorker:
                 # during the upload, is caught by `complete`, and its uploads discarded then.
                 raise LostClaim(f"creation {job.creation_id} is no longer ours")
             # Under this attempt's own names: published only by the claim-guarded `complete`.
-            return self.uploader.upload(job.user_id, job.creation_id, items, scope=context.scope)
+            with phase("upload"):
+                return self.uploader.upload(
+                    job.user_id, job.creation_id, items, scope=context.scope
+                )
 
     def _settle(self, claim: Claim, keep: list[str], fields: dict[str, str]) -> None:
         """Remove what earlier attempts left (they crashed after uploading) as soon as the
@@ -203,6 +220,21 @@ class GenerationWorker:
         if not self.claims.save_checkpoint(claim, dict(values)):
             # Another worker owns the creation now: stop before spending more.
             raise LostClaim(f"creation {claim.job.creation_id} is no longer ours")
+
+
+def _log_job(job: Job, fields: dict[str, str], timed: JobPhases, outcome: str, detail: str) -> None:
+    """The job's one summary line, `job done: <outcome>` (or, alone for a job with nothing to
+    do, `job skipped: <reason>`), with `claim_ms`, `provider_ms`, `upload_ms`, `finish_ms` (the
+    phases it reached) and `total_ms`."""
+    skipped = outcome == "skipped"
+    misrouted = detail == "not_for_this_worker"  # published to the wrong topic
+    logger.log(
+        logging.WARNING if skipped and misrouted else logging.INFO,
+        f"job skipped: {detail}" if skipped else f"job done: {outcome}",
+        extra=log_fields(
+            **fields, type=job.type, outcome=outcome, detail=detail or None, **timed.fields()
+        ),
+    )
 
 
 class LostClaim(Exception):

@@ -20,6 +20,7 @@ from google.api_core import exceptions as gexc
 from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
+from shared.core import tracing
 from shared.core.calls import TRANSIENT_ERRORS
 from shared.core.errors import InvalidRequest, MethodNotAllowed, NotFound, StoreBusy, SuiteError
 from shared.core.log import get_logger, http_request_log, log_fields
@@ -70,6 +71,15 @@ class SubmitApi:
     actions: CreationActions
 
     def __call__(self, request: flask.Request) -> flask.Response:
+        """Answer `request` under the trace it continues (or a new one), named back to the caller
+        in the answer's `traceparent` header; a creation it makes keeps that trace."""
+        trace = tracing.from_headers(request.headers)
+        with tracing.bound(trace):
+            response = self._answer(request)
+        response.headers[tracing.TRACEPARENT] = tracing.traceparent(trace)
+        return response
+
+    def _answer(self, request: flask.Request) -> flask.Response:
         started = time.monotonic()
         context: dict[str, Any] = {}
         try:
