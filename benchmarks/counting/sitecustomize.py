@@ -21,7 +21,7 @@ by a daemon thread every 0.2 s when they changed, and at exit. gunicorn (functio
 with several workers) and Celery's prefork pool fork after import: the child starts from zero
 with a file, lock and thread of its own (`os.register_at_fork`), the parent's counts stay the
 parent's. The role is the functions-framework `--target` when there is one, else
-`BENCH_ROLE`, else the program's name.
+`BENCH_ROLE`, else the program's name (the package's, for `python -m celery`).
 
 Only the standard library is imported here: this runs before anything else in the process.
 """
@@ -109,7 +109,13 @@ def role(argv: Sequence[str]) -> str:
     explicit = os.environ.get(ROLE_VARIABLE, "").strip()
     if explicit:
         return explicit
-    return os.path.basename(argv[0]) if argv and argv[0] else "python"  # noqa: PTH119
+    program = argv[0] if argv else ""
+    if not program:
+        return "python"
+    head, name = os.path.split(program)
+    if name == "__main__.py":  # `python -m celery ...`: the package is the program
+        return os.path.basename(head) or "python"  # noqa: PTH119
+    return name
 
 
 def request_path(path: str) -> str:

@@ -26,6 +26,9 @@ IMPORT_NAMES: Mapping[str, str] = {
     "cryptography": "cryptography.x509",
 }
 
+# What a baseline process imports first: gunicorn's app, the Celery worker's tasks.
+BASELINE_ENTRY_MODULES = ("api", "tasks")
+
 _TIMER = (
     "import sys, time\n"
     "sys.path.insert(0, '.')\n"
@@ -89,7 +92,7 @@ def suite_cold_starts(runs: int, base: Mapping[str, str]) -> dict[str, dict[str,
 
 
 def baseline_cold_starts(runs: int, base: Mapping[str, str]) -> dict[str, dict[str, float | None]]:
-    """The baseline's modules (all but its launcher), each against its requirements."""
+    """The baseline's entry modules (its API app, its Celery tasks), against its requirements."""
     folder = REPO_ROOT / "benchmarks" / "baseline"
     requirements = folder / "requirements.txt"
     if not requirements.is_file():
@@ -98,13 +101,12 @@ def baseline_cold_starts(runs: int, base: Mapping[str, str]) -> dict[str, dict[s
     libraries = requirement_modules(requirements)
     libraries_seconds = best_import_seconds(libraries, REPO_ROOT, env, runs)
     out: dict[str, dict[str, float | None]] = {}
-    for module in sorted(folder.glob("*.py")):
-        if module.stem in {"__init__", "stack", "__main__"}:
+    for entry in BASELINE_ENTRY_MODULES:
+        if not (folder / f"{entry}.py").is_file():
             continue
-        out[module.stem] = {
-            "main": best_import_seconds(
-                [f"benchmarks.baseline.{module.stem}"], REPO_ROOT, env, runs
-            ),
+        module = f"benchmarks.baseline.{entry}"
+        out[entry] = {
+            "main": best_import_seconds([module], REPO_ROOT, env, runs),
             "libraries": libraries_seconds,
         }
     return out

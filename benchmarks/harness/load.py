@@ -148,5 +148,14 @@ def run_burst(
         f"  burst: {len(result.submitted)} accepted in {result.span_to_last_accept():.1f} s, "
         "waiting for the drafts ..."
     )
-    result.seen.update(watcher.wait([s.creation_id for s in result.submitted], timeout))
-    return result
+    ids = [s.creation_id for s in result.submitted]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result.seen.update(watcher.wait(ids, min(5.0, max(0.1, deadline - time.monotonic()))))
+            return result
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+            final = sum(1 for i in ids if i in watcher.seen)
+            progress(f"  burst: {final}/{len(ids)} final")

@@ -91,6 +91,16 @@ def rows(result: Mapping[str, Any]) -> list[Row]:
     scalar("burst: creations/s (first submit to last draft)", "burst.creations_per_second")
     scalar("burst: submits accepted/s", "burst.submits_per_second")
     scalar("burst: submits/s against the bare commit + publish loop", "submit_vs_floor", 2)
+    scalar(
+        "sequential: submit -> draft p50 above the floors' sum, ms",
+        "sequential_draft_p50_above_floor_ms",
+        0,
+    )
+    scalar(
+        "sequential: submit -> draft p99 above the floors' sum, ms",
+        "sequential_draft_p99_above_floor_ms",
+        0,
+    )
     scalar("CPU-s per creation, the stack's processes (burst)", "cpu_per_creation.burst", 3)
     scalar(
         "CPU-s per creation, the stack's processes (sequential)", "cpu_per_creation.sequential", 3
@@ -114,6 +124,53 @@ def rows(result: Mapping[str, Any]) -> list[Row]:
         out.append(
             (f"  CPU-s per creation, {role} (burst)", [_num(v, 3) for v in per_creation], "")
         )
+    return out
+
+
+def target_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Issue 11's targets for the suite: (target, what was measured, met?)."""
+    stacks: Mapping[str, Any] = result["stacks"]
+    suite, baseline = stacks.get("suite"), stacks.get("baseline")
+    if suite is None:
+        return []
+    out: list[tuple[str, str, str]] = []
+
+    def check(target: str, value: Any, limit: Any, at_most: bool, digits: int = 2) -> None:
+        if value is None or limit is None:
+            out.append((target, _num(value, digits), "-"))
+            return
+        met = value <= limit if at_most else value >= limit
+        out.append((target, _num(value, digits), "met" if met else "missed"))
+
+    if baseline is not None:
+        b_rate = baseline["burst"]["creations_per_second"]
+        b_cpu = baseline["cpu_per_creation"]["burst"]
+        rate_ratio = suite["burst"]["creations_per_second"] / b_rate if b_rate else None
+        cpu_ratio = suite["cpu_per_creation"]["burst"] / b_cpu if b_cpu else None
+        check("burst creations/s >= 1.0x the baseline's (ratio)", rate_ratio, 1.0, False)
+        check("CPU-s per creation <= the baseline's (ratio)", cpu_ratio, 1.0, True)
+    else:
+        out.append(("burst creations/s >= 1.0x the baseline's", "no baseline", "-"))
+        out.append(("CPU-s per creation <= the baseline's", "no baseline", "-"))
+    check(
+        "sequential submit -> draft p50 <= floors' sum + 50 ms (ms above)",
+        suite.get("sequential_draft_p50_above_floor_ms"),
+        50,
+        True,
+        0,
+    )
+    check(
+        "sequential submit -> draft p99 <= floors' sum + 100 ms (ms above)",
+        suite.get("sequential_draft_p99_above_floor_ms"),
+        100,
+        True,
+        0,
+    )
+    counts = suite["per_creation"]
+    check("Firestore writes per creation <= 6", counts["firestore_writes"], 6, True)
+    check("Firestore documents read per creation <= 4", counts["firestore_reads"], 4, True)
+    check("Pub/Sub publishes per creation <= 2", counts["pubsub_publishes"], 2, True)
+    check("function invocations per creation <= 3", counts["invocations_total"], 3, True)
     return out
 
 
@@ -180,8 +237,14 @@ def _sections(
     result: Mapping[str, Any], table: Callable[[Sequence[str], Sequence[Sequence[str]]], list[str]]
 ) -> list[str]:
     names = list(result["stacks"])
-    main_rows = [[label, *cells, ratio] for label, cells, ratio in rows(result)]
-    lines = table(["", *names, "suite / baseline" if len(names) > 1 else ""], main_rows)
+    if len(names) > 1:
+        main_rows = [[label, *cells, ratio] for label, cells, ratio in rows(result)]
+        lines = table(["", *names, f"{names[0]} / {names[1]}"], main_rows)
+    else:
+        lines = table(["", *names], [[label, *cells] for label, cells, _ in rows(result)])
+    targets = target_rows(result)
+    if targets:
+        lines += ["", *table(["issue 11 target (suite)", "measured", ""], targets)]
     lines += [
         "",
         *table(

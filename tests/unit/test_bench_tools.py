@@ -34,6 +34,7 @@ def test_the_role_is_the_functions_framework_target_else_bench_role(
     assert hook.role(["/venv/bin/celery", "-A", "app", "worker"]) == "worker"
     monkeypatch.delenv("BENCH_ROLE")
     assert hook.role(["/venv/bin/celery", "-A", "app"]) == "celery"
+    assert hook.role(["/venv/lib/site-packages/gunicorn/__main__.py", "app:app"]) == "gunicorn"
 
 
 def test_request_paths_lose_their_ids() -> None:
