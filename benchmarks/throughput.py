@@ -69,6 +69,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--cold-runs", type=int, default=3, help="cold-start runs (best of; 0 skips)"
     )
+    parser.add_argument(
+        "--cold-modules",
+        default="",
+        help="comma-separated functions / baseline modules to cold-start (default: all)",
+    )
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown file to update, or -")
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where the raw numbers go")
     args = parser.parse_args(argv)
@@ -225,10 +230,13 @@ def run(args: argparse.Namespace, say: Progress) -> dict[str, Any]:
             emulators.stop()
     if args.cold_runs > 0:
         say(f"cold starts: fresh interpreters, best of {args.cold_runs} ...")
-        result["cold_start"] = {"suite": coldstart.suite_cold_starts(args.cold_runs, os.environ)}
+        only = {m.strip() for m in args.cold_modules.split(",") if m.strip()} or None
+        result["cold_start"] = {
+            "suite": coldstart.suite_cold_starts(args.cold_runs, os.environ, only)
+        }
         if "baseline" in runnable:
             result["cold_start"]["baseline"] = coldstart.baseline_cold_starts(
-                args.cold_runs, os.environ
+                args.cold_runs, os.environ, only
             )
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["notes"] += [

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from tools.stack.processes import REPO_ROOT
@@ -77,11 +77,13 @@ def best_import_seconds(
     return best
 
 
-def suite_cold_starts(runs: int, base: Mapping[str, str]) -> dict[str, dict[str, float | None]]:
+def suite_cold_starts(
+    runs: int, base: Mapping[str, str], only: Collection[str] | None = None
+) -> dict[str, dict[str, float | None]]:
     env = clean_env(base)
     out: dict[str, dict[str, float | None]] = {}
     for folder in sorted((REPO_ROOT / "functions").iterdir()):
-        if not (folder / "main.py").is_file():
+        if not (folder / "main.py").is_file() or (only is not None and folder.name not in only):
             continue
         libraries = requirement_modules(folder / "requirements.txt")
         out[folder.name] = {
@@ -91,7 +93,9 @@ def suite_cold_starts(runs: int, base: Mapping[str, str]) -> dict[str, dict[str,
     return out
 
 
-def baseline_cold_starts(runs: int, base: Mapping[str, str]) -> dict[str, dict[str, float | None]]:
+def baseline_cold_starts(
+    runs: int, base: Mapping[str, str], only: Collection[str] | None = None
+) -> dict[str, dict[str, float | None]]:
     """The baseline's entry modules (its API app, its Celery tasks), against its requirements."""
     folder = REPO_ROOT / "benchmarks" / "baseline"
     requirements = folder / "requirements.txt"
@@ -99,12 +103,14 @@ def baseline_cold_starts(runs: int, base: Mapping[str, str]) -> dict[str, dict[s
         return {}
     env = clean_env(base)
     libraries = requirement_modules(requirements)
-    libraries_seconds = best_import_seconds(libraries, REPO_ROOT, env, runs)
+    libraries_seconds: float | None = None
     out: dict[str, dict[str, float | None]] = {}
     for entry in BASELINE_ENTRY_MODULES:
-        if not (folder / f"{entry}.py").is_file():
+        if not (folder / f"{entry}.py").is_file() or (only is not None and entry not in only):
             continue
         module = f"benchmarks.baseline.{entry}"
+        if not out:  # the libraries once, for the first entry measured
+            libraries_seconds = best_import_seconds(libraries, REPO_ROOT, env, runs)
         out[entry] = {
             "main": best_import_seconds([module], REPO_ROOT, env, runs),
             "libraries": libraries_seconds,

@@ -91,7 +91,9 @@ class StackRun:
                 return
 
     def _phase_numbers(self, before: _Marks, after: _Marks, creations: int) -> dict[str, Any]:
-        by_role = delta(before.counts, after.counts)
+        by_role: dict[str, Counter[str]] = {}
+        for role, counts in delta(before.counts, after.counts).items():
+            by_role.setdefault(self.stack.count_roles.get(role, role), Counter()).update(counts)
         stack_cpu = cpu.spent_by_role(before.stack_cpu, after.stack_cpu)
         in_process = after.in_process - before.in_process
         port = self.stack.in_process_port()

@@ -26,6 +26,9 @@ Progress = Callable[[str], None]
 
 class StackUnderTest(Protocol):
     name: str
+    # The counting hook's role of a process (functions-framework target, program name) ->
+    # the role `pids()` gives it, so counts and CPU are reported under one name.
+    count_roles: Mapping[str, str]
 
     @property
     def submit_url(self) -> str: ...
@@ -46,6 +49,7 @@ class StackUnderTest(Protocol):
 
 class SuiteUnderTest:
     name = "suite"
+    count_roles: Mapping[str, str] = {}  # the targets are the function names already
 
     def __init__(
         self, settings: Settings, env: Mapping[str, str], log_dir: Path, router_port: int
@@ -96,6 +100,7 @@ def baseline_class() -> tuple[Any | None, str]:
 
 class BaselineUnderTest:
     name = "baseline"
+    count_roles: Mapping[str, str] = {"gunicorn": "api", "celery": "worker"}
 
     def __init__(self, env: Mapping[str, str], log_dir: Path) -> None:
         stack_class, why = baseline_class()
