@@ -146,6 +146,7 @@ def run(args: argparse.Namespace, say: Progress) -> dict[str, Any]:
             "cold_runs": args.cold_runs,
         },
         "skipped": {},
+        "failed": {},
         "stacks": {},
         "notes": [],
     }
@@ -196,27 +197,32 @@ def run(args: argparse.Namespace, say: Progress) -> dict[str, Any]:
                     counts_dir = work / "counts" / name
                     env = python_child_env(hook_env(base_env, counts_dir))
                     log_dir = work / "logs" / name
-                    stack: StackUnderTest = (
-                        SuiteUnderTest(settings, env, log_dir, router_port)
-                        if name == "suite"
-                        else BaselineUnderTest(env, log_dir)
-                    )
-                    say(f"{name}: starting ...")
-                    stack.start(say)
                     try:
-                        measured = StackRun(
-                            stack,
-                            db=db,
-                            ledger=ledger,
-                            token_for=lambda uid: signer.mint(uid, PROJECT),
-                            counts_dir=counts_dir,
-                            emulator_pids=emulator_pids,
-                            thread_cpu=thread_cpu,
-                            progress=say,
-                        ).run(sizes)
-                    finally:
-                        say(f"{name}: stopping ...")
-                        stack.stop()
+                        stack: StackUnderTest = (
+                            SuiteUnderTest(settings, env, log_dir, router_port)
+                            if name == "suite"
+                            else BaselineUnderTest(env, log_dir)
+                        )
+                        say(f"{name}: starting ...")
+                        stack.start(say)
+                        try:
+                            measured = StackRun(
+                                stack,
+                                db=db,
+                                ledger=ledger,
+                                token_for=lambda uid: signer.mint(uid, PROJECT),
+                                counts_dir=counts_dir,
+                                emulator_pids=emulator_pids,
+                                thread_cpu=thread_cpu,
+                                progress=say,
+                            ).run(sizes)
+                        finally:
+                            say(f"{name}: stopping ...")
+                            stack.stop()
+                    except Exception as exc:  # the other stack's numbers are still worth having
+                        result["failed"][name] = f"{type(exc).__name__}: {exc}"[:2000]
+                        say(f"{name} FAILED: {result['failed'][name]}")
+                        continue
                     result["stacks"][name] = _derived(measured, result["floors"])
                     say(_one_line(name, result["stacks"][name]))
                     if stack.in_process_port() is not None:
@@ -282,13 +288,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     say = _progress()
     result = run(args, say)
+    if not result["stacks"]:
+        say(f"no stack was measured: {result['failed'] or result['skipped']}")
+        return 1
     print("\n" + report.text_report(result), flush=True)
     report.write_json(Path(args.json), result)
     say(f"raw numbers: {args.json}")
     if args.out != "-":
         report.write_markdown(Path(args.out), report.markdown_report(result))
         say(f"updated {args.out} (between its bench markers)")
-    return 0
+    for name, why in result["failed"].items():
+        say(f"{name} failed: {why}")
+    return 1 if result["failed"] else 0
 
 
 if __name__ == "__main__":

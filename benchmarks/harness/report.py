@@ -270,7 +270,10 @@ def _sections(
 def header_lines(result: Mapping[str, Any]) -> list[str]:
     m, v, o = result["machine"], result["versions"], result["options"]
     libs = ", ".join(f"{k} {val}" for k, val in v.items() if val and k != "python")
-    skipped = "; ".join(f"{k}: {why}" for k, why in result.get("skipped", {}).items())
+    skipped = "; ".join(
+        f"{k}: {why.splitlines()[0]}"
+        for k, why in {**result.get("skipped", {}), **result.get("failed", {})}.items()
+    )
     return [
         f"Run {result['date']} on {m['cpu']}, {m['cores']} cores, {m['ram_gb']} GB RAM; "
         "load average "
