@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -73,6 +74,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--cold-modules",
         default="",
         help="comma-separated functions / baseline modules to cold-start (default: all)",
+    )
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        help="measure nothing: print and write the report of an earlier run's raw numbers",
     )
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown file to update, or -")
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where the raw numbers go")
@@ -287,19 +293,20 @@ def _one_line(name: str, numbers: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     say = _progress()
-    result = run(args, say)
+    result = json.loads(Path(args.render).read_text()) if args.render else run(args, say)
     if not result["stacks"]:
         say(f"no stack was measured: {result['failed'] or result['skipped']}")
         return 1
     print("\n" + report.text_report(result), flush=True)
-    report.write_json(Path(args.json), result)
-    say(f"raw numbers: {args.json}")
+    if not args.render:
+        report.write_json(Path(args.json), result)
+        say(f"raw numbers: {args.json}")
     if args.out != "-":
         report.write_markdown(Path(args.out), report.markdown_report(result))
         say(f"updated {args.out} (between its bench markers)")
-    for name, why in result["failed"].items():
+    for name, why in result.get("failed", {}).items():
         say(f"{name} failed: {why}")
-    return 1 if result["failed"] else 0
+    return 1 if result.get("failed") else 0
 
 
 if __name__ == "__main__":

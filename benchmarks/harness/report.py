@@ -51,7 +51,9 @@ def _num(value: Any, digits: int = 1) -> str:
 
 
 def _ratio(values: Sequence[Any]) -> str:
-    if len(values) < 2 or not all(isinstance(v, int | float) and v for v in values[:2]):
+    """first / second, for two positive numbers (a ratio of a difference or of a missing
+    value says nothing)."""
+    if len(values) < 2 or not all(isinstance(v, int | float) and v > 0 for v in values[:2]):
         return ""
     return f"{values[0] / values[1]:.2f}x"
 
@@ -92,12 +94,12 @@ def rows(result: Mapping[str, Any]) -> list[Row]:
     scalar("burst: submits accepted/s", "burst.submits_per_second")
     scalar("burst: submits/s against the bare commit + publish loop", "submit_vs_floor", 2)
     scalar(
-        "sequential: submit -> draft p50 above the floors' sum, ms",
+        "sequential: submit -> draft p50 above the suite's floors' sum, ms",
         "sequential_draft_p50_above_floor_ms",
         0,
     )
     scalar(
-        "sequential: submit -> draft p99 above the floors' sum, ms",
+        "sequential: submit -> draft p99 above the suite's floors' sum, ms",
         "sequential_draft_p99_above_floor_ms",
         0,
     )
@@ -290,8 +292,19 @@ def text_report(result: Mapping[str, Any]) -> str:
     return "\n".join([*header_lines(result), "", *_sections(result, _table), ""])
 
 
+# How to read the tables, whatever the run.
+READING_NOTES = (
+    "The floors' sum is the suite's hops only (commit + publish, push, write -> listener); "
+    "the baseline's row is shown against the same sum for scale.",
+    "Cold start: `own` = `main` - `libraries` (every module of the function's "
+    "requirements.txt). It is negative when `main` imports fewer of them at start-up than the "
+    "list (generate, for one, imports its image, video and model libraries only when a job "
+    "needs them), or within noise.",
+)
+
+
 def markdown_report(result: Mapping[str, Any]) -> str:
-    notes = result.get("notes", [])
+    notes = [*result.get("notes", []), *READING_NOTES]
     return "\n".join(
         [
             *header_lines(result),
