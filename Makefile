@@ -36,7 +36,9 @@ help:
 	@echo "make lint | fmt | typecheck"
 	@echo "make build                      one zip per function in dist/ (+ dist/manifest.json)"
 	@echo "make terraform-check            terraform fmt -check and checkov over terraform/"
-	@echo "make bench                      time stitch() against plain ffmpeg (not a test)"
+	@echo "make bench                      the local stack against a Celery + Redis baseline -> docs/benchmarks.md"
+	@echo "                                  (BENCH_ARGS='--sequential 20 --stacks suite' for a quick one)"
+	@echo "make bench-stitch                time stitch() against plain ffmpeg (not a test)"
 	@echo "make -s token USER=<uid>        print an ID token for <uid> (dev stack's signer)"
 	@echo "make -s grant USER=<uid> TOKENS=<n>"
 	@echo 'eval "$$(make -s env)"           export the running dev stack'"'"'s variables'
@@ -157,8 +159,14 @@ terraform-check: checkov-venv
 
 # --- benchmarks ----------------------------------------------------------------------------
 
-.PHONY: bench
+.PHONY: bench bench-stitch
+# Not a test: minutes of load on the emulators (a small run of it is in tests/integration).
+# Writes docs/benchmarks.md (between its markers) and build/bench.json.
+BENCH_ARGS ?=
 bench: venv
+	$(PY) -m benchmarks.throughput $(BENCH_ARGS)
+
+bench-stitch: venv
 	$(PY) -m benchmarks.stitch_benchmark
 
 # --- housekeeping --------------------------------------------------------------------------

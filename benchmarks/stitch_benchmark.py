@@ -1,7 +1,7 @@
 """How much `stitch()` costs over running ffmpeg by hand, on both of its paths.
 
 Run: `.venv/bin/python -m benchmarks.stitch_benchmark [--runs 5] [--copy-runs 20] [--clips 10]
-[--seconds 8]` (or `make bench`). Not a test: it prints times and asserts nothing. See
+[--seconds 8]` (or `make bench-stitch`). Not a test: it prints times and asserts nothing. See
 benchmarks/README.md.
 
 Copy path: matching clips, `stitch()` against
