@@ -152,9 +152,9 @@ class SubmissionService:
             # A sent commit may have landed whatever its caller heard: look before answering.
             job = Job(creation_id=creation_id, user_id=user_id, type=request.TYPE)
             accepted = self._confirm(job, failure)
-        fields = log_fields(user_id=user_id, creation_id=accepted.creation.id)
+        fields = {"user_id": user_id, "creation_id": accepted.creation.id}
         if accepted.replayed:
-            logger.info("idempotent replay", extra=fields)
+            logger.info("idempotent replay", extra=log_fields(**fields))
             return accepted
         logger.info("creation accepted", extra=log_fields(cost=cost, type=request.TYPE, **fields))
         return self._enqueue(accepted, key_path)

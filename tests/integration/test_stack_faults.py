@@ -468,14 +468,26 @@ def test_sweep_killed_while_a_dead_workers_job_waits_for_it(faulty: FaultyStack)
     )
 
 
-def test_trigger_router_crashed_while_failures_are_refunded(faulty: FaultyStack) -> None:
-    users = faulty.users("rtr")
+def test_status_stream_unreachable_while_failures_are_announced(faulty: FaultyStack) -> None:
+    # The workers fail the creations but cannot announce it (Pub/Sub unreachable from the
+    # functions): their jobs are redelivered, and once Pub/Sub answers again a redelivery
+    # finds each creation failed and announces it, and refund refunds it (or the sweeper).
+    users = faulty.users("sts")
     for n in range(3):
         faulty.submit(users[0], image(f"hail {n} [fail:safety]"))
     faulty.wait_count(users, "processing", 1, "the jobs in the middle")
-    ended = kill_and_restart(faulty, "router", keep_down=lambda: faulty.count(users, "failed") == 3)
-    found = faulty.finish("trigger router down", users, expected=3, faults=1, fault_ended=ended)
+    faulty.set_mode("pubsub", "down")
+    try:
+        wait_until(lambda: faulty.count(users, "failed") == 3, 60, "failed, unannounced")
+        unrefunded = [c for c in faulty.creations(users) if not c.get("refunded")]
+    finally:
+        faulty.set_mode("pubsub", "pass")
+    ended = time.monotonic()
+    found = faulty.finish(
+        "status stream unreachable", users, expected=3, faults=1, fault_ended=ended
+    )
     assert {c["error"]["code"] for c in found} == {"safety_blocked"}
+    assert unrefunded, "refunded while the status stream was unreachable: the test cut nothing"
 
 
 # --- the emulators, unreachable ------------------------------------------------------------------
