@@ -156,8 +156,7 @@ class SubmissionService:
         if accepted.replayed:
             logger.info("idempotent replay", extra=log_fields(**fields))
             return accepted
-        logger.info("creation accepted", extra=log_fields(cost=cost, type=request.TYPE, **fields))
-        return self._enqueue(accepted, key_path)
+        return self._enqueue(accepted, key_path, cost=cost)
 
     def replay(self, *, user_id: str, idempotency_key: str, fingerprint: str) -> Accepted | None:
         """The answer to a repeat of an earlier submit with this key, or None if the key is
@@ -250,7 +249,7 @@ class SubmissionService:
             raise Conflict("the creation made with this Idempotency-Key has been deleted")
         return Accepted(Creation.of(creation), balance_of(user), replayed=True)
 
-    def _enqueue(self, accepted: Accepted, key_path: str | None) -> Accepted:
+    def _enqueue(self, accepted: Accepted, key_path: str | None, *, cost: int) -> Accepted:
         creation = accepted.creation
         fields = {"user_id": creation.user_id, "creation_id": creation.id}
         try:
@@ -290,7 +289,11 @@ class SubmissionService:
             raise QueueUnavailableRefunded(
                 exc.message, refunded=now.refunded, creation_id=creation.id
             ) from exc
-        logger.info("job enqueued", extra=log_fields(**fields, message_id=message_id))
+        # One line for the happy path (the others say what went wrong on their own).
+        logger.info(
+            "creation accepted",
+            extra=log_fields(**fields, cost=cost, type=creation.type, message_id=message_id),
+        )
         return accepted
 
 

@@ -235,14 +235,17 @@ def written(write: Write, stamped: Stamped) -> Snapshot:
         for key, value in write.data.items():
             data[key] = _resolved(value, (key,), stamped.server_values)
         return Snapshot(write.path, data, stamped.update_time)
-    data = copy.deepcopy(write.before.data or {})
+    # Copied along the written paths only: the maps a write does not reach are shared with the
+    # snapshot it was staged on, which no code changes (snapshots are values). A deep copy of
+    # the whole document was a few ms of CPU per commit.
+    data = dict(write.before.data or {})
     for key, value in write.fields.items():
         path = tuple(key.split("."))
         target = data
         for part in path[:-1]:
             child = target.get(part)
-            if not isinstance(child, dict):
-                child = target[part] = {}
+            child = dict(child) if isinstance(child, dict) else {}
+            target[part] = child
             target = child
         target[path[-1]] = _resolved(value, path, stamped.server_values)
     return Snapshot(write.path, data, stamped.update_time)

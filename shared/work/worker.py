@@ -101,7 +101,6 @@ class GenerationWorker:
         claim = claimed
         tracing.adopt(tracing.current() or tracing.from_id(claim.trace))
         fields["attempt"] = str(claim.attempt)
-        logger.info("generation started", extra=log_fields(**fields, type=claim.job.type))
         try:
             outcome = self._finish(claim, fields)
         except LostClaim:
@@ -142,7 +141,6 @@ class GenerationWorker:
             self._discard(media, fields)
             return Outcome("lost_claim")
         self._settle(claim, [str(item["uri"]) for item in media], fields)
-        logger.info("generation done", extra=log_fields(**fields, items=len(media)))
         self._announce(claim.job, "draft", claim.attempt, fields)
         return Outcome("draft")
 

@@ -123,7 +123,7 @@ def test_one_creation_is_followed_from_submit_to_refund_by_the_trace_it_was_sent
     assert {"claim_ms", "provider_ms", "upload_ms", "finish_ms", "total_ms"} <= phases
     assert all(job[key] >= 0 for key in phases)
     generate = lines_of(log_dir, "generate", trace_id, project)
-    assert {"generation started", "event handled"} <= {line.get("message") for line in generate}
+    assert {"job done: draft", "event handled"} <= {line.get("message") for line in generate}
 
     refund = wait_for_lines(
         log_dir, "refund", trace_id, project, "a line", lambda ln: "message" in ln
