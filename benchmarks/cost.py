@@ -265,10 +265,11 @@ class Assumptions:
     # poll (genai_poll_initial_seconds 5, doubling to genai_poll_max_seconds 20).
     veo_poll_initial_seconds: float = 5.0
     veo_poll_max_seconds: float = 20.0
-    # Cloud Storage per creation, from shared/media/storage.py: the suite uploads once and
-    # settles twice (the worker, then refund on the final status), each settle listing two
-    # prefixes (Class A); the baseline uploads once; the user downloads once (Class B).
-    suite_class_a: float = 5.0
+    # Cloud Storage per creation, from shared/work/worker.py and shared/money/refunds.py: the
+    # suite uploads once; a first attempt's image draft is not settled (no earlier attempt
+    # can have left anything), so no listing; the baseline uploads once; the user downloads
+    # once (Class B).
+    suite_class_a: float = 1.0
     baseline_class_a: float = 1.0
     class_b_per_download: float = 1.0
     pubsub_message_bytes: int = 1000  # job and status messages are smaller than the minimum
@@ -973,8 +974,8 @@ def _assumption_rows(assumptions: Assumptions) -> list[str]:
         f"published and once for each of its topic's {a.pubsub_deliveries_per_publish} push "
         "subscription(s).",
         f"- Cloud Storage per creation, unless measured: the suite {a.suite_class_a:g} Class A "
-        "operations (one upload; two settles, by the worker and by refund, each listing two "
-        f"prefixes), the baseline {a.baseline_class_a:g}; one Class B per download. Cloud "
+        "operations (one upload; a first attempt's image draft is not settled, so nothing is "
+        f"listed), the baseline {a.baseline_class_a:g}; one Class B per download. Cloud "
         "Storage's own free tier is left out.",
         f"- Zero load: the sweeper ticks {a.sweep_ticks_per_month:,.0f} times a month "
         f"(every 5 minutes), each one `sweep` invocation of {a.sweep_tick_seconds:g} s, "
@@ -1049,6 +1050,30 @@ def per_creation_from(values: Mapping[str, Any]) -> PerCreation:
         wall_seconds=_by_name(values.get("wall_seconds"), list(invocations)),
         storage_class_a=numbers["storage_class_a"],
         storage_class_b=numbers["storage_class_b"],
+    )
+
+
+def per_creation_of_run(stack: Mapping[str, Any]) -> PerCreation:
+    """A `PerCreation` from one stack of a `make bench` run (`build/bench.json`'s
+    `stacks.<name>`): its counts per creation, and the burst's CPU by process role divided by
+    the burst's creations. The sweep's ticks are left out: they come from a clock, whatever the
+    load (the zero-load rows price them)."""
+    counts = stack["per_creation"]
+    burst = stack["burst"]
+    creations = max(1, int(burst.get("creations") or 0))
+    cpu = (burst.get("cpu_seconds") or {}).get("by_role") or {}
+    return per_creation_from(
+        {
+            "firestore_reads": counts.get("firestore_reads", 0.0),
+            "firestore_writes": counts.get("firestore_writes", 0.0),
+            "pubsub_publishes": counts.get("pubsub_publishes", 0.0),
+            "invocations": {
+                role: n for role, n in (counts.get("invocations") or {}).items() if role != "sweep"
+            },
+            "cpu_seconds": {
+                role: seconds / creations for role, seconds in cpu.items() if role != "sweep"
+            },
+        }
     )
 
 

@@ -195,7 +195,9 @@ def run(args: argparse.Namespace, say: Progress) -> dict[str, Any]:
                 "OFFLINE_IMAGE_LONG_SIDE_PX": str(IMAGE_PX),
             }
             thread_cpu = ServerThreadCpu()
-            emulator_pids = [p.pid for p in emulators if p.pid is not None]
+            emulator_pids: dict[str, list[int]] = {
+                key: [p.pid] for key, p in emulators.processes.items() if p.pid is not None
+            }
             sizes = Sizes(args.sequential, args.users, args.per_user)
             with thread_cpu.installed():
                 for name in runnable:
@@ -270,6 +272,10 @@ def _derived(measured: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
         "sequential": seq["cpu_seconds"]["stack"] / seq["creations"],
         "emulators_burst": burst["cpu_seconds"]["emulators"] / burst["creations"],
         "emulators_sequential": seq["cpu_seconds"]["emulators"] / seq["creations"],
+        **{
+            f"emulator_{key}_burst": seconds / burst["creations"]
+            for key, seconds in (burst["cpu_seconds"].get("emulators_by_role") or {}).items()
+        },
     }
     measured["submit_vs_floor"] = burst["submits_per_second"] / floor["commit_publish_per_second"]
     measured["sequential_draft_p50_above_floor_ms"] = (

@@ -37,7 +37,7 @@ class Sizes:
 class _Marks:
     counts: Snapshot
     stack_cpu: dict[str, cpu.CpuSample]
-    emulator_cpu: cpu.CpuSample
+    emulator_cpu: dict[str, cpu.CpuSample]
     in_process: float
     harness: float
     at: float
@@ -52,7 +52,7 @@ class StackRun:
         ledger: Ledger,
         token_for: Callable[[str], str],
         counts_dir: Path,
-        emulator_pids: Sequence[int],
+        emulator_pids: Mapping[str, Sequence[int]],
         thread_cpu: cpu.ServerThreadCpu,
         progress: Progress,
     ) -> None:
@@ -61,7 +61,7 @@ class StackRun:
         self.ledger = ledger
         self.token_for = token_for
         self.counts_dir = counts_dir
-        self.emulator_pids = list(emulator_pids)
+        self.emulator_pids = {key: list(pids) for key, pids in emulator_pids.items()}
         self.thread_cpu = thread_cpu
         self.say = progress
 
@@ -70,7 +70,7 @@ class StackRun:
         return _Marks(
             counts=read_counts(self.counts_dir),
             stack_cpu=cpu.sample_roles(self.stack.pids()),
-            emulator_cpu=cpu.sample(self.emulator_pids),
+            emulator_cpu=cpu.sample_roles(self.emulator_pids),
             in_process=0.0 if port is None else self.thread_cpu.of(port),
             harness=cpu.this_process_seconds(),
             at=time.perf_counter(),
@@ -95,6 +95,7 @@ class StackRun:
         for role, counts in delta(before.counts, after.counts).items():
             by_role.setdefault(self.stack.count_roles.get(role, role), Counter()).update(counts)
         stack_cpu = cpu.spent_by_role(before.stack_cpu, after.stack_cpu)
+        emulators = cpu.spent_by_role(before.emulator_cpu, after.emulator_cpu)
         in_process = after.in_process - before.in_process
         port = self.stack.in_process_port()
         if port is not None:
@@ -105,7 +106,8 @@ class StackRun:
             "cpu_seconds": {
                 "stack": sum(stack_cpu.values()),
                 "by_role": stack_cpu,
-                "emulators": cpu.spent(before.emulator_cpu, after.emulator_cpu),
+                "emulators": sum(emulators.values()),
+                "emulators_by_role": emulators,
                 "harness_process": after.harness - before.harness - in_process,
             },
             "counts": {role: dict(counts) for role, counts in sorted(by_role.items())},

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SEQUENTIAL, USERS, PER_USER = 3, 2, 2
 INTRO = "# Hand-written intro\n\nKept as it is.\n\n"
-OUTRO = "\n\n## Cost model\n\nAlso kept.\n"
+OUTRO = "\n\n## Notes of ours\n\nAlso kept.\n"
 
 
 def baseline_missing() -> str | None:
@@ -128,3 +128,6 @@ def test_the_baseline_is_measured(bench: dict[str, Any]) -> None:
     # The baseline queues through Redis, not Pub/Sub.
     check_stack(result["stacks"]["baseline"], publishes=False)
     assert result["cold_start"]["baseline"]["api"]["main"] > 0
+    # Both measured: the generated section ends with the cost model priced from this run.
+    assert "## Cost model" in bench["markdown"]
+    assert "### Per 1000 image creations" in bench["markdown"]

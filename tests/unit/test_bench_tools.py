@@ -165,12 +165,12 @@ def test_the_markdown_keeps_everything_outside_its_markers(tmp_path: Path) -> No
     page = tmp_path / "benchmarks.md"
     write_markdown(page, "first")
     assert page.read_text().startswith(TEMPLATE.split(BEGIN)[0])
-    page.write_text(page.read_text().replace("## Cost model", "## Cost model\n\nmine"))
+    page.write_text(page.read_text().replace(END, f"{END}\n\n## Notes\n\nmine"))
     write_markdown(page, "second")
     text = page.read_text()
     assert f"{BEGIN}\nsecond\n{END}" in text
     assert "first" not in text
-    assert "## Cost model\n\nmine" in text
+    assert "## Notes\n\nmine" in text
 
     bare = tmp_path / "bare.md"
     bare.write_text("# Mine\n")
