@@ -252,6 +252,11 @@ module "refund" {
   # which refunds failed and canceled creations left unrefunded and finishes stopped deletes.
   pubsub_trigger = {
     topic = google_pubsub_topic.status.name
+    # Only events that need a look: a first attempt's image or reel draft owes no refund and
+    # left nothing to settle, so it never wakes refund (the happy path is two invocations).
+    # The same rule as shared/creations/status_events.py NEEDS_A_LOOK_FILTER (a static test
+    # holds them equal). Other consumers of the stream take every event.
+    filter = "NOT (attributes.status = \"draft\" AND attributes.attempt = \"1\" AND NOT attributes.type = \"video\")"
   }
 
   depends_on = [google_project_service.this]

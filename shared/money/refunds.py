@@ -11,6 +11,7 @@ refund changes nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -192,7 +193,10 @@ class RefundHandler:
         """What happened to the money (for logs and tests); said in one log line."""
         fields = {"creation_id": event.creation_id, "user_id": event.user_id, "event_id": event_id}
         result, why, balance = self._act_on(event, event_id)
-        logger.info(
+        # The happy path's event (which production's subscription filter does not even send)
+        # says nothing worth a line at INFO.
+        logger.log(
+            logging.DEBUG if event.leaves_nothing_to_settle else logging.INFO,
             f"refund: {result}{why} ({event.status} event)",
             extra=log_fields(**fields, balance=balance),
         )

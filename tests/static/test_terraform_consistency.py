@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from shared.core.settings import Settings
+from shared.creations.status_events import NEEDS_A_LOOK_FILTER
 from shared.intake.idempotency import EXPIRES_AT
 from shared.media.storage import staging_prefix
 from shared.store import paths
@@ -451,3 +452,8 @@ def test_security_rules_are_deployed_from_the_tested_file(root: Module) -> None:
     assert (TERRAFORM_DIR / "firestore.rules").is_file()
     (release,) = root.resources_of("google_firebaserules_release").values()
     assert release["name"] == "cloud.firestore"
+
+
+def test_refund_is_woken_only_by_the_status_events_that_need_a_look(root: Module) -> None:
+    trigger = root.resolve(root.event_functions()["refund"]["pubsub_trigger"])
+    assert trigger["filter"] == NEEDS_A_LOOK_FILTER

@@ -134,7 +134,14 @@ def test_a_status_event_is_decoded_from_its_message() -> None:
     event = StatusEvent(creation_id="c1", user_id="u", type="image", status="draft")
     message = PubSubMessage("m1", event.encode(), event.attributes())
     assert status_event_in(message) == event
-    assert event.attributes() == {"creation_id": "c1", "status": "draft", "event_key": "c1:draft"}
+    assert event.attributes() == {
+        "creation_id": "c1",
+        "status": "draft",
+        "type": "image",
+        "event_key": "c1:draft",
+    }
+    first = event.model_copy(update={"attempt": 1})
+    assert first.attributes()["attempt"] == "1"  # what refund's subscription filter reads
 
 
 @pytest.mark.parametrize(

@@ -200,6 +200,8 @@ resource "google_pubsub_subscription" "push" {
   # How long Pub/Sub waits for the function's answer before it redelivers: past the timeout.
   ack_deadline_seconds       = local.ack_deadline_s
   message_retention_duration = "${local.pubsub.message_retention_s}s"
+  # Messages that do not match are acknowledged by Pub/Sub and never delivered.
+  filter = local.pubsub.filter
 
   retry_policy {
     minimum_backoff = "${local.pubsub.retry_minimum_backoff_s}s"

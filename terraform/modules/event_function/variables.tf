@@ -154,6 +154,7 @@ variable "pubsub_trigger" {
     retry_minimum_backoff_s = optional(number, 10)
     retry_maximum_backoff_s = optional(number, 600)
     message_retention_s     = optional(number, 604800)
+    filter                  = optional(string) # a Pub/Sub subscription filter; null: every message
     dead_letter = optional(object({
       topic                 = string
       max_delivery_attempts = number
