@@ -24,6 +24,8 @@ from google.cloud.logging_v2.handlers import StructuredLogHandler
 from shared.core import tracing
 
 _CONFIGURED = False
+# Set on a record whose trace came from the bound trace (not from `extra=`).
+_TRACED_BY_BINDING = "_trace_from_binding"
 
 
 class BoundTraceFilter(logging.Filter):
@@ -37,11 +39,15 @@ class BoundTraceFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         trace = tracing.current()
-        if trace is not None and not hasattr(record, "trace"):
+        # A record passes every handler's filters in turn: one this kind of filter traced (for
+        # another handler's project) is traced again; one traced in `extra=` is left alone.
+        ours = getattr(record, _TRACED_BY_BINDING, False)
+        if trace is not None and (ours or not hasattr(record, "trace")):
             record.trace = trace_resource(trace.id, self._project)
             # No span rather than the request's: a span of another trace would mislead.
             record.span_id = trace.span_id or ""
             record.trace_sampled = trace.sampled
+            setattr(record, _TRACED_BY_BINDING, True)
         return True
 
 
