@@ -65,6 +65,11 @@ def _user_id(value: str) -> str:
     return value
 
 
+# Ids as message bodies carry them, checked where a message becomes a model.
+CreationIdField = Annotated[str, AfterValidator(_creation_id)]
+UserIdField = Annotated[str, AfterValidator(_user_id)]
+
+
 class Job(BaseModel):
     """Which creation to work on: the body of a job message, and what a claim is for."""
 
@@ -72,8 +77,8 @@ class Job(BaseModel):
 
     # Checked here, where a message becomes a job: an id that cannot name a document would
     # otherwise fail deep in the store (ValueError) on every delivery until it is dead-lettered.
-    creation_id: Annotated[str, AfterValidator(_creation_id)]
-    user_id: Annotated[str, AfterValidator(_user_id)]
+    creation_id: CreationIdField
+    user_id: UserIdField
     type: CreationType
 
     @classmethod

@@ -18,13 +18,13 @@ midway.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Final, Literal, Protocol
+from typing import Final, Literal, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, PositiveInt
 
 from shared.core.errors import RetryableError
 from shared.core.events import PubSubMessage, json_model_in
-from shared.creations.model import CreationType, Job, is_creation_id, is_user_id
+from shared.creations.model import CreationIdField, CreationType, Job, UserIdField
 
 # `deleting`: a DELETE has marked the creation (its status is final and stays what it was).
 AnnouncedStatus = Literal["draft", "failed", "canceled", "deleting"]
@@ -33,25 +33,13 @@ AnnouncedStatus = Literal["draft", "failed", "canceled", "deleting"]
 MAX_EVENT_BYTES: Final = 4096
 
 
-def _creation_id(value: str) -> str:
-    if not is_creation_id(value):
-        raise ValueError("not a creation id")
-    return value
-
-
-def _user_id(value: str) -> str:
-    if not is_user_id(value):
-        raise ValueError("not a user id")
-    return value
-
-
 class StatusEvent(BaseModel):
     """The body of a status message (JSON)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    creation_id: Annotated[str, AfterValidator(_creation_id)]
-    user_id: Annotated[str, AfterValidator(_user_id)]
+    creation_id: CreationIdField
+    user_id: UserIdField
     type: CreationType
     status: AnnouncedStatus
     # The attempt that made the move, when a worker made it: a first attempt's image or reel
