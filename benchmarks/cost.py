@@ -62,7 +62,7 @@ import argparse
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -1053,11 +1053,15 @@ def per_creation_from(values: Mapping[str, Any]) -> PerCreation:
     )
 
 
-def per_creation_of_run(stack: Mapping[str, Any]) -> PerCreation:
+def per_creation_of_run(
+    stack: Mapping[str, Any], *, filtered_out: Collection[str] = ()
+) -> PerCreation:
     """A `PerCreation` from one stack of a `make bench` run (`build/bench.json`'s
     `stacks.<name>`): its counts per creation, and the burst's CPU by process role divided by
     the burst's creations. The sweep's ticks are left out: they come from a clock, whatever the
-    load (the zero-load rows price them)."""
+    load (the zero-load rows price them); so are the invocations (and their CPU) of the roles in
+    `filtered_out`, whose production subscription filters out what woke them locally."""
+    dropped = {"sweep", *filtered_out}
     counts = stack["per_creation"]
     burst = stack["burst"]
     creations = max(1, int(burst.get("creations") or 0))
@@ -1068,10 +1072,12 @@ def per_creation_of_run(stack: Mapping[str, Any]) -> PerCreation:
             "firestore_writes": counts.get("firestore_writes", 0.0),
             "pubsub_publishes": counts.get("pubsub_publishes", 0.0),
             "invocations": {
-                role: n for role, n in (counts.get("invocations") or {}).items() if role != "sweep"
+                role: n
+                for role, n in (counts.get("invocations") or {}).items()
+                if role not in dropped
             },
             "cpu_seconds": {
-                role: seconds / creations for role, seconds in cpu.items() if role != "sweep"
+                role: seconds / creations for role, seconds in cpu.items() if role not in dropped
             },
         }
     )
