@@ -22,6 +22,7 @@ from shared.intake.auth import FirebaseTokenVerifier
 from shared.intake.submission import SubmissionService
 from shared.media.providers.selection import build_provider
 from shared.media.storage import GcsMediaStore
+from shared.media.urls import SignedMediaUrls, signing_from
 from shared.money.ledger import Ledger
 from shared.money.refunds import RefundHandler, Refunds
 from shared.store.documents import Documents
@@ -104,6 +105,12 @@ def build_submit_api(settings: Settings) -> SubmitApi:
             refunds=service.refunds,
             media=media_store(settings),
             announcer=status,
+        ),
+        media_links=SignedMediaUrls(
+            storage_client(settings),
+            settings.media_bucket,
+            settings.media_url_ttl_seconds,
+            signing_from(settings),
         ),
     )
 

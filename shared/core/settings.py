@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # it the storage client's own default (120 s of retries of 60 s requests) holds a worker
     # past its lease while storage is down.
     media_timeout_seconds: float = Field(default=60.0, gt=0)
+    # How long a media download URL the API answers stays valid (V4 signed URLs: 7 days at most).
+    media_url_ttl_seconds: int = Field(default=900, ge=60, le=604800)
+    # A service-account key file that signs media URLs; unset in production, where the
+    # function's own account signs through IAM signBlob (against the storage emulator, unset
+    # means a key made for the process).
+    media_signing_key_file: str | None = None
     # Rounds of read-decide-commit a guarded write gets while other writers keep winning (the
     # ledger, claims, refunds, deletes) before the caller hears `503 busy`.
     store_max_attempts: PositiveInt = 25

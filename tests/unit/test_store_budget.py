@@ -14,6 +14,7 @@ import pytest
 
 from shared.core.errors import Conflict, StoreBusy
 from shared.creations.claims import Claim, ClaimStore, Skip
+from shared.creations.model import Creation
 from shared.creations.reading import CreationReader
 from shared.intake.actions import CreationActions
 from shared.intake.api.app import SubmitApi
@@ -76,6 +77,13 @@ class OneUser:
         return AuthenticatedUser(USER, {})
 
 
+class UnsignedMediaLinks:
+    """The API's media links, unsigned: these tests count store operations only."""
+
+    def api_view(self, creation: Creation) -> dict[str, Any]:
+        return creation.to_api()
+
+
 def api(documents: CountingDocuments, publisher: RecordingPublisher) -> SubmitApi:
     service = submissions(documents, SETTINGS, publisher, RecordingAnnouncer())
     return SubmitApi(
@@ -91,6 +99,7 @@ def api(documents: CountingDocuments, publisher: RecordingPublisher) -> SubmitAp
             media=RecordingMediaStore(),
             announcer=RecordingAnnouncer(),
         ),
+        media_links=UnsignedMediaLinks(),
     )
 
 

@@ -36,6 +36,7 @@ from shared.intake.idempotency import request_fingerprint
 from shared.intake.parsing import parse_creation_request, parse_reel_body
 from shared.intake.reels import plan_reel
 from shared.intake.submission import SubmissionService
+from shared.media.urls import MediaLinks
 from shared.money.ledger import Ledger
 
 logger = get_logger(__name__)
@@ -69,6 +70,7 @@ class SubmitApi:
     creations: CreationReader
     submissions: SubmissionService
     actions: CreationActions
+    media_links: MediaLinks
 
     def __call__(self, request: flask.Request) -> flask.Response:
         """Answer `request` under the trace it continues (or a new one), named back to the caller
@@ -185,7 +187,7 @@ class SubmitApi:
         headers = {"Location": f"/v1/creations/{accepted.creation.id}"}
         if accepted.replayed:
             headers["Idempotent-Replayed"] = "true"
-        body = {**accepted.creation.to_api(), "balance": accepted.balance}
+        body = {**self.media_links.api_view(accepted.creation), "balance": accepted.balance}
         return json_response(202, body, headers)
 
     def _list_creations(self, call: Call) -> flask.Response:
@@ -207,18 +209,24 @@ class SubmitApi:
             call.user.uid, status=status, limit=limit, cursor=cursor
         )
         return json_response(
-            200, {"items": [item.to_api() for item in items], "next_cursor": next_cursor}
+            200,
+            {
+                "items": [self.media_links.api_view(item) for item in items],
+                "next_cursor": next_cursor,
+            },
         )
 
     def _get_creation(self, call: Call, creation_id: str) -> flask.Response:
-        return json_response(200, self.creations.get_owned(call.user.uid, creation_id).to_api())
+        creation = self.creations.get_owned(call.user.uid, creation_id)
+        return json_response(200, self.media_links.api_view(creation))
 
     def _delete_creation(self, call: Call, creation_id: str) -> flask.Response:
         self.actions.delete(call.user.uid, creation_id)
         return flask.Response(status=204)
 
     def _cancel_creation(self, call: Call, creation_id: str) -> flask.Response:
-        return json_response(200, self.actions.cancel(call.user.uid, creation_id).to_api())
+        canceled = self.actions.cancel(call.user.uid, creation_id)
+        return json_response(200, self.media_links.api_view(canceled))
 
     def _get_balance(self, call: Call) -> flask.Response:
         return json_response(200, {"tokens": self.ledger.balance(call.user.uid)})
