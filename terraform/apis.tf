@@ -11,6 +11,7 @@ locals {
     "firebaserules.googleapis.com",  # Firestore security rules
     "firestore.googleapis.com",
     "iam.googleapis.com",
+    "iamcredentials.googleapis.com", # signBlob: submit signs media download URLs
     "logging.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",           # 2nd gen functions run on Cloud Run

@@ -150,6 +150,16 @@ resource "google_pubsub_topic_iam_member" "status_announcers" {
   member  = each.value
 }
 
+# --- signed media URLs ---------------------------------------------------------------------
+
+# submit signs the download URLs of media with its own service account, through IAM signBlob
+# (shared/media/urls.py): no key file exists. The role is granted on that one account only.
+resource "google_service_account_iam_member" "submit_signs_media_urls" {
+  service_account_id = "projects/${var.project_id}/serviceAccounts/${module.submit.service_account_email}"
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = module.submit.service_account_member
+}
+
 # --- builds ---------------------------------------------------------------------------------
 
 # Cloud Build runs the functions' builds as this account (not the Compute Engine default one,

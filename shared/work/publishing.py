@@ -23,6 +23,9 @@ class BoundedPublisher:
 
     def __init__(self, client: PublisherClient, settings: Settings) -> None:
         self._client = client
+        # The GAPIC client under the batching one (`api`, read once: the property warns that it
+        # is kept for compatibility on every access).
+        self._gapic = client.api
         self._project = settings.gcp_project
         self._timeout = settings.publish_timeout_seconds
         self._retry = bounded_retry(self._timeout)
@@ -37,7 +40,7 @@ class BoundedPublisher:
         topic_path = self._client.topic_path(self._project, topic)
         message = PubsubMessage(data=data, attributes=dict(attributes))
         try:
-            response = self._client.api.publish(
+            response = self._gapic.publish(
                 topic=topic_path, messages=[message], retry=self._retry, timeout=self._timeout
             )
         except Exception as exc:
