@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from schemathesis import Case
 from schemathesis.core.parameters import ParameterLocation
 
+from shared.core.settings import Settings
 from shared.creations.lifecycle import stage_new
 from shared.creations.model import Status
 from shared.creations.requests import StoredRequest
@@ -132,8 +133,9 @@ ROUTE_TO: dict[Status, list[Status]] = {
 }
 
 
-def seed_creations(documents: Documents, ledger: Ledger) -> None:
-    """Each of `SEEDS`, debited as submit would, then moved through the state machine."""
+def seed_creations(documents: Documents, ledger: Ledger, bucket: str) -> None:
+    """Each of `SEEDS`, debited as submit would, then moved through the state machine (a
+    draft's media named in the media `bucket`, as a worker writes them)."""
     for creation_id, seed in SEEDS.items():
         batch = Batch()
         stage_new(batch, creation_id=creation_id, user_id=seed.user, request=seed.request, cost=1)
@@ -143,7 +145,7 @@ def seed_creations(documents: Documents, ledger: Ledger) -> None:
         for step in ROUTE_TO[seed.status]:
             fields: dict[str, Any] = {}
             if step == "draft":
-                uri = f"gs://fuzz-media/media/{seed.user}/{creation_id}/0.mp4"
+                uri = f"gs://{bucket}/media/{seed.user}/{creation_id}/0.mp4"
                 media = {**VIDEO_DRAFT, "uri": uri}
                 if seed.request.TYPE == "image":
                     media = {"uri": uri.replace(".mp4", ".png"), "content_type": "image/png"}
@@ -276,12 +278,12 @@ TALLY = Tally()
 
 @pytest.fixture
 def fuzz_session(
-    submit_url: str, documents: Documents, ledger: Ledger
+    submit_url: str, documents: Documents, ledger: Ledger, stack: Settings
 ) -> Iterator[requests.Session]:
     """Seeded users and creations, and a session that counts what it sends."""
     for user, tokens in BALANCES.items():
         ledger.grant(user, tokens + len([s for s in SEEDS.values() if s.user == user]))
-    seed_creations(documents, ledger)
+    seed_creations(documents, ledger, stack.media_bucket)
     session = requests.Session()
     session.hooks["response"].append(TALLY.count)
     started = time.monotonic()

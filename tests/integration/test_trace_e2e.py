@@ -198,7 +198,7 @@ def test_a_dead_lettered_job_fails_its_creation_under_its_trace(
         traceparent=f"00-{trace_id}-0123456789abcdef-00",
     )
     creation = response.json()
-    done = chain.wait(creation["id"], lambda d: bool(d.get("refunded")), "refunded", 90)
+    done = chain.wait(creation["id"], lambda d: bool(d.get("refunded")), "refunded", 180)
     assert (done["status"], done["error"]["code"]) == ("failed", "delivery_exhausted")
     # Pub/Sub keeps the message's attributes when it dead-letters it, the trace among them.
     [dead, *_] = wait_for_lines(
