@@ -53,6 +53,7 @@ from shared.creations.status_events import (
     StatusAnnouncer,
     StatusEvent,
     StatusNotAnnounced,
+    announce_or_redeliver,
     status_event_in,
 )
 
@@ -87,6 +88,7 @@ __all__ = [
     "StoredRequest",
     "StoredRequestInvalid",
     "VideoRequest",
+    "announce_or_redeliver",
     "being_deleted",
     "can_move",
     "document_of",

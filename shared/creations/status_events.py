@@ -123,6 +123,14 @@ class SilentAnnouncer:
         return True
 
 
+def announce_or_redeliver(announcer: StatusAnnouncer, event: StatusEvent) -> None:
+    """Announce `event`, or raise `StatusNotAnnounced` so what made the move is redelivered."""
+    if not announcer.announce(event):
+        raise StatusNotAnnounced(
+            f"creation {event.creation_id} is {event.status}, but that could not be announced"
+        )
+
+
 def status_event_in(message: PubSubMessage) -> StatusEvent:
     """The status event in a Pub/Sub message; `MalformedEvent` (acked, logged) if none."""
     return json_model_in(message, StatusEvent, what="a status event", max_bytes=MAX_EVENT_BYTES)

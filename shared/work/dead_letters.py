@@ -20,7 +20,7 @@ from shared.creations.status_events import (
     AnnouncedStatus,
     StatusAnnouncer,
     StatusEvent,
-    StatusNotAnnounced,
+    announce_or_redeliver,
 )
 from shared.work.jobs import job_in
 
@@ -69,10 +69,8 @@ class DeadLetterHandler:
         # that announcement may be the one that was lost. If it cannot be made, the dead
         # letter is redelivered (and the sweeper still refunds what is left unrefunded).
         status = "failed" if failed else self.claims.final_status(job.creation_id)
-        if status is not None and not self.announcer.announce(
-            StatusEvent.of(job, cast(AnnouncedStatus, status))
-        ):
-            raise StatusNotAnnounced(
-                f"creation {job.creation_id} is {status}, but that could not be announced"
+        if status is not None:
+            announce_or_redeliver(
+                self.announcer, StatusEvent.of(job, cast(AnnouncedStatus, status))
             )
         return failed

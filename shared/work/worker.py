@@ -29,7 +29,7 @@ from shared.creations.status_events import (
     AnnouncedStatus,
     StatusAnnouncer,
     StatusEvent,
-    StatusNotAnnounced,
+    announce_or_redeliver,
 )
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
 from shared.media.storage import attempt_scope
@@ -148,10 +148,7 @@ class GenerationWorker:
         """Tell the status stream; if it cannot be told, have the job redelivered: the
         redelivery finds the creation final and announces again (see `handle`)."""
         event = StatusEvent.of(job, cast(AnnouncedStatus, status), attempt=attempt)
-        if not self.announcer.announce(event):
-            raise StatusNotAnnounced(
-                f"creation {job.creation_id} is {status}, but that could not be announced"
-            )
+        announce_or_redeliver(self.announcer, event)
 
     def _make_and_store(self, claim: Claim) -> list[dict[str, object]]:
         job = claim.job
