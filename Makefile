@@ -35,7 +35,7 @@ help:
 	@echo "make test-unit | test-component | test-integration   one tier of tests/ (see tests/README.md)"
 	@echo "make lint | fmt | typecheck"
 	@echo "make build                      one zip per function in dist/ (+ dist/manifest.json)"
-	@echo "make terraform-check            terraform fmt -check and checkov over terraform/"
+	@echo "make terraform-check            terraform fmt -check, checkov and the provider-schema check (tools/tfcheck) over terraform/"
 	@echo "make bench                      the local stack against a Celery + Redis baseline -> docs/benchmarks.md"
 	@echo "                                  (BENCH_ARGS='--sequential 20 --stacks suite' for a quick one)"
 	@echo "make bench-stitch                time stitch() against plain ffmpeg (not a test)"
@@ -147,15 +147,18 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 		>$(CHECKOV_VENV)/pip-install.log 2>&1 || { tail -n 30 $(CHECKOV_VENV)/pip-install.log >&2; echo "pip install failed; full log: $(CHECKOV_VENV)/pip-install.log" >&2; exit 1; }
 	@touch $@
 
-# The checks of terraform/ that need no provider and no network (`terraform validate` would
-# need the providers): formatting, then checkov with 0 failed checks, every skip justified by
-# a `#checkov:skip=ID:reason` comment next to its resource. The rest (parsing, consistency
-# with the code) are pytest tests in tests/static/.
-terraform-check: checkov-venv
+# The checks of terraform/ that need no provider download (`terraform validate` would need
+# the providers): formatting; checkov with 0 failed checks, every skip justified by a
+# `#checkov:skip=ID:reason` comment next to its resource; then tools/tfcheck, validate's
+# stand-in, against the providers' published schema (the pinned CDK binding wheels, downloaded
+# once into build/tfcheck: ~135 MB, then a ~2 MB schema cache). The rest (consistency with the
+# code) are pytest tests in tests/static/.
+terraform-check: venv checkov-venv
 	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not on PATH (1.5+ needed for fmt)" >&2; exit 1; }
 	@# fmt reads no CLI configuration: pointing it at none keeps a missing one from warning.
 	TF_CLI_CONFIG_FILE=/dev/null $(TERRAFORM) fmt -check -recursive -diff terraform
 	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework terraform -d terraform
+	$(PY) -m tools.tfcheck terraform
 
 # --- benchmarks ----------------------------------------------------------------------------
 
