@@ -348,7 +348,9 @@ class _ModuleCheck:
             for ref in references(body):
                 message = self.reference_problem(ref, declared)
                 if message:
-                    self.emit(block, "", f"`{ref}`: {message}")
+                    line = self.module.line_with(block, f"{ref.root}.{ref.names[0]}")
+                    finding = Finding(block.file, line, block.address, "", f"`{ref}`: {message}")
+                    self.findings.append(finding)
 
     def reference_problem(self, ref: Reference, declared: _Declared) -> str | None:
         root, names = ref.root, ref.names
@@ -386,9 +388,10 @@ class _ModuleCheck:
         key = (address[-2], address[-1])
         block = table.get(key)
         if block is None:
-            known = [".".join(k) for k in table]
-            what = "data source" if address[0] == "data" else "resource"
-            name = ".".join(key)
+            prefix = "data." if address[0] == "data" else ""
+            known = [prefix + ".".join(k) for k in table]
+            what = "data source" if prefix else "resource"
+            name = prefix + ".".join(key)
             return f"no {what} `{name}` is declared in this module{suggestion(name, known)}"
         if not rest:
             return None

@@ -111,6 +111,15 @@ class Module:
         return block.line
 
 
+    def line_with(self, block: Block, text: str) -> int:
+        """The first line from `block`'s own that contains `text` (or the block's line)."""
+        lines = self.texts[block.file].splitlines()
+        for number in range(block.line, len(lines) + 1):
+            if text in lines[number - 1]:
+                return number
+        return block.line
+
+
 def load_module(directory: Path) -> Module:
     module = Module(directory)
     for path in sorted(directory.glob("*.tf")):
@@ -150,7 +159,7 @@ def _unwrap(item: dict[str, Any], depth: int) -> list[tuple[tuple[str, ...], dic
 
 def _line(text: str, kind: str, labels: tuple[str, ...]) -> int:
     header = r"\s+".join([re.escape(kind)] + [rf'"?{re.escape(label)}"?' for label in labels])
-    match = re.search(rf"^\s*{header}\s*\{{", text, re.MULTILINE)
+    match = re.search(rf"^[ \t]*{header}\s*\{{", text, re.MULTILINE)
     return text.count("\n", 0, match.start()) + 1 if match else 1
 
 
