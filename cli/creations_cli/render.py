@@ -175,7 +175,8 @@ def media_urls(creation: Creation) -> list[str]:
 
 def refund_text(creation: Creation) -> str:
     if creation.get("refunded"):
-        return f"refunded: yes ({creation.get('cost', '?')} tokens back)"
+        cost = creation.get("cost", "?")
+        return f"refunded: yes ({cost} token{'' if cost == 1 else 's'} back)"
     return "refunded: not yet (the refund function gives the tokens back shortly)"
 
 
@@ -204,23 +205,32 @@ def creation_summary(creation: Creation) -> Text:
 
 
 def creation_table(items: Sequence[Creation]) -> Table:
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("id", "type", "status", "progress", "created", "prompt"):
-        table.add_column(column, no_wrap=column != "prompt")
+    """One row per creation; only the prompt column wraps, so ids stay whole for copying."""
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("id", no_wrap=True, min_width=8)
+    table.add_column("type", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("prompt", min_width=12, overflow="fold")
     for item in items:
         status = str(item.get("status", "?"))
+        shown_status = (
+            status
+            if status in ("draft", "failed", "canceled")
+            else (f"{status} {item.get('progress', 0)}%")
+        )
         request = item.get("request") if isinstance(item.get("request"), dict) else {}
         prompt = request.get("prompt", "") if isinstance(request, dict) else ""
         title = request.get("title", "") if isinstance(request, dict) else ""
         shown = str(prompt or title or "")
         if len(shown) > PROMPT_COLUMN_CHARS:
             shown = shown[: PROMPT_COLUMN_CHARS - 1] + "…"
+        created = str(item.get("created_at") or "")[:16].replace("T", " ")
         table.add_row(
             Text(str(item.get("id", "?"))),
             Text(str(item.get("type", "?"))),
-            Text(status, style=STATUS_STYLES.get(status, "")),
-            Text(f"{item.get('progress', 0)}%"),
-            Text(str(item.get("created_at") or "")),
+            Text(shown_status, style=STATUS_STYLES.get(status, "")),
+            Text(created),
             Text(shown),
         )
     return table
