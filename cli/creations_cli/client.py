@@ -158,8 +158,15 @@ def _api_error(response: httpx.Response) -> ApiError:
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
+    retry_after = response.headers.get("Retry-After", "")
     if isinstance(error, dict) and isinstance(error.get("code"), str):
-        return ApiError(response.status_code, error["code"], str(error.get("message", "")), body)
+        return ApiError(
+            response.status_code,
+            error["code"],
+            str(error.get("message", "")),
+            body,
+            retry_after=int(retry_after) if retry_after.isdigit() else None,
+        )
     text = response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
     return ApiError(
         response.status_code,

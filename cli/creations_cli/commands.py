@@ -20,9 +20,9 @@ import typer
 from creations_cli import config
 from creations_cli.client import ApiClient, check_creation_id
 from creations_cli.download import download_media
-from creations_cli.exits import ApiError, CliError, Exit
+from creations_cli.exits import ApiError, CliError, Exit, Unreachable
 from creations_cli.follow import FollowPolicy, follow, is_final
-from creations_cli.render import Output
+from creations_cli.render import Output, api_error_hint
 
 LIST_PAGE_MAX = 100  # the API's largest page
 
@@ -97,18 +97,13 @@ class Session:
         try:
             yield
         except CliError as error:
-            if isinstance(error, ApiError) and error.code == "insufficient_tokens":
-                error.hint = error.hint or self._grant_hint()
+            if isinstance(error, ApiError):
+                dev_user = self._connection.dev_user if self._connection else None
+                error.hint = error.hint or api_error_hint(error, dev_user)
             out.error(error)
             raise typer.Exit(int(error.exit_code)) from None
         finally:
             self.close()
-
-    def _grant_hint(self) -> str | None:
-        connection = self._connection
-        if connection is None or connection.dev_user is None:
-            return None
-        return f"on the dev stack: make -s grant USER={connection.dev_user} TOKENS=10"
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print the API's JSON and nothing else.")]
@@ -183,6 +178,7 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
 
     def follow_creation(out: Output, client: ApiClient, first: dict[str, Any]) -> dict[str, Any]:
         creation_id = str(first.get("id"))
+        resume = f"creations show {creation_id} --follow"
         last: dict[str, Any] = first
         try:
             with out.follow_bar(creation_id) as bar:
@@ -196,11 +192,14 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
                     lambda: client.get(creation_id), seen, wired.policy, first=first
                 )
                 return final
+        except Unreachable as error:
+            error.hint = f"{creation_id} goes on by itself; follow it again: {resume}"
+            raise
         except KeyboardInterrupt:
             out.err.print(
                 f"stopped following {creation_id} ({last.get('status')}, "
                 f"{last.get('progress', 0)}%); it goes on by itself. "
-                f"Follow it again: creations show {creation_id} --follow",
+                f"Follow it again: {resume}",
                 markup=False,
             )
             raise typer.Exit(int(Exit.INTERRUPTED)) from None

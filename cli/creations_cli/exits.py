@@ -52,9 +52,12 @@ class ApiError(CliError):
 
     exit_code = Exit.API_ERROR
 
-    def __init__(self, status: int, code: str, message: str, body: object) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, body: object, retry_after: int | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.status = status
+        self.retry_after = retry_after
         self.code = code
         self.api_message = message
         self.body = body

@@ -164,6 +164,25 @@ class DownloadBars:
         self.progress.advance(TaskID(task), size)
 
 
+def api_error_hint(error: ApiError, dev_user: str | None) -> str | None:
+    """What to do next about an error answer, from what the API says (docs/api.md)."""
+    body = error.body if isinstance(error.body, dict) else {}
+    if error.code == "insufficient_tokens" and dev_user is not None:
+        return f"on the dev stack: make -s grant USER={dev_user} TOKENS=10"
+    if error.code == "busy":
+        wait = f" in {error.retry_after} s" if error.retry_after else ""
+        return f"nothing was debited; try again{wait}"
+    if error.code == "unconfirmed" and isinstance(body.get("creation_id"), str):
+        return (
+            f"look it up: creations show {body['creation_id']} (not_found there means nothing "
+            "was debited), or retry with the same --idempotency-key"
+        )
+    if error.code == "queue_unavailable":
+        refunded = "yes" if body.get("refunded") else "not yet (it follows within seconds)"
+        return f"the creation failed before it ran; refunded: {refunded}"
+    return None
+
+
 def media_urls(creation: Creation) -> list[str]:
     media = creation.get("media")
     if not isinstance(media, list):

@@ -400,3 +400,53 @@ def test_the_console_script_is_the_app() -> None:
     from creations_cli import main
 
     assert isinstance(main.app, typer.Typer)
+
+
+def test_error_answers_say_what_to_do_next(invoke: Callable[..., Result], stub: Stub) -> None:
+    busy = {"error": {"code": "busy", "message": "the store is contended"}}
+    unconfirmed = {
+        "error": {"code": "unconfirmed", "message": "not confirmed"},
+        "creation_id": "c9",
+    }
+    stub.on(
+        "POST",
+        "/v1/creations",
+        answer(503, busy, {"Retry-After": "2"}),
+        answer(503, unconfirmed, {"Retry-After": "1", "Location": "/v1/creations/c9"}),
+    )
+    first = invoke("submit", "image", "x")
+    assert first.exit_code == Exit.API_ERROR
+    assert "nothing was debited; try again in 2 s" in first.stderr
+    second = invoke("submit", "image", "x")
+    assert "creations show c9" in second.stderr
+
+
+def test_following_rides_out_a_busy_answer_and_says_how_to_resume_when_the_api_goes(
+    stub: Stub,
+) -> None:
+    answers = iter(
+        [
+            answer(200, creation("processing", 10)),
+            answer(503, {"error": {"code": "busy", "message": "contended"}}),
+            answer(200, creation("processing", 60)),
+        ]
+    )
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        stub.sent.append(request)
+        following = next(answers, None)
+        if following is None:
+            raise httpx.ConnectError("Connection refused", request=request)
+        return following
+
+    app = build_app(
+        Wiring(
+            transport=httpx.MockTransport(flaky),
+            policy=FollowPolicy(sleep=lambda _s: None),
+            repos=lambda: [],
+        )
+    )
+    result = CliRunner().invoke(app, ["--api", API, "--token", "t", "show", "c1", "--follow"])
+    assert result.exit_code == Exit.UNREACHABLE
+    assert len(stub.sent) == 4  # the busy answer did not end the follow; the refusal did
+    assert "follow it again: creations show c1 --follow" in result.stderr
