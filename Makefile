@@ -14,7 +14,9 @@ PY := $(VENV)/bin/python
 # The venv is (re)installed when any requirements file is newer than this stamp.
 STAMP := $(VENV)/.requirements.stamp
 # The benchmark's Celery + Redis baseline shares the venv (same Google client libraries).
-REQUIREMENTS := $(sort $(wildcard functions/*/requirements.txt)) benchmarks/baseline/requirements.txt requirements-dev.txt
+REQUIREMENTS := $(sort $(wildcard functions/*/requirements.txt)) benchmarks/baseline/requirements.txt requirements-dev.txt cli/requirements.txt
+# The command-line client (cli/), installed editable so `.venv/bin/creations` runs this checkout.
+CLI_PACKAGE := cli/pyproject.toml
 PIP_LOG := $(VENV)/pip-install.log
 
 PYTEST := $(PY) -m pytest
@@ -22,8 +24,8 @@ PYTEST := $(PY) -m pytest
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.requirements.stamp
 TERRAFORM ?= terraform
-LINT_PATHS := shared functions tools tests benchmarks
-TYPECHECK_PATHS := shared functions tools tests benchmarks
+LINT_PATHS := shared functions tools tests benchmarks cli
+TYPECHECK_PATHS := shared functions tools tests benchmarks cli
 
 .PHONY: help venv dev demo test test-unit test-component test-integration pytest lint fmt typecheck token grant env clean distclean
 .PHONY: build terraform-check checkov-venv
@@ -50,10 +52,14 @@ venv: $(STAMP)
 
 # pip's output goes to a log (shown only on failure) so a bootstrap inside `$(make -s token)`
 # cannot leak onto stdout. The stamp is touched last: an interrupted install re-runs.
-$(STAMP): $(REQUIREMENTS)
+# The client's dependencies come from the requirements above (--no-deps); its build backend
+# (setuptools, pinned in cli/pyproject.toml) is fetched into pip's isolated build environment,
+# since the venv's own setuptools cannot build an editable wheel.
+$(STAMP): $(REQUIREMENTS) $(CLI_PACKAGE)
 	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON) ..." >&2; $(PYTHON) -m venv $(VENV) >&2; }
-	@echo "installing $(REQUIREMENTS) into $(VENV) (log: $(PIP_LOG)) ..." >&2
-	@$(PY) -m pip install --disable-pip-version-check -q $(addprefix -r ,$(REQUIREMENTS)) \
+	@echo "installing $(REQUIREMENTS) and the creations CLI into $(VENV) (log: $(PIP_LOG)) ..." >&2
+	@{ $(PY) -m pip install --disable-pip-version-check -q $(addprefix -r ,$(REQUIREMENTS)) && \
+		$(PY) -m pip install --disable-pip-version-check -q --no-deps -e ./cli; } \
 		>$(PIP_LOG) 2>&1 || { tail -n 30 $(PIP_LOG) >&2; echo "pip install failed; full log: $(PIP_LOG)" >&2; exit 1; }
 	@touch $@
 

@@ -13,6 +13,7 @@ locals {
     "iam.googleapis.com",
     "iamcredentials.googleapis.com", # signBlob: submit signs media download URLs
     "logging.googleapis.com",
+    "monitoring.googleapis.com", # alert policies and the dashboard (monitoring.tf)
     "pubsub.googleapis.com",
     "run.googleapis.com",           # 2nd gen functions run on Cloud Run
     "secretmanager.googleapis.com", # GENAI_API_KEY

@@ -181,3 +181,21 @@ variable "scaling" {
     error_message = "scaling keys are function names: submit, generate, stitch, refund, dead-letter, sweep."
   }
 }
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channels (ids: projects/P/notificationChannels/N) every alert policy notifies; empty: the alerts still open incidents in the console."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_stuck_creations_per_hour" {
+  description = "Alert when the sweeper finds more stuck creations than this in an hour (re-enqueued, failed as not_processed, refunded or deleted where the status stream did not)."
+  type        = number
+  default     = 0
+}
+
+variable "alert_function_errors_per_5m" {
+  description = "Alert when one function logs more ERROR lines than this in 5 minutes."
+  type        = number
+  default     = 5
+}

@@ -120,6 +120,19 @@ class Settings(BaseSettings):
     genai_poll_max_seconds: float = Field(default=20.0, gt=0)
     genai_request_timeout_seconds: float = Field(default=120.0, gt=0)
 
+    # Signed webhooks (shared.webhooks). The Standard Webhooks signing secret (`whsec_...`):
+    # from Secret Manager, and read only by the `webhooks` function, in production; from the
+    # stack's config locally (`make -s env` exports it, so a local receiver can verify).
+    webhook_secret: SecretStr | None = None
+    # The local stack and tests only, never production: lets a webhook be http to a loopback
+    # host (127.0.0.1, ::1, localhost). Every other private address stays refused.
+    webhook_allow_loopback: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)  # one attempt
+    # How long one event is retried (Pub/Sub's backoff, 10-600 s in production) before it is
+    # given up as `exhausted` and published to `webhook_exhausted_topic`.
+    webhook_retry_seconds: float = Field(default=24 * 3600.0, gt=0)
+    webhook_exhausted_topic: str = Field(default="creations-webhooks-exhausted", min_length=3)
+
     log_level: str = "INFO"
 
     @property

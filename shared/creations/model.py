@@ -7,9 +7,10 @@ import re
 import uuid
 from typing import Annotated, Any, Final, Literal, TypeGuard
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared.store.documents import Snapshot
+from shared.webhooks import WebhookEventName, known_events, wanted_events
 
 CreationType = Literal["image", "video", "reel"]
 Status = Literal["pending", "processing", "draft", "failed", "canceled"]
@@ -80,12 +81,19 @@ class Job(BaseModel):
     creation_id: CreationIdField
     user_id: UserIdField
     type: CreationType
+    # The events the creation's webhook asks for (none: it has no webhook), so each status
+    # event can say whether it is one (`StatusEvent.webhook`) without reading the document.
+    # Unknown names are dropped, not refused: a job is never lost over a notification.
+    webhook_events: Annotated[tuple[WebhookEventName, ...], BeforeValidator(known_events)] = ()
 
     @classmethod
     def of(cls, creation: Snapshot) -> Job:
         """The job of a `creations/{id}` document (pydantic's ValidationError if it is odd)."""
         return cls(
-            creation_id=creation.id, user_id=creation.get("user_id"), type=creation.get("type")
+            creation_id=creation.id,
+            user_id=creation.get("user_id"),
+            type=creation.get("type"),
+            webhook_events=wanted_events(creation.get("webhook")),
         )
 
 

@@ -1,9 +1,12 @@
-"""The creation status stream: one message per move to a final status (and per DELETE begun).
+"""The creation status stream: one message per move to a final status (and per DELETE begun),
+and per move to `processing` of a creation whose webhook asks to hear of it.
 
 Whoever makes such a move (a worker's draft or failure, a claim out of attempts, a dead letter,
 the sweeper, a cancel, a job that could not be queued, a DELETE's `deleting` mark) announces it
-on `STATUS_TOPIC` after its commit. Every consumer subscribes to that one topic: today `refund`
-(refunds, settles media, finishes deletes); signed webhooks and anything later take their own
+on `STATUS_TOPIC` after its commit (a worker announces `processing` after its claim, only
+for a webhook that wants it). Every consumer subscribes to that one topic with a filter of its
+own: `refund` (refunds, settles media, finishes deletes: `NEEDS_A_LOOK_FILTER`) and `webhooks`
+(signs and sends a creation's webhook events: `WEBHOOK_FILTER`); anything later takes its own
 subscription rather than one more trigger each.
 
 An event is a wake-up, not the truth: it names the creation and the status it moved to, and a
@@ -25,9 +28,11 @@ from pydantic import BaseModel, ConfigDict, PositiveInt
 from shared.core.errors import RetryableError
 from shared.core.events import PubSubMessage, json_model_in
 from shared.creations.model import CreationIdField, CreationType, Job, UserIdField
+from shared.webhooks import EVENT_OF_STATUS
 
 # `deleting`: a DELETE has marked the creation (its status is final and stays what it was).
-AnnouncedStatus = Literal["draft", "failed", "canceled", "deleting"]
+# `processing`: announced only for a webhook that asks for it (`StatusEvent.webhook`).
+AnnouncedStatus = Literal["processing", "draft", "failed", "canceled", "deleting"]
 
 # An event is three ids and a word; anything much bigger was not published by us.
 MAX_EVENT_BYTES: Final = 4096
@@ -48,6 +53,8 @@ class StatusEvent(BaseModel):
     # The creation's trace id, when the announcer's own work is under another trace (a cancel
     # or a DELETE request's); None: the trace of the work at hand (`shared.core.tracing`).
     trace: str | None = None
+    # Whether the creation's webhook asks to hear of this move (its job said so).
+    webhook: bool = False
 
     @classmethod
     def of(
@@ -65,12 +72,16 @@ class StatusEvent(BaseModel):
             status=status,
             attempt=attempt,
             trace=trace,
+            webhook=EVENT_OF_STATUS.get(status) in job.webhook_events,
         )
 
     @property
     def leaves_nothing_to_settle(self) -> bool:
-        """Whether this move can have left no stray object (so no consumer need look). Saying
-        so wrongly (a hand-made event) only leaves strays for the creation's delete."""
+        """Whether this move can have left no stray object and owes no refund (so `refund`
+        need not look): a move to `processing`, or a first attempt's image or reel draft.
+        Saying so wrongly (a hand-made event) only leaves strays for the creation's delete."""
+        if self.status == "processing":
+            return True
         return self.status == "draft" and self.type != "video" and self.attempt == 1
 
     @property
@@ -89,6 +100,8 @@ class StatusEvent(BaseModel):
         }
         if self.attempt is not None:
             attributes["attempt"] = str(self.attempt)
+        if self.webhook:
+            attributes["webhook"] = "1"
         return attributes
 
     def encode(self) -> bytes:
@@ -100,9 +113,13 @@ class StatusEvent(BaseModel):
 # attempt's image draft does not even wake it. (The emulator stores filters but does not apply
 # them; refund's handler makes the same check first.)
 NEEDS_A_LOOK_FILTER: Final = (
+    'NOT attributes.status = "processing" AND '
     'NOT (attributes.status = "draft" AND attributes.attempt = "1" '
     'AND NOT attributes.type = "video")'
 )
+# The webhook function's subscription: only the events a creation's webhook asks for. (Its
+# handler checks `StatusEvent.webhook` first, for the emulator.)
+WEBHOOK_FILTER: Final = 'attributes.webhook = "1"'
 
 
 class StatusNotAnnounced(RetryableError):

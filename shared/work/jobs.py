@@ -44,7 +44,8 @@ class PubSubJobPublisher:
         self._publisher = BoundedPublisher(client, settings)
 
     def publish(self, job: Job, *, topic: str) -> str:
-        data = json.dumps(job.model_dump()).encode()
+        # Defaults left out: a job of a creation without a webhook is the three ids it was.
+        data = json.dumps(job.model_dump(mode="json", exclude_defaults=True)).encode()
         try:
             return self._publisher.publish(
                 topic,

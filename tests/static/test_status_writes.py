@@ -25,6 +25,7 @@ OTHER_STATUSES = {
         "a status event's message attribute: the status a move reached, announced after the "
         "state machine wrote it"
     ),
+    "shared/webhooks/model.py": "a webhook's delivery status (`webhook.status`)",
 }
 
 

@@ -59,6 +59,9 @@ LEFT_TO_DEFAULTS: dict[str, str] = {
     "genai_poll_initial_seconds": "Veo polling cadence, tuned in code",
     "genai_poll_max_seconds": "Veo polling cadence, tuned in code",
     "genai_request_timeout_seconds": "bound on one model call, tuned in code",
+    "webhook_timeout_seconds": "the 10 s per attempt docs/webhooks.md promises receivers",
+    "webhook_retry_seconds": "the 24 h of retries docs/webhooks.md promises receivers",
+    "webhook_exhausted_topic": "TEMPORARY until the webhooks function is in Terraform",
 }
 # Settings that must never reach production: they point at local stand-ins.
 LOCAL_ONLY: dict[str, str] = {
@@ -71,9 +74,10 @@ LOCAL_ONLY: dict[str, str] = {
     "offline_image_long_side_px": "only read by PROVIDER=offline (synthetic media)",
     "offline_video_long_side_px": "only read by PROVIDER=offline (synthetic media)",
     "offline_video_fps": "only read by PROVIDER=offline (synthetic media)",
+    "webhook_allow_loopback": "lets webhooks go to http://127.0.0.1: the local stack's receivers",
 }
 # Secrets: set from Secret Manager, on these functions only (module instance names).
-SECRETS: dict[str, set[str]] = {"genai_api_key": {"generate"}}
+SECRETS: dict[str, set[str]] = {"genai_api_key": {"generate"}, "webhook_secret": {"webhooks"}}
 
 
 def all_entry_points() -> list[EntryPoint]:

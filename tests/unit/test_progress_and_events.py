@@ -148,12 +148,12 @@ def test_a_status_event_is_decoded_from_its_message() -> None:
     "body",
     [
         b"not json",
-        b'{"creation_id": "c1", "user_id": "u", "type": "image", "status": "processing"}',
+        b'{"creation_id": "c1", "user_id": "u", "type": "image", "status": "pending"}',
         b'{"creation_id": "a/b", "user_id": "u", "type": "image", "status": "failed"}',
         b'{"creation_id": "c1", "user_id": "u", "type": "image"}',
         b"[" * 5000,
     ],
-    ids=["not-json", "not-final", "bad-id", "no-status", "huge"],
+    ids=["not-json", "not-announced", "bad-id", "no-status", "huge"],
 )
 def test_what_is_not_a_status_event_is_malformed(body: bytes) -> None:
     with pytest.raises(MalformedEvent):
