@@ -12,8 +12,9 @@ import pytest
 
 from tools.tfcheck import constraints
 from tools.tfcheck.cache import FORMAT, load_schema, schema_path
-from tools.tfcheck.check import Finding, check_tree
+from tools.tfcheck.check import check_tree
 from tools.tfcheck.extract import _read_module
+from tools.tfcheck.findings import Finding
 from tools.tfcheck.pins import PINS
 from tools.tfcheck.references import references
 from tools.tfcheck.schema import BlockSchema, NestedBlock, ProviderSchema
@@ -164,6 +165,9 @@ def test_a_correct_module_has_no_findings(tmp_path: Path) -> None:
 
     resource "terraform_data" "settings" {
       input = { url = google_cloudfunctions2_function.fn[0].url }
+      provisioner "local-exec" {
+        command = "echo ${self.output.url}"
+      }
     }
 
     module "child" {
@@ -597,3 +601,18 @@ def test_a_cached_schema_is_reused_only_for_the_pinned_wheel_and_format(tmp_path
         path.write_text(json.dumps({**document, **stale}))
         with pytest.raises(AssertionError, match="must not start processes"):
             load_schema(pin, tmp_path, say=print)  # rebuilt: pip would be started
+
+
+def test_every_module_under_the_tree_is_checked_called_or_not(tmp_path: Path) -> None:
+    example = """
+    resource "google_pubsub_topic" "t" {
+      nmae = "x"
+    }
+    """
+    found = findings(tmp_path, "", **{"examples/minimal/main.tf": example})
+    assert rendered(found, tmp_path) == [
+        "examples/minimal/main.tf:2: google_pubsub_topic.t: "
+        "the required argument `name` is missing",
+        "examples/minimal/main.tf:3: google_pubsub_topic.t: nmae: no argument `nmae` here "
+        "(did you mean `name`?)",
+    ]

@@ -10,7 +10,9 @@ provider can be downloaded where the tests run).
     config.py       the .tf files parsed with python-hcl2 into modules
     references.py   the references (`var.x`, `google_x.y.z`, `module.m.o`) inside expressions
     constraints.py  Terraform version constraints (`~> 7.46`)
-    check.py        the checks; each finding names file, block and argument
+    language.py     Terraform's own arguments and blocks (meta-arguments, lifecycle, variable...)
+    check.py        the checks, module by module
+    findings.py     a finding: file, line, block, argument, message and suggestion
     report.py       findings as text
-    __main__.py     `python -m tools.tfcheck [terraform/]`
+    __main__.py     `python -m tools.tfcheck [DIR ...]` (default terraform/)
 """

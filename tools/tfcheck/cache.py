@@ -54,7 +54,7 @@ def load_schema(
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     temporary.write_text(json.dumps(document, separators=(",", ":")))
     temporary.replace(path)
-    say(f"cached {path} ({path.stat().st_size // 1024} KB)")
+    say(f"cached {path} ({max(1, path.stat().st_size // 1024)} KB)")
     return schema
 
 

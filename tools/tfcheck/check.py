@@ -10,107 +10,31 @@ provider constraints admit the checked release and no other major.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tools.tfcheck import constraints
 from tools.tfcheck.config import Block, Module, is_block, load_module, local_module_dir
+from tools.tfcheck.findings import Finding, suggestion
+from tools.tfcheck.language import (
+    BUILTIN_RESOURCES,
+    DATA_META,
+    DYNAMIC_KEYS,
+    MODULE_META,
+    NOT_DECLARATIONS,
+    OUTPUT,
+    RESOURCE_META,
+    UNCHECKED_BLOCKS,
+    VARIABLE,
+)
 from tools.tfcheck.pins import pin_for
 from tools.tfcheck.references import Reference, references
-from tools.tfcheck.schema import BlockSchema, NestedBlock, ProviderSchema
+from tools.tfcheck.schema import BlockSchema, ProviderSchema
 
 # Source address -> that provider's schema, or None when nothing is pinned for it.
 SchemaSource = Callable[[str], ProviderSchema | None]
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    file: Path
-    line: int
-    subject: str  # google_pubsub_subscription.push, module.submit, var.region, ...
-    where: str  # the argument or block path inside it ("" for the block itself)
-    message: str
-
-    def render(self, relative_to: Path | None = None) -> str:
-        path = self.file
-        if relative_to is not None and path.is_relative_to(relative_to):
-            path = path.relative_to(relative_to)
-        where = f" {self.where}:" if self.where else ""
-        return f"{path}:{self.line}: {self.subject}:{where} {self.message}"
-
-
-def suggestion(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return f" (did you mean `{close[0]}`?)" if close else ""
-
-
-def _conditions() -> NestedBlock:
-    return NestedBlock(BlockSchema({"condition": True, "error_message": True}))
-
-
-# Terraform's own arguments and blocks, checked like a provider's.
-_LIFECYCLE = BlockSchema(
-    {
-        "create_before_destroy": False,
-        "prevent_destroy": False,
-        "ignore_changes": False,
-        "replace_triggered_by": False,
-    },
-    {"precondition": _conditions(), "postcondition": _conditions()},
-)
-_RESOURCE_META = BlockSchema(
-    {"count": False, "for_each": False, "provider": False, "depends_on": False},
-    # provisioner and connection blocks are not used here; their bodies are not checked.
-    {
-        "lifecycle": NestedBlock(_LIFECYCLE, max_one=True),
-        "provisioner": NestedBlock(BlockSchema()),
-        "connection": NestedBlock(BlockSchema()),
-    },
-)
-_DATA_META = BlockSchema(
-    {"count": False, "for_each": False, "provider": False, "depends_on": False},
-    {
-        "lifecycle": NestedBlock(
-            BlockSchema({}, {"precondition": _conditions(), "postcondition": _conditions()}),
-            max_one=True,
-        )
-    },
-)
-_MODULE_META = {"source", "version", "count", "for_each", "providers", "depends_on"}
-_VARIABLE = BlockSchema(
-    {
-        "type": False,
-        "default": False,
-        "description": False,
-        "sensitive": False,
-        "nullable": False,
-        "ephemeral": False,
-    },
-    {"validation": _conditions()},
-)
-_OUTPUT = BlockSchema(
-    {
-        "value": True,
-        "description": False,
-        "sensitive": False,
-        "depends_on": False,
-        "ephemeral": False,
-    },
-    {"precondition": _conditions()},
-)
-# Resource types of Terraform's built-in provider.
-BUILTIN_RESOURCES = {
-    "terraform_data": BlockSchema(
-        {"input": False, "triggers_replace": False},
-        readable=frozenset({"id", "input", "output", "triggers_replace"}),
-    ),
-}
-_DYNAMIC_KEYS = {"for_each", "iterator", "labels", "content"}
-# Roots of expressions that are not references to declarations.
-_NOT_DECLARATIONS = {"each", "count", "path", "self", "terraform"}
 
 
 @dataclass
@@ -182,14 +106,22 @@ class _ModuleCheck:
     # --- resources and data sources -----------------------------------------------------------
 
     def check_resources(self) -> None:
-        for kind, meta in (("resource", _RESOURCE_META), ("data", _DATA_META)):
+        for kind, meta in (("resource", RESOURCE_META), ("data", DATA_META)):
             for block in self.module.of(kind):
                 schema = self.type_schema(block)
-                if schema is not None:
-                    merged = BlockSchema(
-                        {**schema.arguments, **meta.arguments}, {**schema.blocks, **meta.blocks}
-                    )
-                    self.check_body(block, block.body, merged, "")
+                if schema is None:
+                    continue
+                merged = BlockSchema(
+                    {**schema.arguments, **meta.arguments}, {**schema.blocks, **meta.blocks}
+                )
+                body = block.body
+                if kind == "resource":
+                    body = {
+                        k: v
+                        for k, v in body.items()
+                        if k not in UNCHECKED_BLOCKS or k in schema.arguments or k in schema.blocks
+                    }
+                self.check_body(block, body, merged, "")
 
     def type_schema(self, block: Block, report: bool = True) -> BlockSchema | None:
         type_name = block.labels[0]
@@ -292,12 +224,12 @@ class _ModuleCheck:
                     continue
                 present.add(label)
                 for key in dynamic:
-                    if not key.startswith("__") and key not in _DYNAMIC_KEYS:
+                    if not key.startswith("__") and key not in DYNAMIC_KEYS:
                         self.emit(
                             block,
                             where,
                             f"no argument `{key}` in a dynamic block"
-                            f"{suggestion(key, _DYNAMIC_KEYS)}",
+                            f"{suggestion(key, DYNAMIC_KEYS)}",
                         )
                 contents = dynamic.get("content")
                 if not is_block(contents):
@@ -311,9 +243,9 @@ class _ModuleCheck:
 
     def check_declarations(self) -> None:
         for block in self.module.of("variable"):
-            self.check_body(block, block.body, _VARIABLE, "")
+            self.check_body(block, block.body, VARIABLE, "")
         for block in self.module.of("output"):
-            self.check_body(block, block.body, _OUTPUT, "")
+            self.check_body(block, block.body, OUTPUT, "")
 
     def check_module_calls(self) -> None:
         for block in self.module.of("module"):
@@ -324,7 +256,7 @@ class _ModuleCheck:
                 continue
             variables = {b.labels[0]: b for b in child.of("variable")}
             for key in block.body:
-                if key.startswith("__") or key in _MODULE_META:
+                if key.startswith("__") or key in MODULE_META:
                     continue
                 if key not in variables:
                     hint = suggestion(key, variables)
@@ -354,7 +286,7 @@ class _ModuleCheck:
 
     def reference_problem(self, ref: Reference, declared: _Declared) -> str | None:
         root, names = ref.root, ref.names
-        if not names or root in _NOT_DECLARATIONS:
+        if not names or root in NOT_DECLARATIONS:
             return None
         if root == "var":
             if names[0] not in declared.variables:
@@ -458,8 +390,15 @@ class Result:
         return sum(len(m.of(kind)) for m in self.modules)
 
 
+def module_dirs(root: Path) -> list[Path]:
+    """Every folder under `root` (itself included) holding .tf files: the root module, its
+    modules and other roots beside it (examples/...), called or not."""
+    found = {p.parent.resolve() for p in root.rglob("*.tf") if ".terraform" not in p.parts}
+    return sorted(found, reverse=True)
+
+
 def check_tree(root: Path, schemas: SchemaSource) -> Result:
-    """Checks the module in `root` and every local module it calls, recursively."""
+    """Checks every module under `root` and every local module they call."""
     loaded: dict[Path, Module] = {}
 
     def get(directory: Path) -> Module:
@@ -469,7 +408,7 @@ def check_tree(root: Path, schemas: SchemaSource) -> Result:
 
     findings: list[Finding] = []
     checked: set[Path] = set()
-    pending = [root.resolve()]
+    pending = module_dirs(root)  # popped from the end: `root` first
     while pending:
         directory = pending.pop()
         if directory in checked:

@@ -47,6 +47,16 @@ PINS: tuple[Pin, ...] = (
         provider_version="7.46.1",
         size_mb=70,
     ),
+    # time_sleep, should a grant need time to propagate before its first use. Fetched only
+    # when a module uses the provider.
+    Pin(
+        source="hashicorp/time",
+        package="cdktn-provider-time",
+        version="14.0.2",
+        sha256="c0616bd5c25e089f9cccc590525b9b03a4b63baa6e9c28b4f064feccb732a890",
+        provider_version="0.14.2",
+        size_mb=1,
+    ),
 )
 
 
