@@ -110,7 +110,6 @@ class Module:
                 return number
         return block.line
 
-
     def line_with(self, block: Block, text: str) -> int:
         """The first line from `block`'s own that contains `text` (or the block's line)."""
         lines = self.texts[block.file].splitlines()
