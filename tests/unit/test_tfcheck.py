@@ -616,3 +616,25 @@ def test_every_module_under_the_tree_is_checked_called_or_not(tmp_path: Path) ->
         "examples/minimal/main.tf:3: google_pubsub_topic.t: nmae: no argument `nmae` here "
         "(did you mean `name`?)",
     ]
+
+
+@pytest.mark.parametrize(("locked", "found"), [("7.50.0", 0), ("8.1.0", 1)])
+def test_a_committed_lock_file_must_hold_the_checked_major(
+    tmp_path: Path, locked: str, found: int
+) -> None:
+    lock = f"""
+    # This file is maintained automatically by "terraform init".
+    provider "registry.terraform.io/hashicorp/google" {{
+      version     = "{locked}"
+      constraints = "~> 7.46"
+      hashes = [
+        "h1:abc=",
+      ]
+    }}
+    """
+    result = rendered(findings(tmp_path, "", **{".terraform.lock.hcl": lock}), tmp_path)
+    expected = (
+        ".terraform.lock.hcl:4: provider registry.terraform.io/hashicorp/google: version: "
+        "locks 8.1.0, not the major of 7.46.1 that tfcheck checks (tools/tfcheck/pins.py)"
+    )
+    assert result == [expected][:found]

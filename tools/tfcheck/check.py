@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from tools.tfcheck import constraints
-from tools.tfcheck.config import Block, Module, is_block, load_module, local_module_dir
+from tools.tfcheck.config import (
+    Block,
+    Module,
+    is_block,
+    load_module,
+    local_module_dir,
+    parse_file,
+)
 from tools.tfcheck.findings import Finding, suggestion
 from tools.tfcheck.language import (
     BUILTIN_RESOURCES,
@@ -92,6 +99,26 @@ class _ModuleCheck:
                     )
             except constraints.ConstraintError as error:
                 self.emit(block, where, str(error))
+
+    def check_lock_file(self) -> None:
+        """Once committed, the lock file must hold releases of the major that was checked."""
+        path = self.module.directory / ".terraform.lock.hcl"
+        if not path.is_file():
+            return
+        text = path.read_text()
+        self.module.texts[path] = text
+        for block in parse_file(path, text):
+            pin = pin_for(block.labels[0]) if block.kind == "provider" else None
+            locked = block.body.get("version")
+            if pin is None or not isinstance(locked, str):
+                continue
+            if constraints.version(locked)[0] != constraints.version(pin.provider_version)[0]:
+                self.emit(
+                    block,
+                    "version",
+                    f"locks {locked}, not the major of {pin.provider_version} that tfcheck "
+                    f"checks (tools/tfcheck/pins.py)",
+                )
 
     def check_provider_blocks(self) -> None:
         for block in self.module.of("provider"):
@@ -430,6 +457,7 @@ def check_module(
 ) -> list[Finding]:
     run = _ModuleCheck(module, schemas, children)
     run.check_constraints()
+    run.check_lock_file()
     run.check_provider_blocks()
     run.check_resources()
     run.check_declarations()
