@@ -299,7 +299,8 @@ class _ModuleCheck:
     def check_references(self) -> None:
         declared = _Declared.of(self.module, self.children)
         for block in self.module.blocks:
-            if block.kind in ("terraform", "moved", "import", "removed"):
+            # moved/import/removed name addresses, not values; a check block scopes data of its own.
+            if block.kind in ("terraform", "moved", "import", "removed", "check"):
                 continue
             body = block.body
             if block.kind == "variable":
