@@ -10,7 +10,7 @@ from typing import Annotated, Any, Final, Literal, TypeGuard
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared.store.documents import Snapshot
-from shared.webhooks import WebhookEventName, known_events, wanted_events
+from shared.webhooks import DELIVERY_STATUSES, WebhookEventName, known_events, wanted_events
 
 CreationType = Literal["image", "video", "reel"]
 Status = Literal["pending", "processing", "draft", "failed", "canceled"]
@@ -117,15 +117,48 @@ class Creation(BaseModel):
     completed_at: dt.datetime | None = None
     # The trace id its logs share, from submit on (absent on creations made before traces).
     trace: str | None = None
+    # The webhook it asks for and its delivery record (`shared.webhooks.model`); None: none.
+    webhook: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, snapshot: Snapshot) -> Creation:
         return cls.model_validate({"id": snapshot.id, **(snapshot.data or {})})
 
     def to_api(self) -> dict[str, Any]:
-        """The creation as the HTTP API shows it (timestamps as RFC 3339 strings)."""
-        return self.model_dump(mode="json")
+        """The creation as the HTTP API shows it (timestamps as RFC 3339 strings); `webhook` is
+        null when it asks for none."""
+        view = self.model_dump(mode="json")
+        view["webhook"] = _webhook_view(view["webhook"])
+        return view
 
     @property
     def job(self) -> Job:
-        return Job(creation_id=self.id, user_id=self.user_id, type=self.type)
+        return Job(
+            creation_id=self.id,
+            user_id=self.user_id,
+            type=self.type,
+            webhook_events=wanted_events(self.webhook),
+        )
+
+
+# Shown only once there is something to show (a delivery has been tried, or made).
+_WEBHOOK_OPTIONAL_FIELDS: Final = ("event", "last_response", "delivered_at")
+
+
+def _webhook_view(webhook: object) -> dict[str, Any] | None:
+    """A stored `webhook` map (JSON-ready) as the API shows it: the URL, the events, and the
+    delivery record a client reads. The deliverer's own bookkeeping (`done`) stays inside."""
+    if not isinstance(webhook, dict) or not isinstance(webhook.get("url"), str):
+        return None
+    attempts = webhook.get("attempts")
+    status = webhook.get("status")
+    view: dict[str, Any] = {
+        "url": webhook["url"],
+        "events": list(wanted_events(webhook)),
+        "status": status if status in DELIVERY_STATUSES else "pending",
+        "attempts": attempts if type(attempts) is int and attempts >= 0 else 0,
+    }
+    for name in _WEBHOOK_OPTIONAL_FIELDS:
+        if webhook.get(name) is not None:
+            view[name] = webhook[name]
+    return view
