@@ -10,7 +10,8 @@ from typing import Annotated, Any, Final, Literal, TypeGuard
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared.store.documents import Snapshot
-from shared.webhooks import DELIVERY_STATUSES, WebhookEventName, known_events, wanted_events
+from shared.webhooks import WebhookEventName, known_events, wanted_events
+from shared.webhooks.api_view import webhook_view
 
 CreationType = Literal["image", "video", "reel"]
 Status = Literal["pending", "processing", "draft", "failed", "canceled"]
@@ -128,7 +129,7 @@ class Creation(BaseModel):
         """The creation as the HTTP API shows it (timestamps as RFC 3339 strings); `webhook` is
         null when it asks for none."""
         view = self.model_dump(mode="json")
-        view["webhook"] = _webhook_view(view["webhook"])
+        view["webhook"] = webhook_view(view["webhook"])
         return view
 
     @property
@@ -139,26 +140,3 @@ class Creation(BaseModel):
             type=self.type,
             webhook_events=wanted_events(self.webhook),
         )
-
-
-# Shown only once there is something to show (a delivery has been tried, or made).
-_WEBHOOK_OPTIONAL_FIELDS: Final = ("event", "last_response", "delivered_at")
-
-
-def _webhook_view(webhook: object) -> dict[str, Any] | None:
-    """A stored `webhook` map (JSON-ready) as the API shows it: the URL, the events, and the
-    delivery record a client reads. The deliverer's own bookkeeping (`done`) stays inside."""
-    if not isinstance(webhook, dict) or not isinstance(webhook.get("url"), str):
-        return None
-    attempts = webhook.get("attempts")
-    status = webhook.get("status")
-    view: dict[str, Any] = {
-        "url": webhook["url"],
-        "events": list(wanted_events(webhook)),
-        "status": status if status in DELIVERY_STATUSES else "pending",
-        "attempts": attempts if type(attempts) is int and attempts >= 0 else 0,
-    }
-    for name in _WEBHOOK_OPTIONAL_FIELDS:
-        if webhook.get(name) is not None:
-            view[name] = webhook[name]
-    return view
