@@ -20,6 +20,7 @@ from shared.intake.actions import CreationActions
 from shared.intake.api import SubmitApi
 from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
 from shared.intake.parsing import checked_webhook, parse_reel_body, parse_webhook
+from shared.intake.submission import Unconfirmed
 from shared.store import paths
 from shared.webhooks import WebhookBody
 from shared.wiring import submissions
@@ -30,6 +31,7 @@ from tests.support.fakes import (
     RecordingPublisher,
 )
 from tests.support.memory_store import MemoryDocuments
+from tests.support.seeds import IMAGE
 
 USER = "u"
 HOOK = "https://hooks.example.com/in?source=creations"
@@ -67,7 +69,9 @@ class World:
         self.store = MemoryDocuments()
         self.publisher = RecordingPublisher()
         self.resolver = resolver
-        service = submissions(self.store, settings, self.publisher, RecordingAnnouncer())
+        self.announcer = RecordingAnnouncer()
+        service = submissions(self.store, settings, self.publisher, self.announcer)
+        self.service = service
         service.ledger.grant(USER, 30)
         self.api = SubmitApi(
             settings=settings,
@@ -80,7 +84,7 @@ class World:
                 settings,
                 refunds=service.refunds,
                 media=RecordingMediaStore(),
-                announcer=RecordingAnnouncer(),
+                announcer=self.announcer,
             ),
             media_links=UnsignedMediaLinks(),
             resolver=resolver,
@@ -238,6 +242,8 @@ def test_a_webhook_is_stored_with_an_empty_record_and_its_events_go_on_the_job()
     status, canceled = world.call("POST", f"/v1/creations/{body['id']}:cancel")
     assert status == 200, canceled
     assert canceled["webhook"] == body["webhook"]
+    (told,) = world.announcer.events
+    assert (told.status, told.webhook) == ("canceled", False)  # not among the events asked for
 
 
 def test_a_creation_without_a_webhook_shows_null_and_its_job_names_no_events() -> None:
@@ -311,3 +317,30 @@ def test_a_stored_creation_reads_back_with_its_webhook() -> None:
     assert status == 202, body
     (snapshot,) = world.store.read(paths.creation(body["id"]))
     assert Creation.of(snapshot).job.webhook_events == ("completed", "failed", "canceled")
+
+
+def test_a_cancel_asked_for_is_announced_as_the_webhooks() -> None:
+    world = World(StubResolver(PUBLIC))
+    status, body = world.post({"url": HOOK})  # the default: the final events
+    assert status == 202, body
+    assert world.call("POST", f"/v1/creations/{body['id']}:cancel")[0] == 200
+    (told,) = world.announcer.events
+    assert (told.status, told.webhook, told.attributes().get("webhook")) == ("canceled", True, "1")
+
+
+def test_an_unconfirmed_debit_queues_a_job_that_names_the_webhooks_events() -> None:
+    """Firestore stopped answering after the commit: the job is published from what submit
+    knows, not from the document, and still says what the webhook asks for."""
+    world = World(StubResolver(PUBLIC))
+    world.store.lose_next_commit_answer(then_unavailable=1)
+    hook = WebhookBody(url=HOOK, events=["processing", "failed"])
+    with pytest.raises(Unconfirmed) as caught:
+        world.service.submit(
+            user_id=USER, request=IMAGE, idempotency_key=None, fingerprint="f", webhook=hook
+        )
+    (job,) = world.publisher.jobs
+    assert (job.creation_id, job.webhook_events) == (
+        caught.value.creation_id,
+        ("processing", "failed"),
+    )
+    assert world.store.creation(job.creation_id)["webhook"]["events"] == ["processing", "failed"]
