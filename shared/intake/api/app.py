@@ -188,7 +188,7 @@ class SubmitApi:
                 user_id=call.user.uid, idempotency_key=key, fingerprint=fingerprint
             )
         if accepted is None:
-            request = wanted()
+            request = wanted()  # the whole body's rules first, then the webhook's address
             accepted = self.submissions.submit(
                 user_id=call.user.uid,
                 request=request,
