@@ -27,6 +27,7 @@ from shared.money.ledger import Ledger
 from shared.money.refunds import RefundHandler, Refunds
 from shared.store.documents import Documents
 from shared.store.firestore import FirestoreDocuments
+from shared.webhooks import system_resolver
 from shared.work.dead_letters import DeadLetterHandler
 from shared.work.jobs import JobPublisher, PubSubJobPublisher
 from shared.work.status_publisher import PubSubStatusAnnouncer
@@ -112,6 +113,7 @@ def build_submit_api(settings: Settings) -> SubmitApi:
             settings.media_url_ttl_seconds,
             signing_from(settings),
         ),
+        resolver=system_resolver,
     )
 
 

@@ -2,7 +2,9 @@
 
 A creation body becomes the typed request stored on the creation (`ImageRequest` or
 `VideoRequest`, defaults filled in); a reel body becomes a `ReelRequest` once its clips are
-checked (`shared.intake.reels`). Every refusal is `InvalidRequest` naming the field.
+checked (`shared.intake.reels`). Either may ask for a `webhook` (`shared.webhooks`): its shape
+is checked here, its address by `checked_webhook`. Every refusal is `InvalidRequest` naming the
+field.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from shared.core.errors import InvalidRequest
 from shared.core.settings import Settings
 from shared.creations import requests as rules
 from shared.creations.requests import ImageRequest, MediaRequest, VideoRequest
+from shared.webhooks import Resolver, UnsafeWebhookUrl, WebhookBody, check_target
 
 DEFAULT_ASPECT_RATIO: dict[str, Any] = {"image": "1:1", "video": "16:9"}
 DEFAULT_COUNT = 1
@@ -37,6 +40,7 @@ class CreationBody(_Body):
     count: rules.ImageCount | None = None
     model: rules.ModelName | None = None
     seed: rules.Seed | None = None
+    webhook: WebhookBody | None = None
 
     @model_validator(mode="after")
     def _options_fit_the_type(self) -> CreationBody:
@@ -58,6 +62,7 @@ class ReelBody(_Body):
 
     clips: rules.ClipIds
     title: rules.Title | None = None
+    webhook: WebhookBody | None = None
 
 
 B = TypeVar("B", bound=_Body)
@@ -88,6 +93,35 @@ def parse_creation_request(body: Any, settings: Settings) -> MediaRequest:
 
 def parse_reel_body(body: Any) -> ReelBody:
     return _parsed(ReelBody, body)
+
+
+def parse_webhook(body: Any) -> WebhookBody | None:
+    """The `webhook` a `POST /v1/creations` or `POST /v1/reels` body asks for, if any (its
+    shape only: the whole body has been checked by its own parser first)."""
+    webhook = body.get("webhook") if isinstance(body, dict) else None
+    if webhook is None:
+        return None
+    return rules.validated(
+        _WebhookField, {"webhook": webhook}, InvalidRequest, "body: must be a JSON object"
+    ).webhook
+
+
+def checked_webhook(
+    webhook: WebhookBody | None, *, resolver: Resolver, allow_loopback: bool
+) -> WebhookBody | None:
+    """`webhook` if its URL may be sent to (`shared.webhooks.targets`), else `InvalidRequest`
+    naming `webhook.url`. Decided on the resolved addresses; nothing is sent."""
+    if webhook is None:
+        return None
+    try:
+        check_target(webhook.url, resolver=resolver, allow_loopback=allow_loopback)
+    except UnsafeWebhookUrl as refusal:
+        raise InvalidRequest(f"webhook.url: {refusal}") from None
+    return webhook
+
+
+class _WebhookField(_Body):
+    webhook: WebhookBody
 
 
 def _parsed(model: type[B], body: Any) -> B:

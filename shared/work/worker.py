@@ -101,6 +101,7 @@ class GenerationWorker:
         claim = claimed
         tracing.adopt(tracing.current() or tracing.from_id(claim.trace))
         fields["attempt"] = str(claim.attempt)
+        self._announce_processing(claim, fields)
         try:
             outcome = self._finish(claim, fields)
         except LostClaim:
@@ -149,6 +150,26 @@ class GenerationWorker:
         redelivery finds the creation final and announces again (see `handle`)."""
         event = StatusEvent.of(job, cast(AnnouncedStatus, status), attempt=attempt)
         announce_or_redeliver(self.announcer, event)
+
+    def _announce_processing(self, claim: Claim, fields: dict[str, str]) -> None:
+        """Tell the status stream this attempt has begun, when the creation's webhook asks to
+        hear of it. Best effort: a job is never failed or redelivered over a notification (a
+        lost one is only a missing `creation.processing`; the final events are never lost)."""
+        if "processing" not in claim.job.webhook_events:
+            return
+        event = StatusEvent.of(claim.job, "processing", attempt=claim.attempt)
+        try:
+            announced = self.announcer.announce(event)
+        except Exception as exc:  # an announcer is not meant to raise; never the job's problem
+            logger.warning(
+                f"could not announce processing: {type(exc).__name__}: {exc}",
+                extra=log_fields(**fields),
+            )
+            return
+        if not announced:
+            logger.warning(
+                "could not announce processing; the job goes on", extra=log_fields(**fields)
+            )
 
     def _make_and_store(self, claim: Claim) -> list[dict[str, object]]:
         job = claim.job

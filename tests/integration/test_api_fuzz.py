@@ -82,7 +82,7 @@ SCHEMA.config.checks.positive_data_acceptance.expected_statuses = [
 # The names a 400's message may start with: the fields, parameters and headers of the spec.
 FIELDS = re.compile(
     r"(type|prompt|negative_prompt|aspect_ratio|duration_seconds|count|model|seed|clips(\[\d+\])?"
-    r"|title|status|limit|cursor|Idempotency-Key|body)(\.\S+)?: "
+    r"|title|webhook|status|limit|cursor|Idempotency-Key|body)(\.\S+)?: "
     r"|.*: unknown (field|query parameter)$",  # the unknown name is the field's name
     re.DOTALL,
 )

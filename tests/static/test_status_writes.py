@@ -26,6 +26,7 @@ OTHER_STATUSES = {
         "state machine wrote it"
     ),
     "shared/webhooks/model.py": "a webhook's delivery status (`webhook.status`)",
+    "shared/webhooks/api_view.py": "a webhook's delivery status, as the API shows it",
 }
 
 

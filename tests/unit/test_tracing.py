@@ -297,6 +297,7 @@ def test_the_api_answers_under_the_request_trace_and_names_it_back(json_logs: Li
         submissions=cast(Any, None),
         actions=cast(Any, None),
         media_links=cast(Any, None),
+        resolver=cast(Any, None),
     )
     app = flask.Flask(__name__)
     sent = f"00-{TRACE}-00f067aa0ba902b7-01"
