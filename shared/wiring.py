@@ -27,7 +27,7 @@ from shared.money.ledger import Ledger
 from shared.money.refunds import RefundHandler, Refunds
 from shared.store.documents import Documents
 from shared.store.firestore import FirestoreDocuments
-from shared.webhooks import system_resolver
+from shared.webhooks import Resolver, loopback_only_resolver, system_resolver
 from shared.work.dead_letters import DeadLetterHandler
 from shared.work.jobs import JobPublisher, PubSubJobPublisher
 from shared.work.status_publisher import PubSubStatusAnnouncer
@@ -113,8 +113,15 @@ def build_submit_api(settings: Settings) -> SubmitApi:
             settings.media_url_ttl_seconds,
             signing_from(settings),
         ),
-        resolver=system_resolver,
+        resolver=webhook_resolver(settings),
     )
+
+
+def webhook_resolver(settings: Settings) -> Resolver:
+    """How webhook hosts are resolved: by DNS in production; against the emulators (the local
+    stack, every test) loopback names only, so nothing there ever queries a DNS server."""
+    emulated = settings.firestore_emulator_host or settings.pubsub_emulator_host
+    return loopback_only_resolver if emulated else system_resolver
 
 
 def build_generation_worker(settings: Settings) -> GenerationWorker:

@@ -25,6 +25,7 @@ from shared.webhooks.targets import (
     WebhookTarget,
     address_refusal,
     check_target,
+    loopback_only_resolver,
     system_resolver,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "check_target",
     "event_type",
     "known_events",
+    "loopback_only_resolver",
     "system_resolver",
     "wanted_events",
     "webhook_document",
