@@ -117,6 +117,8 @@ module "submit" {
   #checkov:skip=CKV_GCP_124:The public HTTP API: reachable from anywhere by design; every request must carry a valid Firebase ID token (see above).
   source = "./modules/event_function"
 
+  pubsub_service_agent = local.pubsub_agent
+
   project_id     = var.project_id
   region         = var.region
   name           = "submit"
@@ -144,6 +146,8 @@ module "submit" {
 # Makes the media of image and video creations, one job message at a time.
 module "generate" {
   source = "./modules/event_function"
+
+  pubsub_service_agent = local.pubsub_agent
 
   project_id     = var.project_id
   region         = var.region
@@ -191,6 +195,8 @@ module "generate" {
 module "stitch" {
   source = "./modules/event_function"
 
+  pubsub_service_agent = local.pubsub_agent
+
   project_id     = var.project_id
   region         = var.region
   name           = "stitch"
@@ -227,6 +233,8 @@ module "stitch" {
 # update of every creation.
 module "refund" {
   source = "./modules/event_function"
+
+  pubsub_service_agent = local.pubsub_agent
 
   project_id     = var.project_id
   region         = var.region
@@ -266,6 +274,8 @@ module "refund" {
 module "dead_letter" {
   source = "./modules/event_function"
 
+  pubsub_service_agent = local.pubsub_agent
+
   project_id     = var.project_id
   region         = var.region
   name           = "dead-letter"
@@ -296,6 +306,8 @@ module "dead_letter" {
 # Moves stuck creations on; fed by Cloud Scheduler through the sweep topic.
 module "sweep" {
   source = "./modules/event_function"
+
+  pubsub_service_agent = local.pubsub_agent
 
   project_id     = var.project_id
   region         = var.region

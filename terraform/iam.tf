@@ -18,14 +18,8 @@
 # grants; what each function touches is decided by its code. Logs go to stdout, which Cloud Run
 # collects without any role.
 
-locals {
-  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  vertex_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
-}
-
-data "google_project" "this" {
-  project_id = var.project_id
-}
+# The Pub/Sub and Vertex AI service agents (local.pubsub_agent, local.vertex_agent) come from
+# service_agents.tf, which creates them.
 
 # --- media bucket: only the object permissions each function uses ---------------------------
 
@@ -37,6 +31,8 @@ resource "google_project_iam_custom_role" "media_writer" {
   title       = "Creations media writer"
   description = "Create and replace objects (generated media)."
   permissions = ["storage.objects.create", "storage.objects.delete"]
+
+  depends_on = [google_project_service.this]
 }
 
 # Reading objects by name (stitch reads clips; generate reads what Veo wrote).
@@ -46,6 +42,8 @@ resource "google_project_iam_custom_role" "media_reader" {
   title       = "Creations media reader"
   description = "Read objects by name (no listing)."
   permissions = ["storage.objects.get"]
+
+  depends_on = [google_project_service.this]
 }
 
 # Deleting a creation's media, and settling a final one's (refund, and the worker that finished
@@ -56,6 +54,8 @@ resource "google_project_iam_custom_role" "media_remover" {
   title       = "Creations media remover"
   description = "List and delete objects (deleting a creation's media)."
   permissions = ["storage.objects.list", "storage.objects.delete"]
+
+  depends_on = [google_project_service.this]
 }
 
 locals {
@@ -170,12 +170,16 @@ resource "google_service_account" "build" {
   project      = var.project_id
   account_id   = "creations-build"
   display_name = "Builds of the creations functions"
+
+  depends_on = [google_project_service.this]
 }
 
 resource "google_project_iam_member" "build" {
   project = var.project_id
   role    = "roles/run.builder"
   member  = google_service_account.build.member
+
+  depends_on = [google_project_service.this]
 }
 
 # The functions' images. Old ones are cleaned up; the newest few stay for rollbacks.

@@ -14,6 +14,11 @@ terraform {
       source  = "hashicorp/google-beta"
       version = "~> 7.46"
     }
+    # time_sleep: new service agents' grants need a minute to take effect (service_agents.tf).
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.14"
+    }
   }
 
   # State lives in a GCS bucket the infra team owns; bucket and prefix are given at init:
