@@ -40,6 +40,7 @@ from shared.intake.parsing import (
     parse_webhook,
 )
 from shared.intake.reels import plan_reel
+from shared.intake.source_images import SourceImages
 from shared.intake.submission import SubmissionService
 from shared.media.urls import MediaLinks
 from shared.money.ledger import Ledger
@@ -158,7 +159,11 @@ class SubmitApi:
         return self._submit(
             call,
             ("POST /v1/creations", body),
-            lambda: parse_creation_request(body, self.settings),
+            lambda: parse_creation_request(
+                body,
+                self.settings,
+                find_source_image=SourceImages(self.creations, call.user.uid).find,
+            ),
         )
 
     def _create_reel(self, call: Call) -> flask.Response:
