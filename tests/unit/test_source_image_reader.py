@@ -29,9 +29,6 @@ class FailingBlob:
         Path(filename).write_bytes(b"\x89PNG half")
         raise self.error
 
-    def reload(self, **_options: Any) -> None:
-        raise self.error
-
 
 class Storage:
     def __init__(self, error: Exception) -> None:
@@ -55,14 +52,10 @@ def context(workdir: Path) -> GenerationContext:
     return GenerationContext(workdir=workdir, deadline=time.monotonic() + 30)
 
 
-@pytest.mark.parametrize("read", ["download", "check"])
-def test_a_missing_object_is_source_image_missing(tmp_path: Path, read: str) -> None:
+def test_a_missing_object_is_source_image_missing(tmp_path: Path) -> None:
     storage = Storage(gexc.NotFound("no such object"))
     with pytest.raises(SourceImageMissing) as missing:
-        if read == "download":
-            reader(storage).download(SOURCE, tmp_path, context(tmp_path))
-        else:
-            reader(storage).check(SOURCE, context(tmp_path))
+        reader(storage).download(SOURCE, tmp_path, context(tmp_path))
     assert missing.value.code == "source_image_missing"
     assert "image 2 of creation img1" in missing.value.message
     assert storage.named == [("bucket", "media/u/img1/1-x/2.png")]
@@ -82,4 +75,4 @@ def test_storage_that_does_not_answer_is_transient(tmp_path: Path, error: Except
 def test_other_errors_are_not_swallowed(tmp_path: Path) -> None:
     # A refusal (permission) points at the deployment: the worker's own handling decides.
     with pytest.raises(gexc.Forbidden):
-        reader(Storage(gexc.Forbidden("no"))).check(SOURCE, context(tmp_path))
+        reader(Storage(gexc.Forbidden("no"))).download(SOURCE, tmp_path, context(tmp_path))

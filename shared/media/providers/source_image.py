@@ -55,13 +55,6 @@ class SourceImageReader:
             raise
         return target
 
-    def check(self, source: SourceImage, context: GenerationContext) -> None:
-        """Raise `SourceImageMissing` unless the image's object is there (for a model that
-        reads it from the bucket itself)."""
-        timeout = self._timeout(context)
-        with _reading(source):
-            self._blob(source).reload(timeout=timeout, retry=bounded_storage_retry(timeout))
-
     def _blob(self, source: SourceImage) -> Blob:
         bucket, name = split_gs_uri(source.uri)
         return self.storage().bucket(bucket).blob(name)

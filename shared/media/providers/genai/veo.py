@@ -3,11 +3,12 @@
 Start
     `generate_videos` with one video of the requested duration, aspect ratio, negative
     prompt and seed, and, for a video from an image draft (`request.source_image`), that image
-    (`image=`) with its MIME type: by its `gs://` URI where Veo can read our bucket (the same
-    case in which it writes into it, below), else its bytes read from the bucket here (the
-    Developer API takes no `gs://` URI, and Google cannot reach the storage emulator). An
-    image whose object is gone fails the video (`source_image_missing`) before anything is
-    started. In Vertex AI mode Veo writes the MP4 straight into our bucket, under
+    (`image=`) with its MIME type, its bytes read from the bucket here. Never its `gs://` URI:
+    Veo would read it as the project's Vertex AI service agent, which every Vertex caller in
+    the project shares, and which may therefore write only under `tmp/` and read nothing (the
+    Developer API takes no URI either, and Google cannot reach the storage emulator). An image
+    whose object is gone fails the video (`source_image_missing`) before anything is started.
+    In Vertex AI mode Veo writes the MP4 straight into our bucket, under
     `tmp/{uid}/{creation}/{attempt scope}/` (`output_gcs_uri`): no video travels base64-encoded
     in an operation answer. (Not when our bucket is the local storage emulator, which Google
     cannot reach: then Veo returns the video in the operation's answer.) Not under `media/`:
@@ -157,10 +158,6 @@ class VeoRunner:
         source = request.source_image
         if source is None:
             return None
-        if self.output_to_bucket:
-            # Veo reads the object itself; a missing one would only fail inside the operation.
-            self.source_images.check(source, context)
-            return types.Image(gcs_uri=source.uri, mime_type=source.mime_type)
         path = self.source_images.download(source, context.workdir, context)
         return types.Image(image_bytes=path.read_bytes(), mime_type=source.mime_type)
 
