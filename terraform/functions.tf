@@ -37,6 +37,7 @@ locals {
     DEAD_LETTER_TOPIC          = google_pubsub_topic.dead_letter.name
     SWEEP_TOPIC                = google_pubsub_topic.sweep.name
     STATUS_TOPIC               = google_pubsub_topic.status.name
+    WEBHOOK_EXHAUSTED_TOPIC    = google_pubsub_topic.webhooks_exhausted.name
     PRICING                    = jsonencode(var.pricing)
     ALLOWED_MODELS             = jsonencode(var.allowed_models)
     DEFAULT_IMAGE_MODEL        = var.default_image_model
@@ -78,6 +79,7 @@ locals {
     refund        = { min_instances = 0, max_instances = 10, available_memory_mb = 256, available_cpu = null }
     "dead-letter" = { min_instances = 0, max_instances = 5, available_memory_mb = 256, available_cpu = null }
     sweep         = { min_instances = 0, max_instances = 1, available_memory_mb = 256, available_cpu = null }
+    webhooks      = { min_instances = 0, max_instances = 10, available_memory_mb = 256, available_cpu = null }
   }
   scaling = {
     for name, defaults in local.scaling_defaults : name => merge(
@@ -332,6 +334,54 @@ module "sweep" {
     topic                   = google_pubsub_topic.sweep.name
     message_retention_s     = 600
     retry_maximum_backoff_s = 60
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Signs and POSTs the status events a creation's webhook asks for (shared/webhooks/delivery.py),
+# fed by a subscription of its own to the status stream that lets through only those.
+module "webhooks" {
+  source = "./modules/event_function"
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = "webhooks"
+  description    = "Signs and sends creations' webhook events, retried for 24 hours."
+  entry_point    = "webhooks"
+  source_archive = local.sources["webhooks"]
+  build          = local.build_settings
+
+  min_instances       = local.scaling["webhooks"].min_instances
+  max_instances       = local.scaling["webhooks"].max_instances
+  available_memory_mb = local.scaling["webhooks"].available_memory_mb
+  available_cpu       = local.scaling["webhooks"].available_cpu
+  # One attempt waits WEBHOOK_TIMEOUT_SECONDS (10) for the receiver, beside a few Firestore
+  # calls and the signing of media URLs.
+  timeout_s = 60
+
+  environment_variables = local.function_env
+  # The signing secret, readable by this function's service account alone (secrets.tf).
+  secret_environment_variables = {
+    WEBHOOK_SECRET = { secret = google_secret_manager_secret.webhook_signing.secret_id }
+  }
+  project_roles = ["roles/datastore.user"]
+  labels        = var.labels
+
+  # No Pub/Sub dead-letter policy, on purpose: its cap of 100 delivery attempts at the 600 s
+  # maximum backoff is under 17 hours, short of the 24 hours of retries docs/webhooks.md
+  # promises. Instead the messages are kept 7 days (the default retention) and the handler
+  # itself gives an event up once WEBHOOK_RETRY_SECONDS (24 h) have passed since its first
+  # attempt: the record says `exhausted` and the event is published to the exhausted topic
+  # (pubsub.tf), where an operator reads and can replay it.
+  pubsub_trigger = {
+    topic        = google_pubsub_topic.status.name
+    subscription = "creations-status-webhooks-push" # a second subscription to the topic: a name of its own
+    # Only the events a creation's webhook asks for: the same rule as
+    # shared/creations/status_events.py WEBHOOK_FILTER (a static test holds them equal).
+    filter                  = "attributes.webhook = \"1\""
+    retry_minimum_backoff_s = 10
+    retry_maximum_backoff_s = 600
   }
 
   depends_on = [google_project_service.this]

@@ -14,6 +14,10 @@
 #   sweep        datastore.user; publish to the job topics (re-enqueues stuck creations) and
 #                the status topic; list+delete media (finishes a DELETE its status event did
 #                not)
+#   webhooks     datastore.user (reads a creation, writes its webhook record); read media (the
+#                download URLs it signs must work); token creator on itself (signs them through
+#                IAM signBlob); publish to the exhausted webhooks topic; read the webhook
+#                signing secret (secrets.tf, through the module)
 # Firestore access is project-wide (roles/datastore.user): Firestore IAM has no per-collection
 # grants; what each function touches is decided by its code. Logs go to stdout, which Cloud Run
 # collects without any role.
@@ -71,6 +75,9 @@ locals {
     "stitch-remove"   = { role = google_project_iam_custom_role.media_remover.name, member = module.stitch.service_account_member }
     # The sweeper finishes a DELETE that stopped midway and whose status event was lost.
     "sweep-remove" = { role = google_project_iam_custom_role.media_remover.name, member = module.sweep.service_account_member }
+    # A webhook carries download URLs signed by the webhooks function's account: a V4 URL
+    # works only if its signer may read the object.
+    "webhooks-read" = { role = google_project_iam_custom_role.media_reader.name, member = module.webhooks.service_account_member }
   }
 }
 
@@ -158,6 +165,23 @@ resource "google_service_account_iam_member" "submit_signs_media_urls" {
   service_account_id = "projects/${var.project_id}/serviceAccounts/${module.submit.service_account_email}"
   role               = "roles/iam.serviceAccountTokenCreator"
   member             = module.submit.service_account_member
+}
+
+# The webhooks function signs the media URLs its events carry in the same way, with its own
+# account.
+resource "google_service_account_iam_member" "webhooks_signs_media_urls" {
+  service_account_id = "projects/${var.project_id}/serviceAccounts/${module.webhooks.service_account_email}"
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = module.webhooks.service_account_member
+}
+
+# --- given-up webhook events ---------------------------------------------------------------
+
+resource "google_pubsub_topic_iam_member" "webhooks_exhausted_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.webhooks_exhausted.name
+  role    = "roles/pubsub.publisher"
+  member  = module.webhooks.service_account_member
 }
 
 # --- builds ---------------------------------------------------------------------------------

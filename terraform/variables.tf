@@ -137,6 +137,12 @@ variable "genai_api_key_secret_id" {
   default     = "genai-api-key"
 }
 
+variable "webhook_secret_id" {
+  description = "Secret Manager secret (created here, without a version) that holds the Standard Webhooks signing secret (whsec_...), read as WEBHOOK_SECRET by the webhooks function only."
+  type        = string
+  default     = "webhook-signing-secret"
+}
+
 variable "grant_vertex_agent_media_write" {
   description = "Let the Vertex AI service agent write under media/ in the media bucket (Veo writes its videos straight there in vertex mode; ignored in developer and offline modes). The agent must exist first: `gcloud beta services identity create --service=aiplatform.googleapis.com`."
   type        = bool
@@ -167,7 +173,7 @@ variable "log_level" {
 }
 
 variable "scaling" {
-  description = "Per-function overrides of instances, memory and timeout (keys: submit, generate, stitch, refund, dead-letter, sweep); anything left out keeps the default in functions.tf."
+  description = "Per-function overrides of instances, memory and timeout (keys: submit, generate, stitch, refund, dead-letter, sweep, webhooks); anything left out keeps the default in functions.tf."
   type = map(object({
     min_instances       = optional(number)
     max_instances       = optional(number)
@@ -177,8 +183,8 @@ variable "scaling" {
   default = {}
 
   validation {
-    condition     = alltrue([for name in keys(var.scaling) : contains(["submit", "generate", "stitch", "refund", "dead-letter", "sweep"], name)])
-    error_message = "scaling keys are function names: submit, generate, stitch, refund, dead-letter, sweep."
+    condition     = alltrue([for name in keys(var.scaling) : contains(["submit", "generate", "stitch", "refund", "dead-letter", "sweep", "webhooks"], name)])
+    error_message = "scaling keys are function names: submit, generate, stitch, refund, dead-letter, sweep, webhooks."
   }
 }
 
