@@ -47,6 +47,9 @@ from shared.webhooks.targets import (
     check_target,
 )
 
+__all__ = ["REPLAY_ATTRIBUTE", "WebhookDelivery", "WebhookNotDelivered"]
+
+
 logger = get_logger(__name__)
 
 # The message attribute an operator's replay carries (docs/webhooks.md).

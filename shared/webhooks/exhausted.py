@@ -16,6 +16,8 @@ from google.cloud.pubsub_v1 import PublisherClient
 from shared.core.settings import Settings
 from shared.work.publishing import BoundedPublisher
 
+__all__ = ["ExhaustedEvents", "PubSubExhaustedEvents"]
+
 
 class ExhaustedEvents(Protocol):
     def publish(self, message: Mapping[str, Any], attributes: Mapping[str, str]) -> None:

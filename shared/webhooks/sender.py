@@ -24,6 +24,9 @@ from urllib3.exceptions import HTTPError
 
 from shared.webhooks.targets import WebhookTarget
 
+__all__ = ["DirectSender", "SendOutcome", "Sender", "verdict_of"]
+
+
 Verdict = Literal["delivered", "stop", "retry"]
 USER_AGENT: Final = "creations-webhooks/1"
 # The receiver's answer is only looked at for its status; a little of the body is read so the

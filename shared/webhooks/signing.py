@@ -15,6 +15,9 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 from shared.core.errors import RetryableError
 from shared.core.log import get_logger
 
+__all__ = ["WebhookSecretMissing", "WebhookSigner", "signer_from", "webhook_id"]
+
+
 logger = get_logger(__name__)
 
 
