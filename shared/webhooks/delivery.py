@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -307,5 +308,13 @@ def _why_not(event: StatusEvent, name: str | None, creation: Snapshot) -> str | 
 
 
 def _without_query(url: str) -> str:
-    """The URL as logged: no query or fragment (they may hold a receiver's token)."""
-    return url.split("?", 1)[0].split("#", 1)[0]
+    """The URL as logged: scheme, host, port and path only (a query, a fragment or a
+    `user:password@` may hold a receiver's secret)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not a URL)"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}{parts.path}"

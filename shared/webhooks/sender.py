@@ -16,6 +16,8 @@ connection, a TLS failure) retry.
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
@@ -62,11 +64,16 @@ class Sender(Protocol):
 class DirectSender:
     """Sends with urllib3, to a checked address, following no redirect."""
 
-    def __init__(self, *, timeout_seconds: float, ssl_context: ssl.SSLContext | None = None):
-        self._timeout = urllib3.Timeout(
-            total=timeout_seconds, connect=timeout_seconds, read=timeout_seconds
-        )
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._timeout_seconds = timeout_seconds
         self._ssl_context = ssl_context
+        self._clock = clock
 
     def send(self, target: WebhookTarget, body: bytes, headers: dict[str, str]) -> SendOutcome:
         sent = {
@@ -76,15 +83,25 @@ class DirectSender:
             "Host": _host_header(target),
         }
         failure = SendOutcome("retry", error="no address to connect to")
+        # One deadline for the attempt, whichever of the checked addresses answers.
+        deadline = self._clock() + self._timeout_seconds
         for address in target.addresses:
+            left = deadline - self._clock()
+            if left <= 0:
+                break
             try:
-                return self._post(target, str(address), body, sent)
+                return self._post(target, str(address), body, sent, urllib3.Timeout(total=left))
             except (HTTPError, OSError) as exc:  # no answer from this address: try the next
                 failure = SendOutcome("retry", error=_describe(exc, target))
         return failure
 
     def _post(
-        self, target: WebhookTarget, address: str, body: bytes, headers: dict[str, str]
+        self,
+        target: WebhookTarget,
+        address: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: urllib3.Timeout,
     ) -> SendOutcome:
         pool = self._pool(target, address)
         try:
@@ -95,7 +112,7 @@ class DirectSender:
                 headers=headers,
                 redirect=False,
                 retries=False,
-                timeout=self._timeout,
+                timeout=timeout,
                 preload_content=False,
                 assert_same_host=False,
             )

@@ -20,6 +20,7 @@ from shared.creations.status_events import StatusEvent
 from shared.store import paths
 from shared.store.documents import Batch
 from shared.webhooks.delivery import WebhookDelivery, WebhookNotDelivered
+from shared.webhooks.model import RECORD_FIELDS
 from shared.webhooks.records import Attempt, fields_for
 from shared.webhooks.sender import SendOutcome, verdict_of
 from shared.webhooks.signing import WebhookSecretMissing, WebhookSigner, signer_from
@@ -366,3 +367,48 @@ def test_verdicts() -> None:
 def test_settings_defaults_match_the_promise() -> None:
     assert Settings().webhook_retry_seconds == 86400
     assert Settings().webhook_timeout_seconds == 10
+
+
+def test_the_record_writes_only_its_declared_fields() -> None:
+    attempt = Attempt(
+        event="creation.completed",
+        status="delivered",
+        number=1,
+        first_attempt_at=START,
+        at=START,
+        status_code=200,
+    )
+    assert set(fields_for({}, attempt)) <= set(RECORD_FIELDS)
+    assert set(fields_for({}, attempt)) == set(RECORD_FIELDS)  # a delivery writes them all
+
+
+def test_one_log_line_per_attempt_names_the_delivery_never_the_query(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = world(sender=FakeSender([SendOutcome("retry", 503), SendOutcome("delivered", 200)]))
+    creation_id, event = creation_in(w, url="https://user:pw@hooks.example.com/in?token=s3cr3t")
+    with caplog.at_level("INFO", logger="shared.webhooks.delivery"):
+        w.resolver.addresses = list(PUBLIC)
+        # Credentials in the URL are refused at delivery (submit refuses them first).
+        assert deliver(w, event) == "stopped"
+    lines = [r for r in caplog.records if r.name == "shared.webhooks.delivery"]
+    assert len(lines) == 1
+    fields = lines[0].json_fields  # type: ignore[attr-defined]
+    assert fields["creation_id"] == creation_id and fields["event_id"] == "m1"
+    assert fields["webhook_id"] == f"evt_{creation_id}_completed"
+    assert fields["outcome"] == "stopped"
+    assert fields["receiver"] == "https://hooks.example.com/in"
+    text = caplog.text + repr([r.__dict__ for r in lines])
+    assert "s3cr3t" not in text and "pw@" not in text
+
+    caplog.clear()
+    w2 = world(sender=FakeSender([SendOutcome("retry", 503)]))
+    _other, second = creation_in(w2)
+    with (
+        caplog.at_level("INFO", logger="shared.webhooks.delivery"),
+        pytest.raises(WebhookNotDelivered),
+    ):
+        deliver(w2, second)
+    [line] = [r for r in caplog.records if r.name == "shared.webhooks.delivery"]
+    assert line.json_fields["status_code"] == 503  # type: ignore[attr-defined]
+    assert "receiver-secret" not in caplog.text + repr(line.__dict__)
