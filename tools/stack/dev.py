@@ -245,6 +245,7 @@ def summary(stack: Mapping[str, str], ports: Ports, log_dir: Path, wiring: list[
             "  make -s token USER=alice                # an ID token for user alice",
             "  make -s grant USER=alice TOKENS=10      # give alice 10 tokens",
             '  eval "$(make -s env)"                    # point tools at this stack',
+            "                                           # with WEBHOOK_SECRET, to verify webhooks",
             f'  curl -s -H "Authorization: Bearer $(make -s token USER=alice)" {url}/v1/balance',
             "",
             "Ctrl-C stops everything.",
