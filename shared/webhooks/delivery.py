@@ -72,15 +72,9 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@dataclass(frozen=True)
-class Delivered:
-    """What one status event came to (for logs and tests): `result` and why."""
-
-    result: str
-    why: str = ""
-
-
 class WebhookDelivery:
+    """The `webhooks` function's handler (see the module docstring)."""
+
     def __init__(
         self,
         store: Documents,
