@@ -62,6 +62,16 @@ locals {
     } : name => secret if var.generation.mode == "developer"
   }
 
+  # The webhook signing secret, once a version of it exists: a revision naming a secret with
+  # no version fails to deploy, and Terraform never writes the value. Until then the webhooks
+  # function runs without it, logs an ERROR for each event and leaves the event to be retried
+  # (messages are kept 7 days), so adding the version and applying again loses nothing.
+  webhook_secret_env = {
+    for name, secret in {
+      WEBHOOK_SECRET = { secret = google_secret_manager_secret.webhook_signing.secret_id }
+    } : name => secret if var.webhook_secret_has_version
+  }
+
   # How many requests run at once: max_instances x max_instance_request_concurrency, and the
   # concurrency is 1 everywhere (the module's default, as Cloud Functions' own): a request never
   # shares its instance's vCPU or its Python GIL with another, so a CPU-bound job (generate
@@ -344,6 +354,8 @@ module "sweep" {
 module "webhooks" {
   source = "./modules/event_function"
 
+  pubsub_service_agent = local.pubsub_agent
+
   project_id     = var.project_id
   region         = var.region
   name           = "webhooks"
@@ -361,12 +373,11 @@ module "webhooks" {
   timeout_s = 60
 
   environment_variables = local.function_env
-  # The signing secret, readable by this function's service account alone (secrets.tf).
-  secret_environment_variables = {
-    WEBHOOK_SECRET = { secret = google_secret_manager_secret.webhook_signing.secret_id }
-  }
-  project_roles = ["roles/datastore.user"]
-  labels        = var.labels
+  # The signing secret, readable by this function's service account alone (secrets.tf), once
+  # it has a version (webhook_secret_has_version).
+  secret_environment_variables = local.webhook_secret_env
+  project_roles                = ["roles/datastore.user"]
+  labels                       = var.labels
 
   # No Pub/Sub dead-letter policy, on purpose: its cap of 100 delivery attempts at the 600 s
   # maximum backoff is under 17 hours, short of the 24 hours of retries docs/webhooks.md

@@ -6,15 +6,17 @@
 locals {
   # Every line the functions write is a Cloud Run revision's log entry; ours are JSON.
   function_logs = "resource.type=\"cloud_run_revision\" AND jsonPayload.message:*"
-  # Subscriptions whose messages need a person: jobs Pub/Sub gave up on.
+  # Subscriptions whose messages need a person: jobs Pub/Sub gave up on, and webhook events
+  # whose 24 hours of retries ran out.
   dead_letter_subscriptions = {
-    jobs = google_pubsub_subscription.dead_letter_inspect.name
+    jobs     = google_pubsub_subscription.dead_letter_inspect.name
+    webhooks = google_pubsub_subscription.webhooks_exhausted_inspect.name
   }
   alert_channels = var.alert_notification_channels
   # The functions' Cloud Run services carry the functions' names.
   function_names = [
     module.submit.name, module.generate.name, module.stitch.name,
-    module.refund.name, module.dead_letter.name, module.sweep.name,
+    module.refund.name, module.dead_letter.name, module.sweep.name, module.webhooks.name,
   ]
 }
 

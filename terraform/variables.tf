@@ -143,6 +143,12 @@ variable "webhook_secret_id" {
   default     = "webhook-signing-secret"
 }
 
+variable "webhook_secret_has_version" {
+  description = "Whether the webhook signing secret (webhook_secret_id) has a version yet. Leave false for the first apply, add the version (terraform/README.md, Secrets), then set true and apply: until then the webhooks function has no WEBHOOK_SECRET, logs an ERROR per event and retries it."
+  type        = bool
+  default     = false
+}
+
 variable "grant_vertex_agent_media_write" {
   description = "Let the Vertex AI service agent write under media/ in the media bucket (Veo writes its videos straight there in vertex mode; ignored in developer and offline modes). The agent must exist first: `gcloud beta services identity create --service=aiplatform.googleapis.com`."
   type        = bool

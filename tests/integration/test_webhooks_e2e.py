@@ -2,9 +2,8 @@
 process, the webhooks function fed by its own subscription to the status stream, receivers on
 127.0.0.1 started here (nothing is ever sent anywhere else).
 
-The creations are seeded as submit writes one with a webhook (its `webhook` map, a job naming
-the events), then the chain runs them: generate makes the draft or the failure and announces
-it, the webhooks function signs and POSTs."""
+Each creation is submitted with a webhook through the HTTP API; the chain runs it: generate
+makes the draft or the failure and announces it, the webhooks function signs and POSTs."""
 
 from __future__ import annotations
 
@@ -21,15 +20,9 @@ from standardwebhooks.webhooks import Webhook
 
 from shared.core.clients import publisher_client
 from shared.creations.model import Job
-from shared.creations.requests import ImageRequest
 from shared.creations.status_events import StatusEvent
 from shared.media.storage import split_gs_uri
-from shared.store import paths
-from shared.store.documents import Batch
-from shared.store.firestore import FirestoreDocuments
-from shared.work.jobs import PubSubJobPublisher
 from shared.work.status_publisher import PubSubStatusAnnouncer
-from tests.support import seeds
 from tests.support.stack import RunningStack, start_stack
 from tests.support.webhook_receiver import Received, Receiver, receiving
 from tools.stack.devauth import DevSigner
@@ -64,24 +57,13 @@ def with_webhook(
     prompt: str = "a lighthouse",
     events: Sequence[str] = ("completed", "failed", "canceled"),
 ) -> str:
-    """A debited image creation with a webhook, its job queued: as submit makes one."""
-    documents = FirestoreDocuments(chain.db, chain.settings)
+    """An image creation submitted with a webhook, through the HTTP API."""
     chain.ledger.grant(user, 5)
-    request = ImageRequest(
-        prompt=prompt, model="imagen-4.0-generate-001", aspect_ratio="1:1", count=1
+    created = chain.submit(
+        user, {"type": "image", "prompt": prompt, "webhook": {"url": url, "events": list(events)}}
     )
-    creation_id = seeds.new_creation(documents, user, request=request, cost=1)
-    (account,) = documents.read(paths.user(user))
-    batch = Batch()
-    chain.ledger.stage_debit(batch, account, cost=1, creation_id=creation_id)
-    documents.commit(batch)
-    webhook = {"url": url, "events": list(events), "status": "pending", "attempts": 0}
-    seeds.update(documents, paths.creation(creation_id), {"webhook": webhook})
-    job = Job(creation_id=creation_id, user_id=user, type="image", webhook_events=events)  # type: ignore[arg-type]
-    PubSubJobPublisher(publisher_client(chain.settings), chain.settings).publish(
-        job, topic=chain.settings.generate_topic
-    )
-    return creation_id
+    assert created["webhook"]["status"] == "pending"
+    return str(created["id"])
 
 
 def record_when(chain: RunningStack, creation_id: str, status: str) -> dict[str, Any]:
