@@ -111,6 +111,29 @@ FollowFlag = Annotated[
     bool, typer.Option("--follow", "-f", help="Show progress until the creation is final.")
 ]
 IdArg = Annotated[str, typer.Argument(help="A creation id.", metavar="ID")]
+WebhookOption = Annotated[
+    str | None,
+    typer.Option(help="POST signed events to this URL (https; docs/webhooks.md)."),
+]
+WebhookEvents = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--webhook-event",
+        help="An event the webhook hears of: completed, failed, canceled or processing"
+        " (repeat it; default: the first three).",
+    ),
+]
+
+
+def webhook_of(url: str | None, events: list[str] | None) -> dict[str, Any] | None:
+    """The body's `webhook`, or None; the API checks the URL and the events."""
+    if url is None:
+        if events:
+            raise typer.BadParameter("--webhook-event needs --webhook")
+        return None
+    return {"url": url, **({"events": events} if events else {})}
+
+
 KeyOption = Annotated[
     str | None,
     typer.Option("--idempotency-key", help="Makes a retry of the same request safe."),
@@ -225,6 +248,8 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
         image_index: Annotated[
             int | None, typer.Option(help="Which image of a multi-image draft (from 0).")
         ] = None,
+        webhook: WebhookOption = None,
+        webhook_event: WebhookEvents = None,
         idempotency_key: KeyOption = None,
         follow_it: FollowFlag = False,
         json_mode: JsonFlag = False,
@@ -243,6 +268,7 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
                 "negative_prompt": negative_prompt,
                 "image": check_creation_id(image) if image is not None else None,
                 "image_index": image_index,
+                "webhook": webhook_of(webhook, webhook_event),
             }
             body.update({name: value for name, value in optional.items() if value is not None})
             client = s.client(out)
@@ -255,6 +281,8 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
             list[str], typer.Argument(help="2-20 video draft ids, in order.", metavar="ID...")
         ],
         title: Annotated[str | None, typer.Option(help="The reel's title.")] = None,
+        webhook: WebhookOption = None,
+        webhook_event: WebhookEvents = None,
         idempotency_key: KeyOption = None,
         follow_it: FollowFlag = False,
         json_mode: JsonFlag = False,
@@ -266,6 +294,9 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
             body: dict[str, Any] = {"clips": [check_creation_id(clip) for clip in clips]}
             if title is not None:
                 body["title"] = title
+            hook = webhook_of(webhook, webhook_event)
+            if hook is not None:
+                body["webhook"] = hook
             client = s.client(out)
             finish(out, client, client.create_reel(body, idempotency_key), follow_it)
 

@@ -151,6 +151,23 @@ def test_submit_sends_only_the_options_given_with_the_token_and_key(
     assert "creations show c1 --follow" in result.stderr
 
 
+def test_a_webhook_goes_in_the_body_with_its_events(
+    invoke: Callable[..., Result], stub: Stub
+) -> None:
+    stub.on("POST", "/v1/creations", answer(202, {**creation("pending"), "balance": 4}))
+    stub.on("POST", "/v1/reels", answer(202, {**creation("pending"), "balance": 2}))
+    hook = "https://hooks.example.com/in"
+    argv = ["--webhook", hook, "--webhook-event", "completed", "--webhook-event", "processing"]
+    assert invoke("submit", "image", "a fox", *argv).exit_code == 0
+    assert invoke("reel", "v1", "v2", "--webhook", hook).exit_code == 0
+    first, second = (json.loads(request.content) for request in stub.sent)
+    assert first["webhook"] == {"url": hook, "events": ["completed", "processing"]}
+    assert second["webhook"] == {"url": hook}
+    refused = invoke("submit", "image", "a fox", "--webhook-event", "failed")
+    assert refused.exit_code == 2 and "--webhook" in refused.output
+    assert len(stub.sent) == 2  # nothing sent for the usage error
+
+
 def test_follow_polls_until_draft_then_prints_the_media_urls(
     invoke: Callable[..., Result], stub: Stub, sleeps: list[float]
 ) -> None:
