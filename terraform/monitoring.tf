@@ -70,10 +70,10 @@ resource "google_logging_metric" "jobs_finished" {
   depends_on = [google_project_service.this]
 }
 
-resource "google_logging_metric" "job_duration" {
+resource "google_logging_metric" "time_to_draft" {
   project     = var.project_id
-  name        = "creations/job_to_draft_ms"
-  description = "How long a job that reached draft took (total_ms of its job line), by type."
+  name        = "creations/time_to_draft_ms"
+  description = "From submit to draft (since_created_ms of the draft's job line), by type."
   filter      = "${local.function_logs} AND jsonPayload.message=\"job done: draft\""
   metric_descriptor {
     metric_kind = "DELTA"
@@ -84,7 +84,7 @@ resource "google_logging_metric" "job_duration" {
       value_type = "STRING"
     }
   }
-  value_extractor = "EXTRACT(jsonPayload.total_ms)"
+  value_extractor = "EXTRACT(jsonPayload.since_created_ms)"
   label_extractors = {
     type = "EXTRACT(jsonPayload.type)"
   }
@@ -271,8 +271,8 @@ locals {
     { title = "Jobs reaching draft", metric = google_logging_metric.jobs_finished.name, reducer = "REDUCE_SUM", aligner = "ALIGN_RATE", group = ["metric.label.type"], filter = " AND metric.label.outcome=\"draft\"" },
     { title = "Jobs failed, by error code", metric = google_logging_metric.jobs_finished.name, reducer = "REDUCE_SUM", aligner = "ALIGN_RATE", group = ["metric.label.error_code"], filter = " AND metric.label.outcome=\"failed\"" },
     { title = "Refunds", metric = google_logging_metric.refunds.name, reducer = "REDUCE_SUM", aligner = "ALIGN_RATE", group = [], filter = "" },
-    { title = "Job time to draft, p50 (ms)", metric = google_logging_metric.job_duration.name, reducer = "REDUCE_PERCENTILE_50", aligner = "ALIGN_DELTA", group = ["metric.label.type"], filter = "" },
-    { title = "Job time to draft, p95 (ms)", metric = google_logging_metric.job_duration.name, reducer = "REDUCE_PERCENTILE_95", aligner = "ALIGN_DELTA", group = ["metric.label.type"], filter = "" },
+    { title = "Time from submit to draft, p50 (ms)", metric = google_logging_metric.time_to_draft.name, reducer = "REDUCE_PERCENTILE_50", aligner = "ALIGN_DELTA", group = ["metric.label.type"], filter = "" },
+    { title = "Time from submit to draft, p95 (ms)", metric = google_logging_metric.time_to_draft.name, reducer = "REDUCE_PERCENTILE_95", aligner = "ALIGN_DELTA", group = ["metric.label.type"], filter = "" },
   ]
 }
 
