@@ -59,11 +59,11 @@ def test_image_and_video_reach_draft_with_media_in_storage(
 def test_a_video_from_an_image_draft_starts_from_that_image(
     chain: RunningStack, tmp_path: Path
 ) -> None:
-    chain.ledger.grant("cy", 20)
-    image = chain.submit("cy", {"type": "image", "prompt": "a lighthouse"})
+    chain.ledger.grant("vida", 20)
+    image = chain.submit("vida", {"type": "image", "prompt": "a lighthouse"})
     chain.wait(image["id"], lambda d: d.get("status") == "draft", "draft")
     body = {"type": "video", "prompt": "closer", "image": image["id"], "duration_seconds": 4}
-    video = chain.submit("cy", body)
+    video = chain.submit("vida", body)
     done = chain.wait(video["id"], lambda d: d.get("status") in ("draft", "failed"), "final")
     assert done["status"] == "draft", done.get("error")
     storage = StorageClient(
