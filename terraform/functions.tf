@@ -276,7 +276,7 @@ module "refund" {
     # left nothing to settle, so it never wakes refund (the happy path is two invocations).
     # The same rule as shared/creations/status_events.py NEEDS_A_LOOK_FILTER (a static test
     # holds them equal). Other consumers of the stream take every event.
-    filter = "NOT attributes.status = \"processing\" AND NOT (attributes.status = \"draft\" AND attributes.attempt = \"1\" AND NOT attributes.type = \"video\")"
+    filter = "NOT (attributes.status = \"draft\" AND attributes.attempt = \"1\" AND NOT attributes.type = \"video\")"
   }
 
   depends_on = [google_project_service.this]

@@ -14,11 +14,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.core.errors import InvalidRequest, NotFound
+from shared.core.log import get_logger, log_fields
 from shared.creations import lifecycle
 from shared.creations.model import Creation
 from shared.store import paths
 from shared.store.documents import DOCUMENT_NAME, Documents, Query, Snapshot
+
+logger = get_logger(__name__)
 
 
 def being_deleted(snapshot: Snapshot) -> bool:
@@ -48,11 +53,20 @@ class CreationReader:
         """The creations that exist among `creation_ids` (and are not being deleted), by id,
         in one round trip."""
         wanted = [paths.creation(cid) for cid in dict.fromkeys(creation_ids)]
-        return {
-            s.id: Creation.of(s)
-            for s in self.store.read(*wanted)
-            if s.exists and not being_deleted(s)
-        }
+        found: dict[str, Creation] = {}
+        for snapshot in self.store.read(*wanted):
+            if not snapshot.exists or being_deleted(snapshot):
+                continue
+            try:
+                found[snapshot.id] = Creation.of(snapshot)
+            except ValidationError:
+                # A document no version of ours wrote (a hand edit): nothing a reel or a video
+                # can start from, so it is as good as absent (a 404 naming the field, not a 500).
+                logger.warning(
+                    "a creation document that is not one: left out",
+                    extra=log_fields(creation_id=snapshot.id),
+                )
+        return found
 
     def list_for_user(
         self,

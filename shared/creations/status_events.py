@@ -108,12 +108,13 @@ class StatusEvent(BaseModel):
         return json.dumps(self.model_dump(), separators=(",", ":")).encode()
 
 
-# The Pub/Sub subscription filter that lets through exactly the events `leaves_nothing_to_settle`
-# does not describe: refund's subscription in production (terraform/functions.tf), so a first
-# attempt's image draft does not even wake it. (The emulator stores filters but does not apply
-# them; refund's handler makes the same check first.)
+# The Pub/Sub subscription filter that keeps the happy path's event (a first attempt's image or
+# reel draft) from waking refund: refund's subscription in production (terraform/functions.tf).
+# A `processing` event (only for a webhook that asks for one) passes it, and refund's handler
+# drops it before reading anything (`leaves_nothing_to_settle`): a subscription's filter cannot
+# be changed in place, so a new one would replace refund's subscription, and what it held, on
+# upgrade. (The emulator stores filters but does not apply them; the handler checks first.)
 NEEDS_A_LOOK_FILTER: Final = (
-    'NOT attributes.status = "processing" AND '
     'NOT (attributes.status = "draft" AND attributes.attempt = "1" '
     'AND NOT attributes.type = "video")'
 )

@@ -32,6 +32,24 @@ METADATA_NAMES: Final = frozenset(
 METADATA_ADDRESSES: Final = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
+# IANA's special-purpose ranges, said explicitly: `ipaddress`'s own tables differ between Python
+# patch releases (3.11.7 still counts 192.0.0.8 as global), and an IPv6 address may wrap an
+# IPv4 one in more ways than it unwraps.
+NOT_PUBLIC: Final = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "100::/64",
+        "2001::/23", "2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+    )
+)  # fmt: skip
+# Where an IPv6 address carries an IPv4 one in its low 32 bits: IPv4-compatible (deprecated),
+# IPv4-translated (SIIT) and NAT64's well-known prefix. (Mapped and 6to4 have properties.)
+EMBEDS_IPV4: Final = tuple(
+    ipaddress.ip_network(network) for network in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96")
+)
 
 
 class UnsafeWebhookUrl(ValueError):
@@ -110,7 +128,7 @@ def address_refusal(address: IpAddress, *, allow_loopback: bool) -> str | None:
         return "a multicast address"
     if ip.is_private:
         return "a private address"
-    if not ip.is_global:
+    if not ip.is_global or ip.is_reserved or any(ip in network for network in NOT_PUBLIC):
         return "an address that is not public"
     return None
 
@@ -172,8 +190,9 @@ def _unmapped(address: IpAddress) -> IpAddress:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return address.ipv4_mapped
-        if address in ipaddress.ip_network("64:ff9b::/96"):
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if address.sixtofour is not None:
             return address.sixtofour
+        # `::` and `::1` are themselves (unspecified, loopback), not IPv4 0.0.0.0 and 0.0.0.1.
+        if int(address) > 1 and any(address in network for network in EMBEDS_IPV4):
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address

@@ -161,8 +161,8 @@ class GenerationWorker:
         lost one is only a missing `creation.processing`; the final events are never lost)."""
         if "processing" not in claim.job.webhook_events:
             return
-        event = StatusEvent.of(claim.job, "processing", attempt=claim.attempt)
         try:
+            event = StatusEvent.of(claim.job, "processing", attempt=claim.attempt)
             announced = self.announcer.announce(event)
         except Exception as exc:  # an announcer is not meant to raise; never the job's problem
             logger.warning(

@@ -117,3 +117,20 @@ def test_a_stored_source_image_reads_back_as_written() -> None:
     assert isinstance(request, VideoRequest)
     assert request.source_image == SourceImage.model_validate(SOURCE)
     assert document_of(request) == VIDEO | {"source_image": SOURCE}
+
+
+def test_an_odd_document_named_as_the_image_is_a_404_not_a_500() -> None:
+    from shared.core.errors import NotFound
+    from shared.creations.reading import CreationReader
+    from shared.intake.source_images import SourceImages
+    from shared.store import paths
+    from shared.store.documents import Batch
+    from tests.support.memory_store import MemoryDocuments
+
+    store = MemoryDocuments()
+    batch = Batch()
+    odd = {"user_id": "u1", "type": "image", "status": "draft", "cost": 1, "media": ["str"]}
+    batch.create(paths.creation("img1"), odd, moves_status=True)
+    store.commit(batch)
+    with pytest.raises(NotFound, match="image: no creation img1"):
+        SourceImages(CreationReader(store), "u1").find("img1", 0)

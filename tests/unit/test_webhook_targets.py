@@ -103,6 +103,14 @@ def test_the_decision_function_names_each_kind_of_address() -> None:
     assert refusal("2001:4860:4860::8888") is None
     assert refusal("172.16.0.1") == "a private address"
     assert refusal("64:ff9b::a00:1") == "a private address"  # NAT64 of 10.0.0.1
+    # IPv4 wrapped in IPv6 every other way, and ranges Python's tables disagree on by release.
+    assert refusal("::7f00:1") == "a loopback address"  # IPv4-compatible 127.0.0.1
+    assert refusal("::ffff:0:a00:1") == "a private address"  # IPv4-translated 10.0.0.1
+    assert refusal("64:ff9b:1::a00:1") == "an address that is not public"  # local NAT64
+    assert refusal("fec0::1") == "an address that is not public"  # site-local
+    assert refusal("192.0.0.8") == "an address that is not public"
+    assert refusal("198.18.0.1") is not None  # benchmarking
+    assert refusal("::") == "the unspecified address"
 
 
 def test_a_webhook_body_defaults_to_the_final_events_and_dedupes() -> None:

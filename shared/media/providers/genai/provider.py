@@ -111,8 +111,7 @@ class GenaiProvider:
 
 
 def veo_writes_to_bucket(settings: Settings) -> bool:
-    """Whether Veo is asked to write into the media bucket (`output_gcs_uri`), and so is given
-    a video's source image by its `gs://` URI rather than its bytes.
+    """Whether Veo is asked to write into the media bucket (`output_gcs_uri`).
 
     Only Vertex AI has the option. Google cannot write into a local storage emulator, so with
     STORAGE_EMULATOR_HOST set it is used only when GENAI_BASE_URL points the SDK at a local
