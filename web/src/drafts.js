@@ -73,6 +73,12 @@ export class DraftsView {
     this.actions.selectionChanged();
   }
 
+  clearSelection() {
+    this.selected.clear();
+    for (const box of this.list.querySelectorAll(".select-clip")) box.checked = false;
+    this.actions.selectionChanged();
+  }
+
   imageDrafts() {
     return [...this.items.values()]
       .map((item) => item.creation)

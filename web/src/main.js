@@ -140,7 +140,7 @@ function start(config, session) {
     const result = $("reel-result");
     try {
       const created = await api.reel([...view.selected]);
-      view.selected.clear();
+      view.clearSelection();
       say(result, `Reel submitted: ${created.cost} tokens debited.`);
       pending.set(created.id, created);
       render();
