@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from shared.core.clients import storage_client
 from tests.support.faultproxy import FaultProxy
@@ -66,8 +66,8 @@ class Site:
         self.running.ledger.grant(uid, tokens)
         return uid
 
-    def open(self, browser: Browser, uid: str) -> Page:
-        page = browser.new_context(viewport={"width": 1000, "height": 900}).new_page()
+    def open(self, context: BrowserContext, uid: str) -> Page:
+        page = context.new_page()
         page.goto(f"{self.url}/?uid={uid}")
         expect(page.locator("#user")).to_have_text(uid)
         expect(page.locator("#drafts-loading")).to_be_hidden(timeout=20 * SECONDS)
@@ -140,7 +140,7 @@ def site(
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: apt-get install chromium"
         if os.environ.get("CI"):  # .ci/run installs it: missing there is a broken CI
@@ -152,7 +152,19 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-def item_of(page: Page, creation_id: str) -> Any:
+@pytest.fixture
+def context(chromium: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile for one test (no cache or storage shared between tests); an
+    uncaught error in the page's script fails the test."""
+    fresh = chromium.new_context(viewport={"width": 1000, "height": 900})
+    uncaught: list[str] = []
+    fresh.on("weberror", lambda error: uncaught.append(str(error.error)))
+    yield fresh
+    fresh.close()
+    assert uncaught == [], f"the page threw: {uncaught}"
+
+
+def item_of(page: Page, creation_id: str) -> Locator:
     return page.locator(f'#drafts li[data-id="{creation_id}"]')
 
 
@@ -187,10 +199,10 @@ def focused_delete_button_of(page: Page) -> str | None:
 
 
 def test_an_image_goes_from_pending_through_processing_to_a_loaded_preview(
-    site: Site, browser: Browser
+    site: Site, context: BrowserContext
 ) -> None:
     uid = site.user("ada", tokens=10)
-    page = site.open(browser, uid)
+    page = site.open(context, uid)
     expect(page.locator("#balance")).to_have_text("10")
     expect(page.locator("#drafts-empty")).to_be_visible()
 
@@ -231,10 +243,10 @@ def test_an_image_goes_from_pending_through_processing_to_a_loaded_preview(
 
 
 def test_with_the_queue_down_a_video_fails_refunded_and_is_deleted_through_the_modal(
-    site: Site, browser: Browser
+    site: Site, context: BrowserContext
 ) -> None:
     uid = site.user("grace", tokens=20)
-    page = site.open(browser, uid)
+    page = site.open(context, uid)
     expect(page.locator("#balance")).to_have_text("20")
 
     page.check("input[name=type][value=video]")
@@ -274,11 +286,11 @@ def test_with_the_queue_down_a_video_fails_refunded_and_is_deleted_through_the_m
 
 
 def test_the_delete_modal_deletes_only_on_confirm_and_gives_focus_back(
-    site: Site, browser: Browser
+    site: Site, context: BrowserContext
 ) -> None:
     uid = site.user("hedy", tokens=5)
     creation_id = site.running.submit(uid, {"type": "image", "prompt": "a paper boat"})["id"]
-    page = site.open(browser, uid)
+    page = site.open(context, uid)
     item = item_of(page, creation_id)
     expect(item).to_have_attribute("data-status", "draft", timeout=SETTLE)
     dialog = page.locator("#confirm-delete")
@@ -311,10 +323,10 @@ def test_the_delete_modal_deletes_only_on_confirm_and_gives_focus_back(
 
 
 def test_a_pending_creation_is_canceled_from_the_page_and_refunded(
-    site: Site, browser: Browser
+    site: Site, context: BrowserContext
 ) -> None:
     uid = site.user("kay", tokens=10)
-    page = site.open(browser, uid)
+    page = site.open(context, uid)
     # generate down: Pub/Sub's pushes fail and are retried, so the creation stays `pending`.
     site.running.stack.kill("generate")
     try:
@@ -365,11 +377,11 @@ RULES_PROBE = """async () => {
 }"""
 
 
-def test_the_rules_hold_for_the_page(site: Site, browser: Browser) -> None:
+def test_the_rules_hold_for_the_page(site: Site, context: BrowserContext) -> None:
     ann, bob = site.user("ann", tokens=5), site.user("bob", tokens=5)
     ann_id = site.running.submit(ann, {"type": "image", "prompt": "ann's own"})["id"]
     bob_id = site.running.submit(bob, {"type": "image", "prompt": "bob's, not ann's"})["id"]
-    page = site.open(browser, ann)
+    page = site.open(context, ann)
     expect(item_of(page, ann_id)).to_have_count(1)
     expect(item_of(page, ann_id)).to_have_attribute("data-status", "draft", timeout=SETTLE)
     site.running.wait(bob_id, lambda c: c.get("status") == "draft", "bob's draft")
@@ -399,7 +411,7 @@ def test_the_rules_hold_for_the_page(site: Site, browser: Browser) -> None:
 # --- 5. what it looks like ----------------------------------------------------------------------
 
 
-def test_a_screenshot_of_the_drafts_list(site: Site, browser: Browser) -> None:
+def test_a_screenshot_of_the_drafts_list(site: Site, context: BrowserContext) -> None:
     uid = site.user("alice", tokens=30, exact=True)
     draft_id = site.running.submit(uid, {"type": "image", "prompt": "a fox in the snow"})["id"]
     site.running.wait(draft_id, lambda c: c.get("status") == "draft", "the draft")
@@ -413,7 +425,7 @@ def test_a_screenshot_of_the_drafts_list(site: Site, browser: Browser) -> None:
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "queue_unavailable"
 
-    page = site.open(browser, uid)
+    page = site.open(context, uid)
     wait_for_preview(page, draft_id)
     failed = page.locator('#drafts li[data-status="failed"]')
     expect(failed.locator(".refunded")).to_be_visible(timeout=SETTLE)

@@ -11,6 +11,9 @@ what Firebase Hosting does in production, so the page is the same code in both:
   signer (`tools.stack.devauth`). Neither exists in production, where the page falls back to
   `firebase-config.json` and signs in with Firebase Auth (docs/web.md).
 
+It listens on 127.0.0.1 only: whoever reaches it can mint a token for any uid, which is the
+point locally and why nothing like it may face a network.
+
 `load_rules` puts terraform/firestore.rules into the Firestore emulator for a project: without
 them the emulator lets every client read and write everything, and the page would prove nothing.
 """
