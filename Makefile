@@ -25,7 +25,7 @@ TERRAFORM ?= terraform
 LINT_PATHS := shared functions tools tests benchmarks
 TYPECHECK_PATHS := shared functions tools tests benchmarks
 
-.PHONY: help venv web dev demo test test-unit test-component test-integration test-browser pytest lint fmt typecheck token grant env clean distclean
+.PHONY: help venv web dev demo test test-unit test-component test-integration test-browser test-web pytest lint fmt typecheck token grant env clean distclean
 .PHONY: build terraform-check checkov-venv
 
 help:
@@ -33,7 +33,7 @@ help:
 	@echo "make demo                       the whole event chain against a running make dev"
 	@echo "make test                       lint, typecheck and the whole test suite"
 	@echo "make test-unit | test-component | test-integration   one tier of tests/ (see tests/README.md)"
-	@echo "make test-browser               the drafts page in headless Chromium (part of test-integration)"
+	@echo "make test-browser | test-web    the drafts page in headless Chromium | its pure JS modules under node --test"
 	@echo "make web                        build the drafts page (web/, npm ci when the lockfile changed)"
 	@echo "make lint | fmt | typecheck"
 	@echo "make build                      one zip per function in dist/ (+ dist/manifest.json)"
@@ -78,6 +78,11 @@ $(WEB_STAMP): $(WEB)/package-lock.json $(WEB)/package.json
 
 $(WEB_BUNDLE): $(WEB_STAMP) $(WEB_SOURCES)
 	@cd $(WEB) && npm run -s build >&2
+
+# The page's pure modules (prices, error messages) under Node's test runner; the page itself
+# is tested in a browser (test-browser).
+test-web: $(WEB_STAMP)
+	@cd $(WEB) && npm test -s
 
 # --- running -------------------------------------------------------------------------------
 
@@ -140,7 +145,7 @@ fi; \
 exit $$rc
 endef
 
-test: lint typecheck terraform-check pytest
+test: lint typecheck terraform-check test-web pytest
 
 # The browser tests serve the built page (tests/integration/test_drafts_page.py).
 pytest: venv web

@@ -195,6 +195,14 @@ export class DraftsView {
       ? element("video", { src: media.url, controls: true, muted: true, playsinline: true,
         preload: "metadata", "aria-label": label })
       : element("img", { src: media.url, alt: label });
+    // Signed URLs expire (15 minutes by default): a video fetched again later, or a load
+    // that failed, asks the API once for a fresh URL.
+    shown.addEventListener("error", () => {
+      if (item.refreshedPreview) return;
+      item.refreshedPreview = true;
+      item.previewFor = null;
+      this.preview(item, item.creation);
+    }, { once: true });
     box.replaceChildren(shown);
   }
 

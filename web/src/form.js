@@ -88,6 +88,10 @@ export class CreateForm {
       line.textContent = "";
       return;
     }
+    if (!Number.isInteger(cost)) {
+      line.textContent = ""; // a count or duration being typed: the API will name the field
+      return;
+    }
     const balance = this.balance();
     const unit = cost === 1 ? "token" : "tokens";
     line.dataset.cost = String(cost);

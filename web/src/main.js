@@ -66,6 +66,7 @@ function start(config, session) {
   let balance = null;
   const pending = new Map(); // 202 answers the listener has not delivered yet
   let latest = [];
+  let form = null; // made below: the list's selection refreshes it (the source-image choices)
 
   const view = new DraftsView({
     list: $("drafts"),
@@ -113,7 +114,7 @@ function start(config, session) {
     view.show([...pending.values(), ...latest]);
   };
 
-  const form = new CreateForm($("create"), {
+  form = new CreateForm($("create"), {
     balance: () => balance,
     imageDrafts: () => view.imageDrafts(),
     submit: async (request, cost) => {
