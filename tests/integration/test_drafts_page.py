@@ -146,6 +146,9 @@ def chromium() -> Iterator[Browser]:
         if os.environ.get("CI"):  # .ci/run installs it: missing there is a broken CI
             pytest.fail(message)
         pytest.skip(message)
+    # Playwright's 5 s default is short for a whole stack on a loaded 2-core machine; the
+    # waits that follow real work (a job, a refund) say SETTLE themselves.
+    expect.set_options(timeout=30 * SECONDS)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
