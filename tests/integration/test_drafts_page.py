@@ -320,6 +320,8 @@ def test_the_delete_modal_deletes_only_on_confirm_and_gives_focus_back(
     page.click("#confirm-delete-confirm")
     expect(item).to_have_count(0, timeout=SETTLE)
     site.wait_gone(uid, creation_id)
+    # The button went with its item: focus stays in the list, not lost to <body>.
+    expect(page.locator("#drafts-heading")).to_be_focused()
 
 
 # --- cancel, while nothing can take the job up ------------------------------------------------

@@ -90,7 +90,10 @@ function start(config, session) {
         if (!confirmed) return;
         button.disabled = true;
         try {
-          await api.remove(creation.id); // the listener removes the item once the document is gone
+          // The listener removes the item: the document is marked `deleting`, then gone.
+          await api.remove(creation.id);
+          // Its button goes with it: keep keyboard focus in the list rather than on <body>.
+          $("drafts-heading").focus();
         } catch (error) {
           button.disabled = false;
           showProblem(`Could not delete: ${describeFailure(error)}`);
