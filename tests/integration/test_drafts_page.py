@@ -12,6 +12,7 @@ The screenshot test writes docs/images/drafts.png, the picture the README shows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -80,6 +81,24 @@ class Site:
             headers=self.running.headers(uid),
             timeout=30,
         )
+
+    @contextlib.contextmanager
+    def queue_down(self) -> Iterator[None]:
+        """Pub/Sub unreachable for the stack inside the block; on leaving it, waits until a
+        submit is queued again (the publisher's channel reconnects with a backoff, so the first
+        publishes after the outage may still fail)."""
+        self.pubsub.set_mode("down")
+        try:
+            yield
+        finally:
+            self.pubsub.set_mode("pass")
+        probe = self.user("queue-probe", tokens=100)
+
+        def accepted() -> bool:
+            answer = self.post(probe, "/v1/creations", {"type": "image", "prompt": "queue back?"})
+            return answer.status_code == 202
+
+        wait_until(accepted, 90, "the queue taking work again", interval=0.5)
 
     def media_objects(self, uid: str, creation_id: str) -> list[str]:
         bucket = storage_client(self.running.settings).bucket(self.running.settings.media_bucket)
@@ -256,13 +275,10 @@ def test_with_the_queue_down_a_video_fails_refunded_and_is_deleted_through_the_m
     page.fill("#prompt", "waves on a pebble beach")
     page.fill("#duration", "6")
     expect(page.locator("#cost")).to_have_text("Costs 6 tokens; you have 20.")
-    site.pubsub.set_mode("down")
-    try:
+    with site.queue_down():
         page.click("#submit")
         result = page.locator("#create-result")
         expect(result).to_contain_text("503", timeout=SETTLE)
-    finally:
-        site.pubsub.set_mode("pass")
     expect(result).to_contain_text("refunded")
     expect(result).to_contain_text("could not be queued")
 
@@ -420,13 +436,10 @@ def test_a_screenshot_of_the_drafts_list(site: Site, context: BrowserContext) ->
     uid = site.user("alice", tokens=30, exact=True)
     draft_id = site.running.submit(uid, {"type": "image", "prompt": "a fox in the snow"})["id"]
     site.running.wait(draft_id, lambda c: c.get("status") == "draft", "the draft")
-    site.pubsub.set_mode("down")
-    try:
+    with site.queue_down():
         answer = site.post(
             uid, "/v1/creations", {"type": "video", "prompt": "city lights at night"}
         )
-    finally:
-        site.pubsub.set_mode("pass")
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "queue_unavailable"
 
