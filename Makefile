@@ -14,7 +14,9 @@ PY := $(VENV)/bin/python
 # The venv is (re)installed when any requirements file is newer than this stamp.
 STAMP := $(VENV)/.requirements.stamp
 # The benchmark's Celery + Redis baseline shares the venv (same Google client libraries).
-REQUIREMENTS := $(sort $(wildcard functions/*/requirements.txt)) benchmarks/baseline/requirements.txt requirements-dev.txt
+REQUIREMENTS := $(sort $(wildcard functions/*/requirements.txt)) benchmarks/baseline/requirements.txt requirements-dev.txt cli/requirements.txt
+# The command-line client (cli/), installed editable so `.venv/bin/creations` runs this checkout.
+CLI_PACKAGE := cli/pyproject.toml
 PIP_LOG := $(VENV)/pip-install.log
 
 PYTEST := $(PY) -m pytest
@@ -22,8 +24,8 @@ PYTEST := $(PY) -m pytest
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.requirements.stamp
 TERRAFORM ?= terraform
-LINT_PATHS := shared functions tools tests benchmarks
-TYPECHECK_PATHS := shared functions tools tests benchmarks
+LINT_PATHS := shared functions tools tests benchmarks cli
+TYPECHECK_PATHS := shared functions tools tests benchmarks cli
 
 .PHONY: help venv web dev demo test test-unit test-component test-integration test-browser test-web pytest lint fmt typecheck token grant env clean distclean
 .PHONY: build terraform-check checkov-venv
@@ -37,7 +39,7 @@ help:
 	@echo "make web                        build the drafts page (web/, npm ci when the lockfile changed)"
 	@echo "make lint | fmt | typecheck"
 	@echo "make build                      one zip per function in dist/ (+ dist/manifest.json)"
-	@echo "make terraform-check            terraform fmt -check and checkov over terraform/"
+	@echo "make terraform-check            terraform fmt -check, checkov and the provider-schema check (tools/tfcheck) over terraform/"
 	@echo "make bench                      the local stack against a Celery + Redis baseline -> docs/benchmarks.md"
 	@echo "                                  (BENCH_ARGS='--sequential 20 --stacks suite' for a quick one)"
 	@echo "make bench-stitch                time stitch() against plain ffmpeg (not a test)"
@@ -52,10 +54,14 @@ venv: $(STAMP)
 
 # pip's output goes to a log (shown only on failure) so a bootstrap inside `$(make -s token)`
 # cannot leak onto stdout. The stamp is touched last: an interrupted install re-runs.
-$(STAMP): $(REQUIREMENTS)
+# The client's dependencies come from the requirements above (--no-deps); its build backend
+# (setuptools, pinned in cli/pyproject.toml) is fetched into pip's isolated build environment,
+# since the venv's own setuptools cannot build an editable wheel.
+$(STAMP): $(REQUIREMENTS) $(CLI_PACKAGE)
 	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON) ..." >&2; $(PYTHON) -m venv $(VENV) >&2; }
-	@echo "installing $(REQUIREMENTS) into $(VENV) (log: $(PIP_LOG)) ..." >&2
-	@$(PY) -m pip install --disable-pip-version-check -q $(addprefix -r ,$(REQUIREMENTS)) \
+	@echo "installing $(REQUIREMENTS) and the creations CLI into $(VENV) (log: $(PIP_LOG)) ..." >&2
+	@{ $(PY) -m pip install --disable-pip-version-check -q $(addprefix -r ,$(REQUIREMENTS)) && \
+		$(PY) -m pip install --disable-pip-version-check -q --no-deps -e ./cli; } \
 		>$(PIP_LOG) 2>&1 || { tail -n 30 $(PIP_LOG) >&2; echo "pip install failed; full log: $(PIP_LOG)" >&2; exit 1; }
 	@touch $@
 
@@ -178,15 +184,18 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 		>$(CHECKOV_VENV)/pip-install.log 2>&1 || { tail -n 30 $(CHECKOV_VENV)/pip-install.log >&2; echo "pip install failed; full log: $(CHECKOV_VENV)/pip-install.log" >&2; exit 1; }
 	@touch $@
 
-# The checks of terraform/ that need no provider and no network (`terraform validate` would
-# need the providers): formatting, then checkov with 0 failed checks, every skip justified by
-# a `#checkov:skip=ID:reason` comment next to its resource. The rest (parsing, consistency
-# with the code) are pytest tests in tests/static/.
-terraform-check: checkov-venv
+# The checks of terraform/ that need no provider download (`terraform validate` would need
+# the providers): formatting; checkov with 0 failed checks, every skip justified by a
+# `#checkov:skip=ID:reason` comment next to its resource; then tools/tfcheck, validate's
+# stand-in, against the providers' published schema (the pinned CDK binding wheels, downloaded
+# once into build/tfcheck: ~135 MB, then a ~2 MB schema cache). The rest (consistency with the
+# code) are pytest tests in tests/static/.
+terraform-check: venv checkov-venv
 	@command -v $(TERRAFORM) >/dev/null || { echo "terraform is not on PATH (1.5+ needed for fmt)" >&2; exit 1; }
 	@# fmt reads no CLI configuration: pointing it at none keeps a missing one from warning.
 	TF_CLI_CONFIG_FILE=/dev/null $(TERRAFORM) fmt -check -recursive -diff terraform
 	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework terraform -d terraform
+	$(PY) -m tools.tfcheck terraform
 
 # --- benchmarks ----------------------------------------------------------------------------
 

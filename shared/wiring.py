@@ -8,6 +8,8 @@ is built by `shared.media.providers.selection`, only when that provider is chose
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from google.cloud.pubsub_v1 import PublisherClient
 from google.cloud.storage import Client as StorageClient
 
@@ -27,11 +29,15 @@ from shared.money.ledger import Ledger
 from shared.money.refunds import RefundHandler, Refunds
 from shared.store.documents import Documents
 from shared.store.firestore import FirestoreDocuments
+from shared.webhooks import Resolver, loopback_only_resolver, system_resolver
 from shared.work.dead_letters import DeadLetterHandler
 from shared.work.jobs import JobPublisher, PubSubJobPublisher
 from shared.work.status_publisher import PubSubStatusAnnouncer
 from shared.work.sweeper import Sweeper
 from shared.work.worker import GenerationWorker
+
+if TYPE_CHECKING:
+    from shared.webhooks.delivery import WebhookDelivery
 
 __all__ = [
     "announcer",
@@ -41,7 +47,9 @@ __all__ = [
     "build_stitch_worker",
     "build_submit_api",
     "build_sweeper",
+    "build_webhook_delivery",
     "documents",
+    "media_links",
     "media_store",
     "refunds",
     "submissions",
@@ -87,6 +95,16 @@ def media_store(settings: Settings, client: StorageClient | None = None) -> GcsM
     )
 
 
+def media_links(settings: Settings, client: StorageClient | None = None) -> SignedMediaUrls:
+    """Signed download URLs for the media bucket's objects (`MEDIA_URL_TTL_SECONDS`)."""
+    return SignedMediaUrls(
+        client or storage_client(settings),
+        settings.media_bucket,
+        settings.media_url_ttl_seconds,
+        signing_from(settings),
+    )
+
+
 def build_submit_api(settings: Settings) -> SubmitApi:
     """The HTTP API on the real Firestore, Pub/Sub and Cloud Storage clients."""
     store = documents(settings)
@@ -106,13 +124,16 @@ def build_submit_api(settings: Settings) -> SubmitApi:
             media=media_store(settings),
             announcer=status,
         ),
-        media_links=SignedMediaUrls(
-            storage_client(settings),
-            settings.media_bucket,
-            settings.media_url_ttl_seconds,
-            signing_from(settings),
-        ),
+        media_links=media_links(settings),
+        resolver=webhook_resolver(settings),
     )
+
+
+def webhook_resolver(settings: Settings) -> Resolver:
+    """How webhook hosts are resolved: by DNS in production; against the emulators (the local
+    stack, every test) loopback names only, so nothing there ever queries a DNS server."""
+    emulated = settings.firestore_emulator_host or settings.pubsub_emulator_host
+    return loopback_only_resolver if emulated else system_resolver
 
 
 def build_generation_worker(settings: Settings) -> GenerationWorker:
@@ -173,4 +194,23 @@ def build_sweeper(settings: Settings) -> Sweeper:
         announcer=announcer(settings, pubsub),
         finish_delete=actions.finish_delete,
         media=media,
+    )
+
+
+def build_webhook_delivery(settings: Settings) -> WebhookDelivery:
+    # Imported here: only the webhooks function ships `standardwebhooks`.
+    from shared.webhooks.delivery import WebhookDelivery
+    from shared.webhooks.exhausted import PubSubExhaustedEvents
+    from shared.webhooks.sender import DirectSender
+    from shared.webhooks.signing import signer_from
+
+    secret = settings.webhook_secret
+    return WebhookDelivery(
+        documents(settings),
+        settings,
+        signer=signer_from(secret.get_secret_value() if secret is not None else None),
+        sender=DirectSender(timeout_seconds=settings.webhook_timeout_seconds),
+        media_links=media_links(settings),
+        exhausted=PubSubExhaustedEvents(publisher_client(settings), settings),
+        resolver=webhook_resolver(settings),
     )

@@ -11,11 +11,12 @@ locals {
     "firebaserules.googleapis.com",  # Firestore security rules
     "firestore.googleapis.com",
     "iam.googleapis.com",
-    "iamcredentials.googleapis.com", # signBlob: submit signs media download URLs
+    "iamcredentials.googleapis.com", # signBlob: submit and webhooks sign media download URLs
     "logging.googleapis.com",
+    "monitoring.googleapis.com", # alert policies and the dashboard (monitoring.tf)
     "pubsub.googleapis.com",
     "run.googleapis.com",           # 2nd gen functions run on Cloud Run
-    "secretmanager.googleapis.com", # GENAI_API_KEY
+    "secretmanager.googleapis.com", # GENAI_API_KEY, WEBHOOK_SECRET
     "storage.googleapis.com",
   ])
 }

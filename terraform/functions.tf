@@ -37,6 +37,7 @@ locals {
     DEAD_LETTER_TOPIC          = google_pubsub_topic.dead_letter.name
     SWEEP_TOPIC                = google_pubsub_topic.sweep.name
     STATUS_TOPIC               = google_pubsub_topic.status.name
+    WEBHOOK_EXHAUSTED_TOPIC    = google_pubsub_topic.webhooks_exhausted.name
     PRICING                    = jsonencode(var.pricing)
     ALLOWED_MODELS             = jsonencode(var.allowed_models)
     DEFAULT_IMAGE_MODEL        = var.default_image_model
@@ -61,6 +62,16 @@ locals {
     } : name => secret if var.generation.mode == "developer"
   }
 
+  # The webhook signing secret, once a version of it exists: a revision naming a secret with
+  # no version fails to deploy, and Terraform never writes the value. Until then the webhooks
+  # function runs without it, logs an ERROR for each event and leaves the event to be retried
+  # (messages are kept 7 days), so adding the version and applying again loses nothing.
+  webhook_secret_env = {
+    for name, secret in {
+      WEBHOOK_SECRET = { secret = google_secret_manager_secret.webhook_signing.secret_id }
+    } : name => secret if var.webhook_secret_has_version
+  }
+
   # How many requests run at once: max_instances x max_instance_request_concurrency, and the
   # concurrency is 1 everywhere (the module's default, as Cloud Functions' own): a request never
   # shares its instance's vCPU or its Python GIL with another, so a CPU-bound job (generate
@@ -78,6 +89,7 @@ locals {
     refund        = { min_instances = 0, max_instances = 10, available_memory_mb = 256, available_cpu = null }
     "dead-letter" = { min_instances = 0, max_instances = 5, available_memory_mb = 256, available_cpu = null }
     sweep         = { min_instances = 0, max_instances = 1, available_memory_mb = 256, available_cpu = null }
+    webhooks      = { min_instances = 0, max_instances = 10, available_memory_mb = 256, available_cpu = null }
   }
   scaling = {
     for name, defaults in local.scaling_defaults : name => merge(
@@ -117,6 +129,8 @@ module "submit" {
   #checkov:skip=CKV_GCP_124:The public HTTP API: reachable from anywhere by design; every request must carry a valid Firebase ID token (see above).
   source = "./modules/event_function"
 
+  pubsub_service_agent = local.pubsub_agent
+
   project_id     = var.project_id
   region         = var.region
   name           = "submit"
@@ -144,6 +158,8 @@ module "submit" {
 # Makes the media of image and video creations, one job message at a time.
 module "generate" {
   source = "./modules/event_function"
+
+  pubsub_service_agent = local.pubsub_agent
 
   project_id     = var.project_id
   region         = var.region
@@ -191,6 +207,8 @@ module "generate" {
 module "stitch" {
   source = "./modules/event_function"
 
+  pubsub_service_agent = local.pubsub_agent
+
   project_id     = var.project_id
   region         = var.region
   name           = "stitch"
@@ -227,6 +245,8 @@ module "stitch" {
 # update of every creation.
 module "refund" {
   source = "./modules/event_function"
+
+  pubsub_service_agent = local.pubsub_agent
 
   project_id     = var.project_id
   region         = var.region
@@ -266,6 +286,8 @@ module "refund" {
 module "dead_letter" {
   source = "./modules/event_function"
 
+  pubsub_service_agent = local.pubsub_agent
+
   project_id     = var.project_id
   region         = var.region
   name           = "dead-letter"
@@ -297,6 +319,8 @@ module "dead_letter" {
 module "sweep" {
   source = "./modules/event_function"
 
+  pubsub_service_agent = local.pubsub_agent
+
   project_id     = var.project_id
   region         = var.region
   name           = "sweep"
@@ -320,6 +344,55 @@ module "sweep" {
     topic                   = google_pubsub_topic.sweep.name
     message_retention_s     = 600
     retry_maximum_backoff_s = 60
+  }
+
+  depends_on = [google_project_service.this]
+}
+
+# Signs and POSTs the status events a creation's webhook asks for (shared/webhooks/delivery.py),
+# fed by a subscription of its own to the status stream that lets through only those.
+module "webhooks" {
+  source = "./modules/event_function"
+
+  pubsub_service_agent = local.pubsub_agent
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = "webhooks"
+  description    = "Signs and sends creations' webhook events, retried for 24 hours."
+  entry_point    = "webhooks"
+  source_archive = local.sources["webhooks"]
+  build          = local.build_settings
+
+  min_instances       = local.scaling["webhooks"].min_instances
+  max_instances       = local.scaling["webhooks"].max_instances
+  available_memory_mb = local.scaling["webhooks"].available_memory_mb
+  available_cpu       = local.scaling["webhooks"].available_cpu
+  # One attempt waits WEBHOOK_TIMEOUT_SECONDS (10) for the receiver, beside a few Firestore
+  # calls and the signing of media URLs.
+  timeout_s = 60
+
+  environment_variables = local.function_env
+  # The signing secret, readable by this function's service account alone (secrets.tf), once
+  # it has a version (webhook_secret_has_version).
+  secret_environment_variables = local.webhook_secret_env
+  project_roles                = ["roles/datastore.user"]
+  labels                       = var.labels
+
+  # No Pub/Sub dead-letter policy, on purpose: its cap of 100 delivery attempts at the 600 s
+  # maximum backoff is under 17 hours, short of the 24 hours of retries docs/webhooks.md
+  # promises. Instead the messages are kept 7 days (the default retention) and the handler
+  # itself gives an event up once WEBHOOK_RETRY_SECONDS (24 h) have passed since its first
+  # attempt: the record says `exhausted` and the event is published to the exhausted topic
+  # (pubsub.tf), where an operator reads and can replay it.
+  pubsub_trigger = {
+    topic        = google_pubsub_topic.status.name
+    subscription = "creations-status-webhooks-push" # a second subscription to the topic: a name of its own
+    # Only the events a creation's webhook asks for: the same rule as
+    # shared/creations/status_events.py WEBHOOK_FILTER (a static test holds them equal).
+    filter                  = "attributes.webhook = \"1\""
+    retry_minimum_backoff_s = 10
+    retry_maximum_backoff_s = 600
   }
 
   depends_on = [google_project_service.this]

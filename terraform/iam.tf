@@ -14,18 +14,16 @@
 #   sweep        datastore.user; publish to the job topics (re-enqueues stuck creations) and
 #                the status topic; list+delete media (finishes a DELETE its status event did
 #                not)
+#   webhooks     datastore.user (reads a creation, writes its webhook record); read media (the
+#                download URLs it signs must work); token creator on itself (signs them through
+#                IAM signBlob); publish to the exhausted webhooks topic; read the webhook
+#                signing secret (secrets.tf, through the module)
 # Firestore access is project-wide (roles/datastore.user): Firestore IAM has no per-collection
 # grants; what each function touches is decided by its code. Logs go to stdout, which Cloud Run
 # collects without any role.
 
-locals {
-  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  vertex_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-aiplatform.iam.gserviceaccount.com"
-}
-
-data "google_project" "this" {
-  project_id = var.project_id
-}
+# The Pub/Sub and Vertex AI service agents (local.pubsub_agent, local.vertex_agent) come from
+# service_agents.tf, which creates them.
 
 # --- media bucket: only the object permissions each function uses ---------------------------
 
@@ -37,6 +35,8 @@ resource "google_project_iam_custom_role" "media_writer" {
   title       = "Creations media writer"
   description = "Create and replace objects (generated media)."
   permissions = ["storage.objects.create", "storage.objects.delete"]
+
+  depends_on = [google_project_service.this]
 }
 
 # Reading objects by name (stitch reads clips; generate reads what Veo wrote).
@@ -46,6 +46,8 @@ resource "google_project_iam_custom_role" "media_reader" {
   title       = "Creations media reader"
   description = "Read objects by name (no listing)."
   permissions = ["storage.objects.get"]
+
+  depends_on = [google_project_service.this]
 }
 
 # Deleting a creation's media, and settling a final one's (refund, and the worker that finished
@@ -56,6 +58,8 @@ resource "google_project_iam_custom_role" "media_remover" {
   title       = "Creations media remover"
   description = "List and delete objects (deleting a creation's media)."
   permissions = ["storage.objects.list", "storage.objects.delete"]
+
+  depends_on = [google_project_service.this]
 }
 
 locals {
@@ -71,6 +75,9 @@ locals {
     "stitch-remove"   = { role = google_project_iam_custom_role.media_remover.name, member = module.stitch.service_account_member }
     # The sweeper finishes a DELETE that stopped midway and whose status event was lost.
     "sweep-remove" = { role = google_project_iam_custom_role.media_remover.name, member = module.sweep.service_account_member }
+    # A webhook carries download URLs signed by the webhooks function's account: a V4 URL
+    # works only if its signer may read the object.
+    "webhooks-read" = { role = google_project_iam_custom_role.media_reader.name, member = module.webhooks.service_account_member }
   }
 }
 
@@ -160,6 +167,23 @@ resource "google_service_account_iam_member" "submit_signs_media_urls" {
   member             = module.submit.service_account_member
 }
 
+# The webhooks function signs the media URLs its events carry in the same way, with its own
+# account.
+resource "google_service_account_iam_member" "webhooks_signs_media_urls" {
+  service_account_id = "projects/${var.project_id}/serviceAccounts/${module.webhooks.service_account_email}"
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = module.webhooks.service_account_member
+}
+
+# --- given-up webhook events ---------------------------------------------------------------
+
+resource "google_pubsub_topic_iam_member" "webhooks_exhausted_publisher" {
+  project = var.project_id
+  topic   = google_pubsub_topic.webhooks_exhausted.name
+  role    = "roles/pubsub.publisher"
+  member  = module.webhooks.service_account_member
+}
+
 # --- builds ---------------------------------------------------------------------------------
 
 # Cloud Build runs the functions' builds as this account (not the Compute Engine default one,
@@ -170,12 +194,16 @@ resource "google_service_account" "build" {
   project      = var.project_id
   account_id   = "creations-build"
   display_name = "Builds of the creations functions"
+
+  depends_on = [google_project_service.this]
 }
 
 resource "google_project_iam_member" "build" {
   project = var.project_id
   role    = "roles/run.builder"
   member  = google_service_account.build.member
+
+  depends_on = [google_project_service.this]
 }
 
 # The functions' images. Old ones are cleaned up; the newest few stay for rollbacks.

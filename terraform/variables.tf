@@ -137,6 +137,18 @@ variable "genai_api_key_secret_id" {
   default     = "genai-api-key"
 }
 
+variable "webhook_secret_id" {
+  description = "Secret Manager secret (created here, without a version) that holds the Standard Webhooks signing secret (whsec_...), read as WEBHOOK_SECRET by the webhooks function only."
+  type        = string
+  default     = "webhook-signing-secret"
+}
+
+variable "webhook_secret_has_version" {
+  description = "Whether the webhook signing secret (webhook_secret_id) has a version yet. Leave false for the first apply, add the version (terraform/README.md, Secrets), then set true and apply: until then the webhooks function has no WEBHOOK_SECRET, logs an ERROR per event and retries it."
+  type        = bool
+  default     = false
+}
+
 variable "grant_vertex_agent_media_write" {
   description = "Let the Vertex AI service agent write under media/ in the media bucket (Veo writes its videos straight there in vertex mode; ignored in developer and offline modes). The agent must exist first: `gcloud beta services identity create --service=aiplatform.googleapis.com`."
   type        = bool
@@ -167,7 +179,7 @@ variable "log_level" {
 }
 
 variable "scaling" {
-  description = "Per-function overrides of instances, memory and timeout (keys: submit, generate, stitch, refund, dead-letter, sweep); anything left out keeps the default in functions.tf."
+  description = "Per-function overrides of instances, memory and timeout (keys: submit, generate, stitch, refund, dead-letter, sweep, webhooks); anything left out keeps the default in functions.tf."
   type = map(object({
     min_instances       = optional(number)
     max_instances       = optional(number)
@@ -177,7 +189,25 @@ variable "scaling" {
   default = {}
 
   validation {
-    condition     = alltrue([for name in keys(var.scaling) : contains(["submit", "generate", "stitch", "refund", "dead-letter", "sweep"], name)])
-    error_message = "scaling keys are function names: submit, generate, stitch, refund, dead-letter, sweep."
+    condition     = alltrue([for name in keys(var.scaling) : contains(["submit", "generate", "stitch", "refund", "dead-letter", "sweep", "webhooks"], name)])
+    error_message = "scaling keys are function names: submit, generate, stitch, refund, dead-letter, sweep, webhooks."
   }
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channels (ids: projects/P/notificationChannels/N) every alert policy notifies; empty: the alerts still open incidents in the console."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_stuck_creations_per_hour" {
+  description = "Alert when the sweeper finds more stuck creations than this in an hour (re-enqueued, failed as not_processed, refunded or deleted where the status stream did not)."
+  type        = number
+  default     = 0
+}
+
+variable "alert_function_errors_per_5m" {
+  description = "Alert when one function logs more ERROR lines than this in 5 minutes."
+  type        = number
+  default     = 5
 }

@@ -68,6 +68,7 @@ class Claim:
     request: dict[str, Any]  # as stored; `shared.creations.requests.stored_request` checks it
     checkpoint: dict[str, Any] = field(default_factory=dict)
     trace: str | None = None  # the creation's trace id (`shared.core.tracing`)
+    created_at: dt.datetime | None = None  # when it was submitted (its time to draft is logged)
     # The claim is frozen; what it knows of its creation changes with each of its own commits.
     # Not an init field: a Claim made by hand (or `dataclasses.replace`d) knows nothing yet.
     latest: Latest = field(default_factory=Latest, init=False, compare=False, repr=False)
@@ -349,9 +350,14 @@ def _claim_of(creation: Snapshot, owner: str) -> Claim:
         request=dict(creation.get("request") or {}),
         checkpoint=dict(creation.get("checkpoint") or {}),
         trace=creation.get("trace"),
+        created_at=_datetime_or_none(creation.get("created_at")),
     )
     claim.latest.keep(creation)
     return claim
+
+
+def _datetime_or_none(value: object) -> dt.datetime | None:
+    return value if isinstance(value, dt.datetime) else None
 
 
 def _error(code: str, tries: int) -> dict[str, str]:

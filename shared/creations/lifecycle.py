@@ -60,11 +60,13 @@ def stage_new(
     request: StoredRequest,
     cost: int,
     trace: tracing.Trace | None = None,
+    webhook: Mapping[str, Any] | None = None,
 ) -> None:
     """Add the new creation, `pending`, to `batch` (a create: it never overwrites).
 
     Its `trace` is `trace`, else the current one (the submit request's), else a new one: every
-    creation has one, which whatever later works on it logs under."""
+    creation has one, which whatever later works on it logs under. `webhook` is the webhook it
+    asks for, as `shared.webhooks.webhook_document` writes it (absent: none)."""
     trace = trace or tracing.current() or tracing.new_trace()
     batch.create(
         paths.creation(creation_id),
@@ -83,6 +85,7 @@ def stage_new(
             "updated_at": SERVER_TIME,
             "completed_at": None,
             tracing.DOCUMENT_FIELD: trace.id,
+            **({"webhook": dict(webhook)} if webhook is not None else {}),
         },
         moves_status=True,
     )

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from shared.store.documents import Snapshot
 from shared.webhooks import WebhookEventName, known_events, wanted_events
+from shared.webhooks.api_view import webhook_view
 
 CreationType = Literal["image", "video", "reel"]
 Status = Literal["pending", "processing", "draft", "failed", "canceled"]
@@ -117,15 +118,25 @@ class Creation(BaseModel):
     completed_at: dt.datetime | None = None
     # The trace id its logs share, from submit on (absent on creations made before traces).
     trace: str | None = None
+    # The webhook it asks for and its delivery record (`shared.webhooks.model`); None: none.
+    webhook: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, snapshot: Snapshot) -> Creation:
         return cls.model_validate({"id": snapshot.id, **(snapshot.data or {})})
 
     def to_api(self) -> dict[str, Any]:
-        """The creation as the HTTP API shows it (timestamps as RFC 3339 strings)."""
-        return self.model_dump(mode="json")
+        """The creation as the HTTP API shows it (timestamps as RFC 3339 strings); `webhook` is
+        null when it asks for none."""
+        view = self.model_dump(mode="json")
+        view["webhook"] = webhook_view(view["webhook"])
+        return view
 
     @property
     def job(self) -> Job:
-        return Job(creation_id=self.id, user_id=self.user_id, type=self.type)
+        return Job(
+            creation_id=self.id,
+            user_id=self.user_id,
+            type=self.type,
+            webhook_events=wanted_events(self.webhook),
+        )

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from shared.core.errors import PermanentError
-from shared.creations.model import CREATION_ID, CreationType
+from shared.creations.model import CREATION_ID, CreationIdField, CreationType
 
 ImageAspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4"]
 VideoAspectRatio = Literal["16:9", "9:16", "1:1"]
@@ -102,11 +102,31 @@ class ImageRequest(_Prompted):
     count: ImageCount
 
 
+# Which of a draft's images (from 0); a draft has at most MAX_IMAGES.
+ImageIndex = Annotated[int, Field(ge=0, lt=MAX_IMAGES)]
+GsUri = Annotated[str, Field(pattern=r"^gs://[^/]+/.+$", max_length=2048)]
+ImageMimeType = Annotated[str, Field(pattern=r"^image/[a-z0-9.+-]+$", max_length=100)]
+
+
+class SourceImage(_Stored):
+    """The image a video starts from, as it was when the video was asked for: one of the
+    caller's image drafts (`creation_id`), which of its images (`index`), its object (`uri`)
+    and its MIME type. The provider reads the object when the job runs; if it is gone by then
+    (the draft was deleted), the video fails with `source_image_missing`."""
+
+    creation_id: CreationIdField
+    index: ImageIndex
+    uri: GsUri
+    mime_type: ImageMimeType
+
+
 class VideoRequest(_Prompted):
     TYPE: ClassVar[CreationType] = "video"
 
     aspect_ratio: VideoAspectRatio
     duration_seconds: VideoSeconds
+    # Only for a video made from an image draft (`image` in the body); absent otherwise.
+    source_image: SourceImage | None = None
 
 
 class ReelRequest(_Stored):

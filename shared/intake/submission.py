@@ -36,6 +36,7 @@ from shared.money.refunds import NOT_QUEUED, QUEUE_UNAVAILABLE, Refunds
 from shared.store import paths
 from shared.store.documents import Batch, Documents, Snapshot
 from shared.store.optimistic import run_optimistic
+from shared.webhooks import WebhookBody, webhook_document
 from shared.work.jobs import JobPublisher, topic_for
 
 logger = get_logger(__name__)
@@ -106,9 +107,11 @@ class SubmissionService:
         request: StoredRequest,
         idempotency_key: str | None,
         fingerprint: str,
+        webhook: WebhookBody | None = None,
     ) -> Accepted:
         """Debit what `request` costs and queue its job; `fingerprint` is what a replay of
-        `idempotency_key` must repeat."""
+        `idempotency_key` must repeat. `webhook` (checked already) is stored on the creation
+        with an empty delivery record, and its events go on the job."""
         cost = creation_cost(request, self.settings)
         creation_id = new_creation_id()
         creation_path = paths.creation(creation_id)
@@ -139,7 +142,14 @@ class SubmissionService:
                 if made is not None:
                     return self._replay(made, user_id, user)
             balance = self.ledger.stage_debit(batch, user, cost=cost, creation_id=creation_id)
-            stage_new(batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost)
+            stage_new(
+                batch,
+                creation_id=creation_id,
+                user_id=user_id,
+                request=request,
+                cost=cost,
+                webhook=webhook_document(webhook) if webhook else None,
+            )
             sent = True
             written = self.store.commit(batch)
             return Accepted(Creation.of(written[creation_path]), balance, replayed=False)
@@ -150,7 +160,12 @@ class SubmissionService:
             if not sent:
                 raise  # nothing was sent since a read showed no debit: nothing was debited
             # A sent commit may have landed whatever its caller heard: look before answering.
-            job = Job(creation_id=creation_id, user_id=user_id, type=request.TYPE)
+            job = Job(
+                creation_id=creation_id,
+                user_id=user_id,
+                type=request.TYPE,
+                webhook_events=tuple(webhook.events) if webhook else (),
+            )
             accepted = self._confirm(job, failure)
         fields = {"user_id": user_id, "creation_id": accepted.creation.id}
         if accepted.replayed:

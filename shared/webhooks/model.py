@@ -33,13 +33,15 @@ MAX_URL_CHARS: Final = 2048
 DeliveryStatus = Literal["pending", "retrying", "delivered", "stopped", "exhausted"]
 DELIVERY_STATUSES: Final[tuple[str, ...]] = get_args(DeliveryStatus)
 # The record's fields, beside `url` and `events`: the delivery status, the event it is about
-# (`creation.completed`), attempts at that event, the last answer (`{"status_code": 503,
-# "at": ...}` or `{"error": "...", "at": ...}`), when it was delivered, and the events
-# finished (delivered, stopped or exhausted), so a repeated status event sends nothing.
+# (`creation.completed`), attempts at that event, when that event was first attempted (the
+# retry window counts from it), the last answer (`{"status_code": 503, "at": ...}` or
+# `{"error": "...", "at": ...}`), when it was delivered, and the events finished (delivered,
+# stopped or exhausted), so a repeated status event sends nothing.
 RECORD_FIELDS: Final = (
     "status",
     "event",
     "attempts",
+    "first_attempt_at",
     "last_response",
     "delivered_at",
     "done",

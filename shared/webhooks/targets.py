@@ -61,6 +61,15 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def loopback_only_resolver(host: str, port: int) -> list[str]:
+    """Resolves loopback names only, and never asks DNS: what runs against the emulators (the
+    local stack and every test) uses it, so no webhook check there sends a query off the
+    machine. Any other name "does not resolve"."""
+    if host.rstrip(".") in LOOPBACK_NAMES:
+        return ["127.0.0.1", "::1"]
+    raise OSError("only loopback names resolve against the local emulators")
+
+
 def check_target(url: str, *, resolver: Resolver, allow_loopback: bool) -> WebhookTarget:
     """`url` checked and resolved; `UnsafeWebhookUrl` (or `WebhookHostNotFound`) if refused."""
     parts = _split(url)

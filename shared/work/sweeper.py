@@ -232,6 +232,14 @@ class Sweeper:
                 spare_live_lease=True,
             ):
                 report.failed.append(creation.id)
+                logger.warning(
+                    "sweeper failed a stuck creation",
+                    extra=log_fields(
+                        creation_id=creation.id,
+                        status=creation.get("status"),
+                        error_code="not_processed",
+                    ),
+                )
                 # If this is lost, the next sweeps refund it (`_unrefunded`).
                 self.announcer.announce(StatusEvent.of(Job.of(creation), "failed"))
             return

@@ -9,6 +9,7 @@ fewer place where a creation can be left half-done.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import tempfile
 import time
@@ -38,13 +39,16 @@ from shared.work.progress_writes import ThrottledProgress
 
 logger = get_logger(__name__)
 
-OutcomeKind = Literal["draft", "failed", "skipped", "lost_claim"]
+# `retried`: only a job line says it (the event is redelivered; `handle` raised).
+OutcomeKind = Literal["draft", "failed", "skipped", "lost_claim", "retried"]
 
 
 @dataclass(frozen=True)
 class Outcome:
     kind: OutcomeKind
     detail: str = ""
+    # A draft's time from submit to draft (its job line's `since_created_ms`), when known.
+    since_created_ms: float | None = None
 
 
 class MediaUploader(Protocol):
@@ -81,9 +85,9 @@ class GenerationWorker:
             try:
                 outcome = self._handle(job, fields)
             except BaseException as exc:
-                _log_job(job, fields, timed, "retried", type(exc).__name__)
+                _log_job(job, fields, timed, Outcome("retried", type(exc).__name__))
                 raise
-            _log_job(job, fields, timed, outcome.kind, outcome.detail)
+            _log_job(job, fields, timed, outcome)
             return outcome
 
     def _handle(self, job: Job, fields: dict[str, str]) -> Outcome:
@@ -101,6 +105,7 @@ class GenerationWorker:
         claim = claimed
         tracing.adopt(tracing.current() or tracing.from_id(claim.trace))
         fields["attempt"] = str(claim.attempt)
+        self._announce_processing(claim, fields)
         try:
             outcome = self._finish(claim, fields)
         except LostClaim:
@@ -142,13 +147,33 @@ class GenerationWorker:
             return Outcome("lost_claim")
         self._settle(claim, [str(item["uri"]) for item in media], fields)
         self._announce(claim.job, "draft", claim.attempt, fields)
-        return Outcome("draft")
+        return Outcome("draft", since_created_ms=_ms_since(claim.created_at))
 
     def _announce(self, job: Job, status: str, attempt: int | None, fields: dict[str, str]) -> None:
         """Tell the status stream; if it cannot be told, have the job redelivered: the
         redelivery finds the creation final and announces again (see `handle`)."""
         event = StatusEvent.of(job, cast(AnnouncedStatus, status), attempt=attempt)
         announce_or_redeliver(self.announcer, event)
+
+    def _announce_processing(self, claim: Claim, fields: dict[str, str]) -> None:
+        """Tell the status stream this attempt has begun, when the creation's webhook asks to
+        hear of it. Best effort: a job is never failed or redelivered over a notification (a
+        lost one is only a missing `creation.processing`; the final events are never lost)."""
+        if "processing" not in claim.job.webhook_events:
+            return
+        event = StatusEvent.of(claim.job, "processing", attempt=claim.attempt)
+        try:
+            announced = self.announcer.announce(event)
+        except Exception as exc:  # an announcer is not meant to raise; never the job's problem
+            logger.warning(
+                f"could not announce processing: {type(exc).__name__}: {exc}",
+                extra=log_fields(**fields),
+            )
+            return
+        if not announced:
+            logger.warning(
+                "could not announce processing; the job goes on", extra=log_fields(**fields)
+            )
 
     def _make_and_store(self, claim: Claim) -> list[dict[str, object]]:
         job = claim.job
@@ -217,17 +242,29 @@ class GenerationWorker:
             raise LostClaim(f"creation {claim.job.creation_id} is no longer ours")
 
 
-def _log_job(job: Job, fields: dict[str, str], timed: JobPhases, outcome: str, detail: str) -> None:
+def _ms_since(moment: dt.datetime | None) -> float | None:
+    if moment is None:
+        return None
+    return round((dt.datetime.now(dt.UTC) - moment).total_seconds() * 1000, 1)
+
+
+def _log_job(job: Job, fields: dict[str, str], timed: JobPhases, outcome: Outcome) -> None:
     """The job's one summary line, `job done: <outcome>` (or, alone for a job with nothing to
     do, `job skipped: <reason>`), with `claim_ms`, `provider_ms`, `upload_ms`, `finish_ms` (the
-    phases it reached) and `total_ms`."""
-    skipped = outcome == "skipped"
-    misrouted = detail == "not_for_this_worker"  # published to the wrong topic
+    phases it reached) and `total_ms`; a draft's also with `since_created_ms` (submit to
+    draft, what the dashboard's time to draft charts)."""
+    skipped = outcome.kind == "skipped"
+    misrouted = outcome.detail == "not_for_this_worker"  # published to the wrong topic
     logger.log(
         logging.WARNING if skipped and misrouted else logging.INFO,
-        f"job skipped: {detail}" if skipped else f"job done: {outcome}",
+        f"job skipped: {outcome.detail}" if skipped else f"job done: {outcome.kind}",
         extra=log_fields(
-            **fields, type=job.type, outcome=outcome, detail=detail or None, **timed.fields()
+            **fields,
+            type=job.type,
+            outcome=outcome.kind,
+            detail=outcome.detail or None,
+            since_created_ms=outcome.since_created_ms,
+            **timed.fields(),
         ),
     )
 

@@ -82,7 +82,7 @@ SCHEMA.config.checks.positive_data_acceptance.expected_statuses = [
 # The names a 400's message may start with: the fields, parameters and headers of the spec.
 FIELDS = re.compile(
     r"(type|prompt|negative_prompt|aspect_ratio|duration_seconds|count|model|seed|clips(\[\d+\])?"
-    r"|title|status|limit|cursor|Idempotency-Key|body)(\.\S+)?: "
+    r"|title|image|image_index|webhook|status|limit|cursor|Idempotency-Key|body)(\.\S+)?: "
     r"|.*: unknown (field|query parameter)$",  # the unknown name is the field's name
     re.DOTALL,
 )
@@ -159,7 +159,8 @@ def seed_creations(documents: Documents, ledger: Ledger, bucket: str) -> None:
 def with_seeded_ids(case: Case[Any], data: st.DataObject) -> None:
     """Half the time, a schema-valid case's creation id (path) or clips (reel body) are swapped
     for seeded ids, any user's: so a reel gets made (alice's clips), refused as not found
-    (bob's) or as not a video draft (the rest), and a cancel or delete finds its creation. A
+    (bob's) or as not a video draft (the rest), and a cancel or delete finds its creation; a
+    creation body's `image` likewise. A
     schema-breaking part is left as generated: it is what that case tests."""
     seeded = st.sampled_from(sorted(SEEDS))
     path = case.path_parameters
@@ -182,6 +183,15 @@ def with_seeded_ids(case: Case[Any], data: st.DataObject) -> None:
             st.one_of(favourite, st.lists(seeded, min_size=2, max_size=4)), label="clips"
         )
         body["clips"] = clips
+    if (
+        case.operation.path == "/v1/creations"
+        and isinstance(body, dict)
+        and "image" in body
+        and not is_negative(case, ParameterLocation.BODY)
+        and data.draw(st.booleans(), label="seeded image")
+    ):
+        # A video from alice's image draft is made; any other seed is not found or not one.
+        body["image"] = data.draw(seeded, label="image")
 
 
 # Input a JSON Schema calls valid (or cannot describe) that has broken code before: defect 5,

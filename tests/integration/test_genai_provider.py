@@ -10,6 +10,7 @@ of a second where a test waits for one.
 
 from __future__ import annotations
 
+import base64
 import io
 import time
 import uuid
@@ -43,6 +44,7 @@ from shared.media.providers.base import (
 )
 from shared.media.providers.genai import GenaiProvider
 from shared.media.providers.offline import video_ffmpeg_args
+from shared.media.providers.source_image import SourceImageMissing
 from shared.media.storage import split_gs_uri
 from shared.money.ledger import Ledger
 from shared.money.refunds import RefundHandler, Refunds
@@ -278,6 +280,75 @@ def test_veo_on_vertex_without_bucket_output_takes_the_video_inline(
     assert_is_the_clip(item)
     prefix = f"media/u1/{request.creation_id}/"
     assert list(bucket.client.list_blobs(bucket.name, prefix=prefix)) == []
+
+
+# --- Veo: a video from an image draft ------------------------------------------------------------
+
+
+def stored_image(bucket: Bucket, png: bytes) -> dict[str, Any]:
+    """An image draft's object in our bucket, as a video's `source_image`."""
+    creation_id = uuid.uuid4().hex
+    name = f"media/u1/{creation_id}/1-owner/0.png"
+    bucket.blob(name).upload_from_string(png, content_type="image/png")
+    uri = f"gs://{bucket.name}/{name}"
+    return {"creation_id": creation_id, "index": 0, "uri": uri, "mime_type": "image/png"}
+
+
+@pytest.mark.parametrize("to_bucket", [True, False], ids=["vertex_writes_our_bucket", "answer"])
+def test_veo_gets_the_source_image_bytes_read_from_our_bucket(
+    settings: Settings,
+    double: GenAIDouble,
+    bucket: Bucket,
+    png: bytes,
+    tmp_path: Path,
+    to_bucket: bool,
+) -> None:
+    # Never its gs:// URI, even where Veo writes into our bucket: the Vertex AI service agent,
+    # shared by every Vertex caller in the project, may read nothing there.
+    source = stored_image(bucket, png)
+    provider = provider_for(settings, veo_output_to_bucket=to_bucket)
+    [item] = provider.generate(
+        *video_job(prompt="the fox looks up", source_image=source), Run(tmp_path).context
+    )
+    [start] = double.calls("predictLongRunning")
+    [instance] = start.body["instances"]
+    assert instance["prompt"] == "the fox looks up"
+    image = instance["image"]
+    assert image == {"bytesBase64Encoded": image["bytesBase64Encoded"], "mimeType": "image/png"}
+    assert base64.b64decode(image["bytesBase64Encoded"]) == png
+    assert_is_the_clip(item)
+
+
+@pytest.mark.parametrize("to_bucket", [True, False], ids=["vertex_writes_our_bucket", "answer"])
+def test_a_deleted_source_image_fails_the_video_before_veo_is_called(
+    settings: Settings,
+    double: GenAIDouble,
+    bucket: Bucket,
+    png: bytes,
+    tmp_path: Path,
+    to_bucket: bool,
+) -> None:
+    source = stored_image(bucket, png)
+    bucket.blob(split_gs_uri(source["uri"])[1]).delete()
+    provider = provider_for(settings, veo_output_to_bucket=to_bucket)
+    with pytest.raises(SourceImageMissing, match=source["creation_id"]) as failure:
+        provider.generate(*video_job(source_image=source), Run(tmp_path).context)
+    assert failure.value.code == "source_image_missing"
+    assert double.requests == []  # nothing started, nothing paid
+
+
+def test_a_resumed_operation_does_not_need_the_source_image_any_more(
+    settings: Settings, double: GenAIDouble, bucket: Bucket, png: bytes, tmp_path: Path
+) -> None:
+    # The image was read when the operation started; deleting it since changes nothing.
+    source = stored_image(bucket, png)
+    bucket.blob(split_gs_uri(source["uri"])[1]).delete()
+    name = f"projects/{PROJECT}/locations/us-central1/publishers/google/models/{VEO}/operations/o1"
+    double.add_operation(name, VEO, vertex=True)
+    run = Run(tmp_path, checkpoint={"veo_operation": name, "veo_started_at": time.time()})
+    [item] = provider_for(settings).generate(*video_job(source_image=source), run.context)
+    assert double.calls("predictLongRunning") == []
+    assert_is_the_clip(item)
 
 
 def test_imagen_on_vertex(settings: Settings, double: GenAIDouble, tmp_path: Path) -> None:

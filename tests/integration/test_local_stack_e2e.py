@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.storage import Client as StorageClient
+from PIL import Image
 
 from shared.media.probe import probe
-from tests.support.media import decode_check, download
+from tests.support.media import decode_check, download, first_frame, picture_difference
 from tests.support.stack import RunningStack, start_stack
 from tools.stack.devauth import DevSigner
 from tools.stack.emulators import EmulatorSet
@@ -53,6 +54,30 @@ def test_image_and_video_reach_draft_with_media_in_storage(
     assert len(chain.doc(image["id"])["media"]) == 2
     assert chain.ledger.balance("ana") == 20 - image["cost"] - video["cost"]
     chain.assert_ledgers_balance()
+
+
+def test_a_video_from_an_image_draft_starts_from_that_image(
+    chain: RunningStack, tmp_path: Path
+) -> None:
+    chain.ledger.grant("cy", 20)
+    image = chain.submit("cy", {"type": "image", "prompt": "a lighthouse"})
+    chain.wait(image["id"], lambda d: d.get("status") == "draft", "draft")
+    body = {"type": "video", "prompt": "closer", "image": image["id"], "duration_seconds": 4}
+    video = chain.submit("cy", body)
+    done = chain.wait(video["id"], lambda d: d.get("status") in ("draft", "failed"), "final")
+    assert done["status"] == "draft", done.get("error")
+    storage = StorageClient(
+        project=chain.settings.gcp_project,
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": chain.settings.storage_emulator_host},
+    )
+    bucket = storage.bucket(chain.settings.media_bucket)
+    [picture] = chain.doc(image["id"])["media"]
+    [clip] = done["media"]
+    local = download(bucket, clip["uri"], tmp_path)
+    assert abs(probe(local).duration_seconds - 4) < 0.2
+    source = Image.open(download(bucket, picture["uri"], tmp_path))
+    assert picture_difference(first_frame(local), source) < 6.0  # the picture itself
 
 
 def test_transient_failure_is_redelivered_by_pubsub_and_completes(chain: RunningStack) -> None:

@@ -238,7 +238,7 @@ def chain(
         emulators,
         settings,
         record_dir,
-        recorders("generate", "stitch", "dead_letter", "sweep", "refund"),
+        recorders("generate", "stitch", "dead_letter", "sweep", "refund", "webhooks"),
         Wiring(pushes=production.pushes, schedule_topic=production.schedule_topic),
         knobs,
     )
@@ -277,6 +277,24 @@ def test_a_job_message_is_pushed_as_a_pubsub_cloud_event(chain: tuple[LocalStack
     )
     assert attributes["id"] == message_id
     assert record["data"]["message"]["attributes"] == {"type": "image"}
+
+
+def test_a_status_event_reaches_each_of_its_subscribers(chain: tuple[LocalStack, Path]) -> None:
+    """refund and webhooks each have their own subscription to the one status stream."""
+    stack, record_dir = chain
+    settings = stack.settings
+    marker = uuid.uuid4().hex
+    publish(settings, settings.status_topic, {"marker": marker}, status="draft", webhook="1")
+    for target in ("refund", "webhooks"):
+        got = wait_for(
+            record_dir,
+            target,
+            lambda rs: any(message_json(r).get("marker") == marker for r in rs),
+            "the status event",
+        )
+        (record,) = [r for r in got if message_json(r).get("marker") == marker]
+        assert record["attributes"]["source"].endswith(f"/topics/{settings.status_topic}")
+        assert record["data"]["message"]["attributes"]["webhook"] == "1"
 
 
 def test_a_job_that_keeps_failing_is_dead_lettered(chain: tuple[LocalStack, Path]) -> None:

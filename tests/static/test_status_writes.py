@@ -26,6 +26,11 @@ OTHER_STATUSES = {
         "state machine wrote it"
     ),
     "shared/webhooks/model.py": "a webhook's delivery status (`webhook.status`)",
+    "shared/webhooks/api_view.py": "a webhook's delivery status, as the API shows it",
+    "shared/webhooks/records.py": (
+        "a webhook's delivery status, written as `webhook.status` inside the creation's "
+        "`webhook` map, never the creation's own"
+    ),
 }
 
 

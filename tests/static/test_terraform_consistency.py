@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from shared.core.settings import Settings
-from shared.creations.status_events import NEEDS_A_LOOK_FILTER
+from shared.creations.status_events import NEEDS_A_LOOK_FILTER, WEBHOOK_FILTER
 from shared.intake.idempotency import EXPIRES_AT
 from shared.media.storage import staging_prefix
 from shared.store import paths
@@ -61,7 +61,6 @@ LEFT_TO_DEFAULTS: dict[str, str] = {
     "genai_request_timeout_seconds": "bound on one model call, tuned in code",
     "webhook_timeout_seconds": "the 10 s per attempt docs/webhooks.md promises receivers",
     "webhook_retry_seconds": "the 24 h of retries docs/webhooks.md promises receivers",
-    "webhook_exhausted_topic": "TEMPORARY until the webhooks function is in Terraform",
 }
 # Settings that must never reach production: they point at local stand-ins.
 LOCAL_ONLY: dict[str, str] = {
@@ -463,3 +462,26 @@ def test_security_rules_are_deployed_from_the_tested_file(root: Module) -> None:
 def test_refund_is_woken_only_by_the_status_events_that_need_a_look(root: Module) -> None:
     trigger = root.resolve(root.event_functions()["refund"]["pubsub_trigger"])
     assert trigger["filter"] == NEEDS_A_LOOK_FILTER
+
+
+def test_webhooks_hear_only_the_status_events_a_webhook_asked_for(root: Module) -> None:
+    trigger = root.resolve(root.event_functions()["webhooks"]["pubsub_trigger"])
+    assert trigger["filter"] == WEBHOOK_FILTER
+    # Its own retry window (the handler's), not a dead-letter policy's attempt cap.
+    assert "dead_letter" not in trigger
+    assert (trigger["retry_minimum_backoff_s"], trigger["retry_maximum_backoff_s"]) == (10, 600)
+
+
+def test_the_exhausted_webhooks_topic_is_deployed_with_a_subscription_an_operator_reads(
+    root: Module,
+) -> None:
+    topics = {n: b["name"] for n, b in root.resources_of("google_pubsub_topic").items()}
+    assert topics["webhooks_exhausted"] == settings_default("webhook_exhausted_topic")
+    env = function_env(root, root.event_functions()["webhooks"])
+    assert env["WEBHOOK_EXHAUSTED_TOPIC"] == settings_default("webhook_exhausted_topic")
+    readers = [
+        b
+        for b in root.resources_of("google_pubsub_subscription").values()
+        if expression(b["topic"]) == "google_pubsub_topic.webhooks_exhausted.id"
+    ]
+    assert len(readers) == 1 and "push_config" not in readers[0]

@@ -21,12 +21,25 @@ VIDEO = VideoRequest(
 
 
 def new_creation(
-    documents: Documents, user_id: str, *, request: StoredRequest = IMAGE, cost: int = 1
+    documents: Documents,
+    user_id: str,
+    *,
+    request: StoredRequest = IMAGE,
+    cost: int = 1,
+    webhook: dict[str, Any] | None = None,
 ) -> str:
-    """A `pending` creation (without its debit: for tests of what happens after submit)."""
+    """A `pending` creation (without its debit: for tests of what happens after submit), with
+    `webhook` as its stored webhook map if given."""
     creation_id = new_creation_id()
     batch = Batch()
-    stage_new(batch, creation_id=creation_id, user_id=user_id, request=request, cost=cost)
+    stage_new(
+        batch,
+        creation_id=creation_id,
+        user_id=user_id,
+        request=request,
+        cost=cost,
+        webhook=webhook,
+    )
     documents.commit(batch)
     return creation_id
 

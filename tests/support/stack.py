@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ class RunningStack:
     db: firestore.Client
     ledger: Ledger
     headers: Callable[[str], dict[str, str]]
+    # What the webhooks function signs with (a receiver verifies with it).
+    webhook_secret: str
 
     def submit(self, user: str, body: dict[str, Any]) -> dict[str, Any]:
         response = requests.post(
@@ -91,11 +95,13 @@ def start_stack(
         pubsub_emulator_host=reach["PUBSUB_EMULATOR_HOST"],
         storage_emulator_host=reach["STORAGE_EMULATOR_HOST"],
     )
+    webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     process_env = {
         **os.environ,
         **base_env,
         "OFFLINE_IMAGE_LONG_SIDE_PX": "256",
         "OFFLINE_VIDEO_LONG_SIDE_PX": "320",
+        "WEBHOOK_SECRET": webhook_secret,
         **extra_env,
     }
     stack = LocalStack(
@@ -117,4 +123,5 @@ def start_stack(
         db=db,
         ledger=Ledger(FirestoreDocuments(db, settings), settings),
         headers=lambda uid: {"Authorization": f"Bearer {signer.mint(uid, settings.gcp_project)}"},
+        webhook_secret=process_env["WEBHOOK_SECRET"],
     )

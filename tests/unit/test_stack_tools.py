@@ -19,6 +19,7 @@ import pytest
 from google.events.cloud.firestore import DocumentEventData
 
 from shared.core.settings import Settings
+from shared.creations.status_events import WEBHOOK_FILTER
 from tools.stack import chain, cli, demo, dev, emulators, topology, triggers
 from tools.stack.chain import FUNCTIONS
 from tools.stack.emulators import emulator_env
@@ -55,6 +56,7 @@ DEFAULT_PORTS = dev.Ports(
     sweep=8084,
     stitch=8085,
     router=8086,
+    webhooks=8087,
 )
 
 
@@ -85,6 +87,7 @@ def test_ports_by_function_and_in_the_stack_file() -> None:
         "dead_letter": 8083,
         "sweep": 8084,
         "stitch": 8085,
+        "webhooks": 8087,
     }
     assert set(DEFAULT_PORTS.functions()) == set(FUNCTIONS)
     assert DEFAULT_PORTS.all()["router"] == 8086
@@ -145,11 +148,20 @@ def test_emulator_env_storage_has_scheme() -> None:
 
 def test_stack_env_covers_exported_names_and_matches_emulator_env() -> None:
     ports = dataclasses.replace(DEFAULT_PORTS, firestore=1, pubsub=2, gcs=3, submit=4)
-    env = dev.stack_env(ports=ports, project="p", media_bucket="b")
+    env = dev.stack_env(ports=ports, project="p", media_bucket="b", webhook_secret="whsec_AA")
     assert tuple(env) == dev.EXPORTED_ENV
+    assert env["WEBHOOK_SECRET"] == "whsec_AA"
     assert emulator_env(1, 2, 3).items() <= env.items()
     assert env["GOOGLE_CLOUD_PROJECT"] == env["GCP_PROJECT"] == "p"
     assert env["SUBMIT_URL"] == "http://127.0.0.1:4"
+
+
+def test_the_webhook_secret_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    path = tmp_path / "webhook-secret"
+    secret = dev.load_or_create_webhook_secret(path)
+    assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
+    assert dev.load_or_create_webhook_secret(path) == secret
+    assert path.stat().st_mode & 0o077 == 0
 
 
 def test_function_env_overlays_stack_and_passes_the_rest_through() -> None:
@@ -236,6 +248,7 @@ def test_topics_and_which_are_tapped() -> None:
         "creations-dead-letter",
         "creations-sweep",
         "creations-status",
+        "creations-webhooks-exhausted",
     ]
     # The sweep topic is a clock tick: a tap would only pile ticks up.
     assert settings.sweep_topic not in topology.tapped_topics(settings)
@@ -545,10 +558,20 @@ def test_production_wiring() -> None:
         ("creations-dead-letter-push", "creations-dead-letter", "dead_letter", None),
         ("creations-sweep-push", "creations-sweep", "sweep", None),
         ("creations-status-push", "creations-status", "refund", None),
+        ("creations-status-webhooks-push", "creations-status", "webhooks", None),
     ]
     assert wiring.triggers == ()  # refund hears the status stream, not every document update
     assert wiring.schedule_topic == settings.sweep_topic
-    assert wiring.function_names() == {"generate", "stitch", "dead_letter", "sweep", "refund"}
+    assert wiring.function_names() == {
+        "generate",
+        "stitch",
+        "dead_letter",
+        "sweep",
+        "refund",
+        "webhooks",
+    }
+    # The webhooks subscription lets through only what a webhook asked for, as production's.
+    assert wiring.pushes[-1].filter == WEBHOOK_FILTER
 
 
 def test_job_subscription_has_retry_and_dead_letter_policies() -> None:
@@ -653,7 +676,8 @@ def test_the_accepting_line_names_the_entry_point_and_counts_the_wiring(tmp_path
     stack = _stack(tmp_path, chain.default_functions(DEFAULT_PORTS.functions()), wiring=wiring)
     assert stack.accepting_line() == (
         "accepting work: POST http://127.0.0.1:8080/v1/creations, http://127.0.0.1:8083, "
-        "http://127.0.0.1:8085 (chain wired: 2 push subscriptions, 1 trigger)"
+        "http://127.0.0.1:8085, http://127.0.0.1:8087 (chain wired: 2 push subscriptions, "
+        "1 trigger)"
     )
     source = tmp_path / "main.py"
     source.write_text("")

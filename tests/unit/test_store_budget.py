@@ -100,6 +100,7 @@ def api(documents: CountingDocuments, publisher: RecordingPublisher) -> SubmitAp
             announcer=RecordingAnnouncer(),
         ),
         media_links=UnsignedMediaLinks(),
+        resolver=lambda host, port: ["203.0.113.1"],  # never asked: no body has a webhook
     )
 
 

@@ -133,3 +133,19 @@ def test_a_status_event_says_whether_the_webhook_wants_it() -> None:
         job.model_copy(update={"webhook_events": ("processing",)}), "processing"
     )
     assert processing.webhook and processing.leaves_nothing_to_settle
+
+
+def test_against_the_emulators_only_loopback_names_resolve() -> None:
+    from shared.core.settings import Settings
+    from shared.webhooks import loopback_only_resolver, system_resolver
+    from shared.wiring import webhook_resolver
+
+    local = Settings(firestore_emulator_host="127.0.0.1:8080")
+    assert webhook_resolver(local) is loopback_only_resolver
+    production = Settings(firestore_emulator_host=None, pubsub_emulator_host=None)
+    assert webhook_resolver(production) is system_resolver
+    with pytest.raises(WebhookHostNotFound):
+        check_target(
+            "https://hooks.example.com/", resolver=loopback_only_resolver, allow_loopback=True
+        )
+    assert check_target("http://localhost:9/", resolver=loopback_only_resolver, allow_loopback=True)

@@ -4,6 +4,7 @@ touches the creation. (The event functions run on the emulator in tests/integrat
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from shared.core.errors import StoreBusy
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore, Skip
 from shared.creations.model import Job
-from shared.creations.status_events import StatusNotAnnounced
+from shared.creations.status_events import StatusEvent, StatusNotAnnounced
 from shared.media.providers.base import (
     EmptyResult,
     GenerationContext,
@@ -484,3 +485,85 @@ def test_a_leased_or_foreign_job_announces_nothing(store: MemoryDocuments, clock
     foreign = Job(creation_id=new_creation(store, "u"), user_id="someone-else", type="image")
     assert w.handle(foreign, event_id="e").kind == "skipped"
     assert announcer.told == []
+
+
+# --- `processing`, for a webhook that asks for it -------------------------------------------
+
+
+def webhook_asking(*events: str) -> dict[str, Any]:
+    return {"url": "https://hooks.example.com/in", "events": list(events), "status": "pending"}
+
+
+class ProcessingRefused(RecordingAnnouncer):
+    """A status stream that refuses `processing` events (or raises on them) and takes the rest."""
+
+    def __init__(self, *, raises: bool = False) -> None:
+        super().__init__()
+        self.raises = raises
+        self.refused = 0
+
+    def announce(self, event: StatusEvent) -> bool:
+        if event.status != "processing":
+            return super().announce(event)
+        self.refused += 1
+        if self.raises:
+            raise RuntimeError("the stream is down")
+        return False
+
+
+def test_a_claim_announces_processing_when_the_webhook_asks_for_it(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u", webhook=webhook_asking("processing", "completed"))
+    announcer = RecordingAnnouncer()
+    assert handle(
+        worker(store, clock, ScriptedProvider(), announcer=announcer), store, creation_id
+    ) == ("draft")
+    assert announcer.told == [(creation_id, "processing"), (creation_id, "draft")]
+    processing, draft = announcer.events
+    assert (processing.attempt, processing.webhook) == (1, True)
+    assert processing.attributes()["webhook"] == "1"
+    assert draft.webhook is True  # `completed` is asked for too
+
+
+def test_processing_is_not_announced_unless_asked(store: MemoryDocuments, clock: Clock) -> None:
+    finals_only = new_creation(store, "u", webhook=webhook_asking("completed", "failed"))
+    no_webhook = new_creation(store, "u")
+    announcer = RecordingAnnouncer()
+    for creation_id in (finals_only, no_webhook):
+        handle(worker(store, clock, ScriptedProvider(), announcer=announcer), store, creation_id)
+    assert announcer.told == [(finals_only, "draft"), (no_webhook, "draft")]
+    assert [event.webhook for event in announcer.events] == [True, False]
+
+
+def test_each_attempt_announces_processing_with_its_number(
+    store: MemoryDocuments, clock: Clock
+) -> None:
+    creation_id = new_creation(store, "u", webhook=webhook_asking("processing"))
+    announcer = RecordingAnnouncer()
+    flaky = ScriptedProvider(fail_with=[ProviderTransient("try again")])
+    with pytest.raises(ProviderTransient):
+        handle(worker(store, clock, flaky, announcer=announcer), store, creation_id)
+    assert handle(worker(store, clock, flaky, announcer=announcer), store, creation_id) == "draft"
+    processing = [event for event in announcer.events if event.status == "processing"]
+    assert [event.attempt for event in processing] == [1, 2]
+    assert announcer.events[-1].status == "draft"
+    assert announcer.events[-1].webhook is False  # `completed` was not asked for
+
+
+@pytest.mark.parametrize("raises", [False, True], ids=["refused", "raised"])
+def test_a_lost_processing_announcement_never_stops_the_job(
+    store: MemoryDocuments, clock: Clock, raises: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    creation_id = new_creation(store, "u", webhook=webhook_asking("processing", "completed"))
+    announcer = ProcessingRefused(raises=raises)
+    with caplog.at_level(logging.WARNING):
+        outcome = handle(
+            worker(store, clock, ScriptedProvider(), announcer=announcer), store, creation_id
+        )
+    # The job went on to its draft, announced it, and was not redelivered over the notification.
+    assert outcome == "draft"
+    assert store.creation(creation_id)["status"] == "draft"
+    assert (announcer.refused, announcer.told) == (1, [(creation_id, "draft")])
+    warnings = [r for r in caplog.records if "could not announce processing" in r.getMessage()]
+    assert [r.levelno for r in warnings] == [logging.WARNING]

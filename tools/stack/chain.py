@@ -50,6 +50,7 @@ from google.pubsub_v1.types import (
 )
 
 from shared.core.settings import Settings
+from shared.creations.status_events import WEBHOOK_FILTER
 from tools.stack.logfiles import json_lines
 from tools.stack.processes import (
     DEFAULT_READY_TIMEOUT,
@@ -116,7 +117,8 @@ class FunctionSpec:
 
 @dataclass(frozen=True)
 class PushRoute:
-    """A push subscription `{topic}-push` delivering `topic` to a function.
+    """A push subscription `{topic}-push` (or `{topic}-{name}-push`) delivering `topic` to a
+    function.
 
     With `dead_letter_topic`, a message the function failed `max_delivery_attempts` times (from
     the settings) moves there, as production's job subscription does.
@@ -125,10 +127,16 @@ class PushRoute:
     topic: str
     function: str
     dead_letter_topic: str | None = None
+    # A second subscription to one topic needs a name of its own (`{topic}-{name}-push`).
+    name: str | None = None
+    # Pub/Sub's filter, as production's subscription has it (the emulator stores it but does
+    # not apply it: each handler checks the same rule first).
+    filter: str = ""
 
     @property
     def subscription(self) -> str:
-        return f"{self.topic}{PUSH_SUFFIX}"
+        middle = f"-{self.name}" if self.name else ""
+        return f"{self.topic}{middle}{PUSH_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,7 @@ FUNCTIONS: Final[Mapping[str, tuple[str, str]]] = {
     "dead_letter": ("dead_letter", "functions/dead_letter/main.py"),
     "sweep": ("sweep", "functions/sweep/main.py"),
     "stitch": ("stitch", "functions/stitch/main.py"),
+    "webhooks": ("webhooks", "functions/webhooks/main.py"),
 }
 
 # What outside callers send to the functions no subscription or trigger feeds (for the one
@@ -204,7 +213,8 @@ MAX_THREADS: Final = 64
 #   pushes in flight per subscription: 2 processes serve both at once without sharing a GIL,
 #   and more would idle;
 # - submit takes outside traffic, many callers at once, mostly waiting on Firestore;
-# - refund, dead_letter and sweep do little per event and are rarely busy.
+# - refund, dead_letter and sweep do little per event and are rarely busy;
+# - webhooks mostly waits on receivers (up to WEBHOOK_TIMEOUT_SECONDS each): threads suffice.
 CONCURRENCY: Final[Mapping[str, Concurrency]] = {
     "submit": Concurrency(workers=1, threads=8),
     "generate": Concurrency(workers=2, threads=2),
@@ -212,6 +222,7 @@ CONCURRENCY: Final[Mapping[str, Concurrency]] = {
     "refund": Concurrency(workers=1, threads=2),
     "dead_letter": Concurrency(workers=1, threads=2),
     "sweep": Concurrency(workers=1, threads=2),
+    "webhooks": Concurrency(workers=1, threads=4),
 }
 
 
@@ -273,6 +284,9 @@ def default_wiring(settings: Settings) -> Wiring:
             PushRoute(settings.sweep_topic, "sweep"),
             # No dead letter, as in production: the sweeper refunds what still fails here.
             PushRoute(settings.status_topic, "refund"),
+            # No dead letter either: the handler gives an event up itself, after
+            # WEBHOOK_RETRY_SECONDS, onto WEBHOOK_EXHAUSTED_TOPIC.
+            PushRoute(settings.status_topic, "webhooks", name="webhooks", filter=WEBHOOK_FILTER),
         ),
         schedule_topic=settings.sweep_topic,
     )
@@ -358,6 +372,7 @@ def push_subscription(
         topic=f"projects/{project}/topics/{route.topic}",
         push_config=PushConfig(push_endpoint=endpoint),
         ack_deadline_seconds=knobs.ack_deadline_seconds,
+        filter=route.filter,
         retry_policy=RetryPolicy(
             minimum_backoff=dt.timedelta(seconds=low), maximum_backoff=dt.timedelta(seconds=high)
         ),
@@ -381,6 +396,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "DEAD_LETTER_TOPIC": settings.dead_letter_topic,
         "SWEEP_TOPIC": settings.sweep_topic,
         "STATUS_TOPIC": settings.status_topic,
+        "WEBHOOK_EXHAUSTED_TOPIC": settings.webhook_exhausted_topic,
         "MAX_DELIVERY_ATTEMPTS": str(settings.max_delivery_attempts),
     }
     hosts = {
@@ -392,9 +408,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+# What every local function process gets unless `base` says otherwise: settings that exist
+# for this machine only (tests/static holds them out of production). Webhooks may go to
+# http://127.0.0.1, where a developer's or a test's receiver listens.
+LOCAL_ONLY_ENV: Final[Mapping[str, str]] = {"WEBHOOK_ALLOW_LOOPBACK": "true"}
+
+
 def process_env(base: Mapping[str, str], settings: Settings) -> dict[str, str]:
     """A function process's environment: `base`, the settings' names, `import shared` working."""
-    return python_child_env({**base, **settings_env(settings)})
+    return python_child_env({**LOCAL_ONLY_ENV, **base, **settings_env(settings)})
 
 
 def functions_framework_bin() -> Path:

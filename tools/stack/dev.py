@@ -7,22 +7,25 @@ rest are stopped and `make dev` exits non-zero with the dead one's log tail.
 
 The functions run as production runs them (see `tools.stack.chain`): submit over HTTP, generate
 fed by a push subscription with retry and dead-letter policies, refund by the creation status
-stream (STATUS_TOPIC), dead_letter by the dead-letter topic, sweep by
-a local clock standing in for Cloud Scheduler.
+stream (STATUS_TOPIC), webhooks by its own subscription to that stream (it signs and POSTs the
+events a creation's webhook asks for, with WEBHOOK_SECRET, made once per `.dev/` and exported
+by `make -s env` so a local receiver can verify; webhooks may go to http://127.0.0.1 here),
+dead_letter by the dead-letter topic, sweep by a local clock standing in for Cloud Scheduler.
 
 Ports are fixed so URLs stay stable across restarts (bookmarks, shell history, a UI's config):
 FIRESTORE_PORT (8090), PUBSUB_PORT (8091), GCS_PORT (8092), SUBMIT_PORT (8080), GENERATE_PORT
 (8081), REFUND_PORT (8082), DEAD_LETTER_PORT (8083), SWEEP_PORT (8084), STITCH_PORT (8085),
-TRIGGER_ROUTER_PORT (8086); the drafts page (`tools.stack.web`) WEB_PORT (8088).
-`<FUNCTION>_SOURCE` (SUBMIT_SOURCE, GENERATE_SOURCE, REFUND_SOURCE, DEAD_LETTER_SOURCE,
-SWEEP_SOURCE, STITCH_SOURCE) overrides a function's source file, e.g. to try the tooling
-against a stub.
+TRIGGER_ROUTER_PORT (8086), WEBHOOKS_PORT (8087); the drafts page (`tools.stack.web`) WEB_PORT
+(8088). `<FUNCTION>_SOURCE` (SUBMIT_SOURCE, GENERATE_SOURCE, REFUND_SOURCE, DEAD_LETTER_SOURCE,
+SWEEP_SOURCE, STITCH_SOURCE, WEBHOOKS_SOURCE) overrides a function's source file, e.g. to try the
+tooling against a stub.
 SWEEP_INTERVAL_SECONDS (15; 0 = off) and RETRY_MIN_BACKOFF_SECONDS (1) tune the local clock and
 Pub/Sub's retry backoff (maximum 10 s locally).
 `<FUNCTION>_WORKERS` and `<FUNCTION>_THREADS` (SUBMIT_, GENERATE_, REFUND_, DEAD_LETTER_,
-SWEEP_, STITCH_) set how many gunicorn worker processes, of how many threads each, serve one
-function; the defaults are `tools.stack.chain.CONCURRENCY` (generate and stitch 2 processes of
-2 threads, submit 1 of 8, the rest 1 of 2). Threads must be at least 2 (see `Concurrency`).
+SWEEP_, STITCH_, WEBHOOKS_) set how many gunicorn worker processes, of how many threads each,
+serve one function; the defaults are `tools.stack.chain.CONCURRENCY` (generate and stitch 2
+processes of 2 threads, submit 1 of 8, webhooks 1 of 4, the rest 1 of 2). Threads must be at
+least 2 (see `Concurrency`).
 
 Start order: the functions the chain feeds boot first while the push subscriptions and triggers
 are made; submit starts only then, so nothing it accepts can be published to a topic nobody
@@ -32,10 +35,12 @@ subscribes to yet. The last line printed, `accepting work: POST .../v1/creations
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -62,6 +67,7 @@ DEV_DIR: Final = REPO_ROOT / ".dev"
 AUTH_DIR: Final = DEV_DIR / "auth"
 LOG_DIR: Final = DEV_DIR / "logs"
 STACK_FILE: Final = DEV_DIR / "stack.json"
+WEBHOOK_SECRET_FILE: Final = DEV_DIR / "webhook-secret"
 
 DEFAULT_PROJECT: Final = "demo-creations"
 DEFAULT_PORTS: Final = {
@@ -75,6 +81,7 @@ DEFAULT_PORTS: Final = {
     "SWEEP_PORT": 8084,
     "STITCH_PORT": 8085,
     "TRIGGER_ROUTER_PORT": 8086,
+    "WEBHOOKS_PORT": 8087,
 }
 # Environment variables that replace a function's source (`tools.stack.chain.FUNCTIONS` names).
 SOURCE_OVERRIDES: Final = {
@@ -84,6 +91,7 @@ SOURCE_OVERRIDES: Final = {
     "DEAD_LETTER_SOURCE": "dead_letter",
     "SWEEP_SOURCE": "sweep",
     "STITCH_SOURCE": "stitch",
+    "WEBHOOKS_SOURCE": "webhooks",
 }
 
 # The variables `make -s env` exports, in the order it prints them.
@@ -95,6 +103,7 @@ EXPORTED_ENV: Final = (
     "GOOGLE_CLOUD_PROJECT",
     "MEDIA_BUCKET",
     "SUBMIT_URL",
+    "WEBHOOK_SECRET",
 )
 
 
@@ -114,6 +123,7 @@ class Ports:
     sweep: int
     stitch: int
     router: int
+    webhooks: int
 
     def functions(self) -> dict[str, int]:
         """The function ports, keyed by function name (`tools.stack.chain.FUNCTIONS`)."""
@@ -157,6 +167,7 @@ def read_ports(environ: Mapping[str, str]) -> Ports:
         sweep=values["SWEEP_PORT"],
         stitch=values["STITCH_PORT"],
         router=values["TRIGGER_ROUTER_PORT"],
+        webhooks=values["WEBHOOKS_PORT"],
     )
     seen = list(ports.all().values())
     if len(set(seen)) != len(seen):
@@ -174,8 +185,27 @@ def read_sources(environ: Mapping[str, str]) -> dict[str, Path]:
     return sources
 
 
-def stack_env(*, ports: Ports, project: str, media_bucket: str) -> dict[str, str]:
+def load_or_create_webhook_secret(path: Path = WEBHOOK_SECRET_FILE) -> str:
+    """The stack's webhook signing secret (`whsec_<base64>`): made once, kept in `path`
+    (readable by its owner only), so a receiver set up once keeps verifying across restarts."""
+    with contextlib.suppress(FileNotFoundError):
+        kept = path.read_text().strip()
+        if kept.startswith("whsec_"):
+            return kept
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(secret + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return secret
+
+
+def stack_env(
+    *, ports: Ports, project: str, media_bucket: str, webhook_secret: str | None = None
+) -> dict[str, str]:
     """The values of EXPORTED_ENV for a stack on `ports` (what `make -s env` prints)."""
+    secret = {"WEBHOOK_SECRET": webhook_secret} if webhook_secret else {}
     return {
         **emulator_env(ports.firestore, ports.pubsub, ports.gcs),
         "GCP_PROJECT": project,
@@ -183,6 +213,7 @@ def stack_env(*, ports: Ports, project: str, media_bucket: str) -> dict[str, str
         "GOOGLE_CLOUD_PROJECT": project,
         "MEDIA_BUCKET": media_bucket,
         "SUBMIT_URL": f"http://{LOCALHOST}:{ports.submit}",
+        **secret,
     }
 
 
@@ -216,6 +247,7 @@ def summary(stack: Mapping[str, str], ports: Ports, log_dir: Path, wiring: list[
             "  make -s token USER=alice                # an ID token for user alice",
             "  make -s grant USER=alice TOKENS=10      # give alice 10 tokens",
             '  eval "$(make -s env)"                    # point tools at this stack',
+            "                                           # with WEBHOOK_SECRET, to verify webhooks",
             f'  curl -s -H "Authorization: Bearer $(make -s token USER=alice)" {url}/v1/balance',
             "",
             "Ctrl-C stops everything.",
@@ -310,6 +342,7 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
 
     # Made before the functions start, so `make token` and submit agree on the key.
     signer = load_or_create_signer(AUTH_DIR)
+    webhook_secret = load_or_create_webhook_secret()
 
     # Explicit values win over the environment; the rest (bucket, topics, ...) comes from it,
     # as it will for the functions.
@@ -323,7 +356,12 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
         )
     except ValidationError as exc:
         raise DevError(f"invalid settings in the environment: {exc}") from exc
-    stack = stack_env(ports=ports, project=project, media_bucket=settings.media_bucket)
+    stack = stack_env(
+        ports=ports,
+        project=project,
+        media_bucket=settings.media_bucket,
+        webhook_secret=webhook_secret,
+    )
 
     hints: dict[EmulatorKey, str] = {
         "firestore": "set FIRESTORE_PORT",
@@ -353,6 +391,7 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
             "dead_letter": "set DEAD_LETTER_PORT",
             "sweep": "set SWEEP_PORT",
             "stitch": "set STITCH_PORT",
+            "webhooks": "set WEBHOOKS_PORT",
             "router": "set TRIGGER_ROUTER_PORT",
         },
     )

@@ -47,13 +47,14 @@ def tap_subscription_name(topic: str) -> str:
 
 def topics(settings: Settings) -> list[str]:
     """Every topic the suite uses: the job topics, the dead-letter topic, the sweeper's clock,
-    the creation status stream."""
+    the creation status stream, where given-up webhook events go."""
     return [
         settings.generate_topic,
         settings.stitch_topic,
         settings.dead_letter_topic,
         settings.sweep_topic,
         settings.status_topic,
+        settings.webhook_exhausted_topic,
     ]
 
 
@@ -61,13 +62,15 @@ def tapped_topics(settings: Settings) -> list[str]:
     """Topics that get a `-tap` pull subscription: those a developer wants to look into.
 
     Not the sweep topic: it is a clock tick every few seconds, and a tap nobody pulls would
-    keep every tick for the emulator's whole life.
+    keep every tick for the emulator's whole life. The exhausted webhooks' tap is the local
+    stand-in for the pull subscription an operator reads in production.
     """
     return [
         settings.generate_topic,
         settings.stitch_topic,
         settings.dead_letter_topic,
         settings.status_topic,
+        settings.webhook_exhausted_topic,
     ]
 
 

@@ -33,11 +33,18 @@ from shared.intake.api.bodies import json_response, read_json_body, response_for
 from shared.intake.api.routes import ROUTES
 from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
 from shared.intake.idempotency import request_fingerprint
-from shared.intake.parsing import parse_creation_request, parse_reel_body
+from shared.intake.parsing import (
+    checked_webhook,
+    parse_creation_request,
+    parse_reel_body,
+    parse_webhook,
+)
 from shared.intake.reels import plan_reel
+from shared.intake.source_images import SourceImages
 from shared.intake.submission import SubmissionService
 from shared.media.urls import MediaLinks
 from shared.money.ledger import Ledger
+from shared.webhooks import Resolver, WebhookBody
 
 logger = get_logger(__name__)
 
@@ -71,6 +78,9 @@ class SubmitApi:
     submissions: SubmissionService
     actions: CreationActions
     media_links: MediaLinks
+    # Resolves a webhook URL's host at submit, to refuse private addresses (`system_resolver`
+    # in production; tests pass a stub, so no test resolves a name).
+    resolver: Resolver
 
     def __call__(self, request: flask.Request) -> flask.Response:
         """Answer `request` under the trace it continues (or a new one), named back to the caller
@@ -149,7 +159,11 @@ class SubmitApi:
         return self._submit(
             call,
             ("POST /v1/creations", body),
-            lambda: parse_creation_request(body, self.settings),
+            lambda: parse_creation_request(
+                body,
+                self.settings,
+                find_source_image=SourceImages(self.creations, call.user.uid).find,
+            ),
         )
 
     def _create_reel(self, call: Call) -> flask.Response:
@@ -167,7 +181,9 @@ class SubmitApi:
 
         A repeat of an `Idempotency-Key` is answered before `wanted` runs: the replay is what
         was made, even if the same body would be refused today (a clip deleted since, a model
-        no longer allowed).
+        no longer allowed, a webhook host that now resolves elsewhere). The body's `webhook`
+        is checked after `wanted` (its shape is the body parser's), and only for a new
+        submission: its host is resolved, and nothing is sent to it.
         """
         key = _idempotency_key(call.request)
         fingerprint = request_fingerprint(*asked)
@@ -177,11 +193,13 @@ class SubmitApi:
                 user_id=call.user.uid, idempotency_key=key, fingerprint=fingerprint
             )
         if accepted is None:
+            request = wanted()  # the whole body's rules first, then the webhook's address
             accepted = self.submissions.submit(
                 user_id=call.user.uid,
-                request=wanted(),
+                request=request,
                 idempotency_key=key,
                 fingerprint=fingerprint,
+                webhook=self._webhook_in(asked[1]),
             )
         call.log["creation_id"] = accepted.creation.id
         headers = {"Location": f"/v1/creations/{accepted.creation.id}"}
@@ -189,6 +207,13 @@ class SubmitApi:
             headers["Idempotent-Replayed"] = "true"
         body = {**self.media_links.api_view(accepted.creation), "balance": accepted.balance}
         return json_response(202, body, headers)
+
+    def _webhook_in(self, body: Any) -> WebhookBody | None:
+        return checked_webhook(
+            parse_webhook(body),
+            resolver=self.resolver,
+            allow_loopback=self.settings.webhook_allow_loopback,
+        )
 
     def _list_creations(self, call: Call) -> flask.Response:
         args = call.request.args

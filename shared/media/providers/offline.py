@@ -12,6 +12,10 @@ What it makes
     rendered by ffmpeg from lavfi sources: `gradients` (seeded colours, type, rotation speed,
     seed), drawn at a quarter of the size and scaled up (it is smooth anyway; 2-4x faster),
     and `sine` at a seeded pitch. Sizes follow `aspect_ratio` with even sides (H.264 needs them).
+    A video from an image draft (`source_image`) starts from that picture instead: read from
+    the bucket, cropped to fill the frame, whole in the first frame, then a slow seeded zoom
+    (ffmpeg `zoompan`) towards a point near its middle; the same tone plays. If the image's
+    object is gone, the video fails with `source_image_missing`.
     Width, height and duration in the result are measured from the written file.
 
 What decides the pixels
@@ -53,11 +57,14 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
+from google.cloud.storage import Client as StorageClient
 from PIL import Image, ImageDraw, ImageFilter
 
+from shared.core.clients import storage_client
 from shared.core.settings import Settings
 from shared.creations.model import Job
 from shared.creations.progress import MAX_WORKING, RisingPercent
@@ -80,6 +87,7 @@ from shared.media.providers.base import (
     ProviderTransient,
     SafetyBlocked,
 )
+from shared.media.providers.source_image import SourceImageReader
 
 T = TypeVar("T")
 Done = Callable[[float], None]  # how much of the work is done, 0.0-1.0
@@ -120,9 +128,20 @@ def media_size(aspect_ratio: str, long_side: int) -> tuple[int, int]:
 class OfflineProvider:
     """Makes real PNGs and MP4s locally; see the module docstring for what decides them."""
 
-    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        storage: Callable[[], StorageClient] | None = None,
+    ) -> None:
+        """`storage` builds the client source images are read with (on first use: a provider
+        that never makes a video from an image never builds one)."""
         self._settings = settings
         self._sleep = sleep
+        self._source_images = SourceImageReader(
+            storage or cache(lambda: storage_client(settings)), settings.media_timeout_seconds
+        )
 
     def generate(
         self, job: Job, request: StoredRequest, context: GenerationContext
@@ -183,14 +202,25 @@ class OfflineProvider:
         settings = self._settings
         size = media_size(request.aspect_ratio, settings.offline_video_long_side_px)
         path = context.workdir / "video.mp4"
-        args = video_ffmpeg_args(
-            recipe.key(0),
-            request.negative_prompt,
-            size=size,
-            fps=settings.offline_video_fps,
-            duration_seconds=request.duration_seconds,
-            output=path,
-        )
+        if request.source_image is not None:
+            image = self._source_images.download(request.source_image, context.workdir, context)
+            args = image_video_ffmpeg_args(
+                image,
+                recipe.key(0),
+                size=size,
+                fps=settings.offline_video_fps,
+                duration_seconds=request.duration_seconds,
+                output=path,
+            )
+        else:
+            args = video_ffmpeg_args(
+                recipe.key(0),
+                request.negative_prompt,
+                size=size,
+                fps=settings.offline_video_fps,
+                duration_seconds=request.duration_seconds,
+                output=path,
+            )
         if context.seconds_left() <= 0:
             raise ProviderTimeout("the deadline passed before the video was rendered")
         try:
@@ -391,6 +421,62 @@ def video_ffmpeg_args(
             f"d={duration_seconds:g}",
         ]
     )
+    tone = _tone(dice, duration_seconds)
+    graph = ";".join([f"{gradients},scale={width}:{height}:flags=bicubic,format=yuv420p[v]", tone])
+    return ["-filter_complex", graph, *_encoding(fps, duration_seconds, output)]
+
+
+def image_video_ffmpeg_args(
+    image: Path,
+    key: str,
+    *,
+    size: tuple[int, int],
+    fps: int,
+    duration_seconds: float,
+    output: Path,
+) -> list[str]:
+    """ffmpeg arguments rendering a clip that starts from `image` to `output`: the picture,
+    cropped to fill `size`, seen whole in the first frame, then a slow zoom towards a point
+    near its middle (how far and where from `key`, as the rest of the recipe)."""
+    dice = _Dice("image-video", key)
+    width, height = size
+    frames = max(2, round(duration_seconds * fps))
+    zoom_to = dice.between(1.15, 1.35)
+    focus_x, focus_y = dice.between(0.3, 0.7), dice.between(0.3, 0.7)
+    # zoompan moves its window in whole input pixels: at twice the output size each step is
+    # half an output pixel, so the zoom glides instead of shaking.
+    wide, tall = 2 * width, 2 * height
+    zoom = ":".join(
+        [
+            f"zoompan=z='1+{zoom_to - 1:.4f}*on/{frames - 1}'",
+            f"x='(iw-iw/zoom)*{focus_x:.4f}'",
+            f"y='(ih-ih/zoom)*{focus_y:.4f}'",
+            f"d={frames}",
+            f"s={width}x{height}",
+            f"fps={fps}",
+        ]
+    )
+    picture = ",".join(
+        [
+            f"[0:v]scale={wide}:{tall}:force_original_aspect_ratio=increase:flags=lanczos",
+            f"crop={wide}:{tall}",
+            "setsar=1",
+            zoom,
+            "format=yuv420p[v]",
+        ]
+    )
+    graph = ";".join([picture, _tone(dice, duration_seconds)])
+    return [
+        # One still frame in; zoompan makes `frames` frames of it.
+        *("-i", str(image)),
+        *("-filter_complex", graph),
+        *_encoding(fps, duration_seconds, output),
+    ]
+
+
+def _tone(dice: _Dice, duration_seconds: float) -> str:
+    """The soundtrack's filter graph, `[a]`: a quiet seeded tone, with short fades so it does
+    not click on and off."""
     tone = ":".join(
         [
             f"sine=f={dice.between(196.0, 784.0):.2f}",  # G3 to G5
@@ -400,15 +486,13 @@ def video_ffmpeg_args(
         ]
     )
     fade_out_at = max(0.0, duration_seconds - 0.3)
-    graph = ";".join(
-        [
-            f"{gradients},scale={width}:{height}:flags=bicubic,format=yuv420p[v]",
-            # Quiet, with short fades so the tone does not click on and off.
-            f"{tone},volume=0.2,afade=t=in:d=0.05,afade=t=out:st={fade_out_at:g}:d=0.3[a]",
-        ]
-    )
+    return f"{tone},volume=0.2,afade=t=in:d=0.05,afade=t=out:st={fade_out_at:g}:d=0.3[a]"
+
+
+def _encoding(fps: int, duration_seconds: float, output: Path) -> list[str]:
+    """Writing `[v]` and `[a]` to `output`: H.264 and AAC, exactly `duration_seconds` long."""
     return [
-        *("-filter_complex", graph, "-map", "[v]", "-map", "[a]"),
+        *("-map", "[v]", "-map", "[a]"),
         *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
         # A keyframe every second keeps the clip seekable and cheap to cut for reels.
         *("-g", str(fps)),

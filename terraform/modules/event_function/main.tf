@@ -12,8 +12,10 @@ locals {
   service_uri = google_cloudfunctions2_function.this.service_config[0].uri
   # A gen2 function runs as the Cloud Run service of the same name: invoker grants go there.
   service_name = google_cloudfunctions2_function.this.name
-  # The Pub/Sub service agent: signs push OIDC tokens and forwards dead letters.
-  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # The Pub/Sub service agent: signs push OIDC tokens, forwards dead letters, and mints the
+  # tokens of Eventarc's deliveries.
+  pubsub_agent = var.pubsub_service_agent
+  event_driven = var.pubsub_trigger != null || var.firestore_trigger != null
 
   pubsub      = var.pubsub_trigger
   dead_letter = var.pubsub_trigger == null ? null : var.pubsub_trigger.dead_letter
@@ -23,10 +25,6 @@ locals {
   ack_deadline_s = var.pubsub_trigger == null ? null : coalesce(
     var.pubsub_trigger.ack_deadline_s, min(600, max(10, var.timeout_s + 30))
   )
-}
-
-data "google_project" "this" {
-  project_id = var.project_id
 }
 
 # --- identity -------------------------------------------------------------------------------
@@ -137,9 +135,18 @@ resource "google_cloudfunctions2_function" "this" {
       condition     = !var.public || var.ingress == "ALLOW_ALL"
       error_message = "A public function needs ingress ALLOW_ALL."
     }
+    # What Cloud Functions itself refuses, said at plan time instead of minutes into an apply.
     precondition {
-      condition     = var.pubsub_trigger == null || var.timeout_s <= 600
-      error_message = "A Pub/Sub-fed function's timeout_s must be at most 600 (the push ack deadline's limit)."
+      condition     = !local.event_driven || var.timeout_s <= 540
+      error_message = "An event-driven function's timeout_s must be at most 540 (Cloud Functions' limit; HTTP functions may take 3600)."
+    }
+    precondition {
+      condition     = var.min_instances <= var.max_instances
+      error_message = "min_instances must not exceed max_instances."
+    }
+    precondition {
+      condition     = var.max_instance_request_concurrency == 1 || var.available_cpu == null || try(tonumber(var.available_cpu) >= 1, false)
+      error_message = "Serving more than one request per instance needs available_cpu of at least 1."
     }
   }
 
@@ -264,6 +271,16 @@ resource "google_project_iam_member" "trigger_event_receiver" {
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"
   member  = google_service_account.trigger[0].member
+}
+
+# Eventarc delivers through Pub/Sub, whose agent mints the trigger account's tokens: projects
+# whose Pub/Sub agent predates April 2021 need this grant (Eventarc's docs), later ones ignore it.
+resource "google_service_account_iam_member" "trigger_token_creator" {
+  count = var.firestore_trigger == null ? 0 : 1
+
+  service_account_id = google_service_account.trigger[0].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
 }
 
 resource "google_cloud_run_v2_service_iam_member" "trigger" {

@@ -71,7 +71,7 @@ variable "available_cpu" {
 }
 
 variable "timeout_s" {
-  description = "Request timeout in seconds. For a Pub/Sub-fed function keep it at most 600 (the longest a push subscription waits for an answer)."
+  description = "Request timeout in seconds: at most 3600 for an HTTP function, 540 for an event-driven one (Pub/Sub- or Firestore-fed), as Cloud Functions allows."
   type        = number
   default     = 60
 
@@ -102,9 +102,24 @@ variable "max_instances" {
 }
 
 variable "max_instance_request_concurrency" {
-  description = "Requests one instance serves at once."
+  description = "Requests one instance serves at once (1-1000; more than 1 needs at least 1 vCPU)."
   type        = number
   default     = 1
+
+  validation {
+    condition     = var.max_instance_request_concurrency >= 1 && var.max_instance_request_concurrency <= 1000
+    error_message = "max_instance_request_concurrency must be 1-1000."
+  }
+}
+
+variable "pubsub_service_agent" {
+  description = "The project's Pub/Sub service agent as an IAM member (serviceAccount:service-<number>@gcp-sa-pubsub.iam.gserviceaccount.com): it signs push tokens, forwards dead letters and delivers Eventarc events. The caller makes sure it exists (google_project_service_identity)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^serviceAccount:service-[0-9]+@gcp-sa-pubsub\\.iam\\.gserviceaccount\\.com$", var.pubsub_service_agent))
+    error_message = "pubsub_service_agent must be serviceAccount:service-<project number>@gcp-sa-pubsub.iam.gserviceaccount.com."
+  }
 }
 
 variable "ingress" {

@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = ">= 6.0, < 8"
+      source = "hashicorp/google"
+      # The major `make terraform-check` checks against (tools/tfcheck/pins.py).
+      version = "~> 7.46"
     }
   }
 }

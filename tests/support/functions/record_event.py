@@ -77,3 +77,8 @@ def sweep(event: CloudEvent) -> None:
 @functions_framework.cloud_event
 def stitch(event: CloudEvent) -> None:
     _record("stitch", event)
+
+
+@functions_framework.cloud_event
+def webhooks(event: CloudEvent) -> None:
+    _record("webhooks", event)

@@ -35,6 +35,7 @@ from shared.media.providers.genai.models import (
     unsupported_models,
 )
 from shared.media.providers.genai.veo import VeoRunner, resumes_operation
+from shared.media.providers.source_image import SourceImageReader
 
 logger = get_logger(__name__)
 
@@ -56,15 +57,17 @@ class GenaiProvider:
         `veo_output_to_bucket` overrides `veo_writes_to_bucket(settings)`."""
         self._settings = settings
         self._client = client or build_client(settings, credentials=credentials)
+        storage = storage or cache(lambda: storage_client(settings))
         self._veo = VeoRunner(
             self._client,
             settings,
-            storage or cache(lambda: storage_client(settings)),
+            storage,
             output_to_bucket=(
                 veo_writes_to_bucket(settings)
                 if veo_output_to_bucket is None
                 else veo_output_to_bucket
             ),
+            source_images=SourceImageReader(storage, settings.media_timeout_seconds),
             sleep=sleep,
             wall_clock=wall_clock,
         )
@@ -108,7 +111,8 @@ class GenaiProvider:
 
 
 def veo_writes_to_bucket(settings: Settings) -> bool:
-    """Whether Veo is asked to write into the media bucket (`output_gcs_uri`).
+    """Whether Veo is asked to write into the media bucket (`output_gcs_uri`), and so is given
+    a video's source image by its `gs://` URI rather than its bytes.
 
     Only Vertex AI has the option. Google cannot write into a local storage emulator, so with
     STORAGE_EMULATOR_HOST set it is used only when GENAI_BASE_URL points the SDK at a local

@@ -2,7 +2,13 @@
 
 Start
     `generate_videos` with one video of the requested duration, aspect ratio, negative
-    prompt and seed. In Vertex AI mode Veo writes the MP4 straight into our bucket, under
+    prompt and seed, and, for a video from an image draft (`request.source_image`), that image
+    (`image=`) with its MIME type, its bytes read from the bucket here. Never its `gs://` URI:
+    Veo would read it as the project's Vertex AI service agent, which every Vertex caller in
+    the project shares, and which may therefore write only under `tmp/` and read nothing (the
+    Developer API takes no URI either, and Google cannot reach the storage emulator). An image
+    whose object is gone fails the video (`source_image_missing`) before anything is started.
+    In Vertex AI mode Veo writes the MP4 straight into our bucket, under
     `tmp/{uid}/{creation}/{attempt scope}/` (`output_gcs_uri`): no video travels base64-encoded
     in an operation answer. (Not when our bucket is the local storage emulator, which Google
     cannot reach: then Veo returns the video in the operation's answer.) Not under `media/`:
@@ -67,6 +73,7 @@ from shared.media.providers.base import (
 )
 from shared.media.providers.genai.client import call_options
 from shared.media.providers.genai.errors import brief, from_operation_error, sdk_errors
+from shared.media.providers.source_image import SourceImageReader
 from shared.media.storage import bounded_storage_retry, split_gs_uri, staging_prefix
 
 logger = get_logger(__name__)
@@ -86,6 +93,7 @@ class VeoRunner:
     storage: Callable[[], StorageClient]
     _: KW_ONLY
     output_to_bucket: bool
+    source_images: SourceImageReader
     sleep: Callable[[float], None] = time.sleep
     wall_clock: Callable[[], float] = time.time
 
@@ -132,15 +140,26 @@ class VeoRunner:
             generate_audio=True if request.model.startswith("veo-3") else None,
             http_options=call_options(self.settings, context.seconds_left()),
         )
+        image = self._source_image(request, context)
         with sdk_errors(SERVICE):
             operation = self.client.models.generate_videos(
                 model=request.model,
-                source=types.GenerateVideosSource(prompt=request.prompt),
+                source=types.GenerateVideosSource(prompt=request.prompt, image=image),
                 config=config,
             )
         if not operation.name:
             raise ProviderPermanent("Veo accepted the request but named no operation to follow.")
         return operation
+
+    def _source_image(
+        self, request: VideoRequest, context: GenerationContext
+    ) -> types.Image | None:
+        """The image the video starts from, as Veo takes it (see the module docstring)."""
+        source = request.source_image
+        if source is None:
+            return None
+        path = self.source_images.download(source, context.workdir, context)
+        return types.Image(image_bytes=path.read_bytes(), mime_type=source.mime_type)
 
     def _wait(
         self,
