@@ -340,6 +340,35 @@ def test_the_delete_modal_deletes_only_on_confirm_and_gives_focus_back(
     expect(page.locator("#drafts-heading")).to_be_focused()
 
 
+# --- a video from an image draft --------------------------------------------------------------
+
+
+def test_a_video_starts_from_an_image_draft_chosen_in_the_form(
+    site: Site, context: BrowserContext
+) -> None:
+    uid = site.user("lin", tokens=20)
+    image = site.running.submit(uid, {"type": "image", "prompt": "a red door", "count": 2})
+    page = site.open(context, uid)
+    expect(item_of(page, image["id"])).to_have_attribute("data-status", "draft", timeout=SETTLE)
+
+    page.check("input[name=type][value=video]")
+    expect(page.locator("#source-field")).to_be_visible()
+    page.select_option("#source-image", label="a red door (2 of 2)")
+    page.fill("#prompt", "the door opens")
+    page.fill("#duration", "4")
+    expect(page.locator("#cost")).to_have_text("Costs 4 tokens; you have 18.")
+    page.click("#submit")
+    expect(page.locator("#create-result")).to_contain_text("Submitted", timeout=SETTLE)
+
+    video = page.locator('#drafts li[data-type="video"]')
+    expect(video).to_have_count(1)
+    video_id = video.get_attribute("data-id")
+    assert video_id is not None
+    source = site.running.doc(video_id)["request"]["source_image"]
+    assert (source["creation_id"], source["index"]) == (image["id"], 1)
+    expect(video).to_have_attribute("data-status", "draft", timeout=SETTLE)
+
+
 # --- cancel, while nothing can take the job up ------------------------------------------------
 
 
