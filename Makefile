@@ -27,7 +27,7 @@ TERRAFORM ?= terraform
 LINT_PATHS := shared functions tools tests benchmarks cli
 TYPECHECK_PATHS := shared functions tools tests benchmarks cli
 
-.PHONY: help venv dev demo test test-unit test-component test-integration pytest lint fmt typecheck token grant env clean distclean
+.PHONY: help venv web dev demo test test-unit test-component test-integration test-browser test-web pytest lint fmt typecheck token grant env clean distclean
 .PHONY: build terraform-check checkov-venv
 
 help:
@@ -35,6 +35,8 @@ help:
 	@echo "make demo                       the whole event chain against a running make dev"
 	@echo "make test                       lint, typecheck and the whole test suite"
 	@echo "make test-unit | test-component | test-integration   one tier of tests/ (see tests/README.md)"
+	@echo "make test-browser | test-web    the drafts page in headless Chromium | its pure JS modules under node --test"
+	@echo "make web                        build the drafts page (web/, npm ci when the lockfile changed)"
 	@echo "make lint | fmt | typecheck"
 	@echo "make build                      one zip per function in dist/ (+ dist/manifest.json)"
 	@echo "make terraform-check            terraform fmt -check, checkov and the provider-schema check (tools/tfcheck) over terraform/"
@@ -63,9 +65,34 @@ $(STAMP): $(REQUIREMENTS) $(CLI_PACKAGE)
 		>$(PIP_LOG) 2>&1 || { tail -n 30 $(PIP_LOG) >&2; echo "pip install failed; full log: $(PIP_LOG)" >&2; exit 1; }
 	@touch $@
 
+# --- the drafts page (web/) ---------------------------------------------------------------
+
+# Like the venv: `npm ci` re-runs when the lockfile is newer than its stamp; its output goes
+# to stderr. The bundle is rebuilt when a source or the install changed.
+WEB := web
+WEB_STAMP := $(WEB)/node_modules/.package-lock.stamp
+WEB_BUNDLE := $(WEB)/public/build/app.js
+WEB_SOURCES := $(wildcard $(WEB)/src/*.js)
+
+web: $(WEB_BUNDLE)
+
+$(WEB_STAMP): $(WEB)/package-lock.json $(WEB)/package.json
+	@command -v npm >/dev/null || { echo "npm is not on PATH (Node 20+ builds the drafts page)" >&2; exit 1; }
+	@echo "installing $(WEB)/ dependencies (npm ci) ..." >&2
+	@cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error >&2
+	@touch $@
+
+$(WEB_BUNDLE): $(WEB_STAMP) $(WEB_SOURCES)
+	@cd $(WEB) && npm run -s build >&2
+
+# The page's pure modules (prices, error messages) under Node's test runner; the page itself
+# is tested in a browser (test-browser).
+test-web: $(WEB_STAMP)
+	@cd $(WEB) && npm test -s
+
 # --- running -------------------------------------------------------------------------------
 
-dev: venv
+dev: venv web
 	@$(PY) -m tools.stack.dev
 
 # Needs `make dev` running in another shell; says so and exits 1 otherwise.
@@ -124,9 +151,10 @@ fi; \
 exit $$rc
 endef
 
-test: lint typecheck terraform-check pytest
+test: lint typecheck terraform-check test-web pytest
 
-pytest: venv
+# The browser tests serve the built page (tests/integration/test_drafts_page.py).
+pytest: venv web
 	@$(call run_pytest,)
 
 test-unit: venv
@@ -135,8 +163,11 @@ test-unit: venv
 test-component: venv
 	@$(call run_pytest,tests/component)
 
-test-integration: venv
+test-integration: venv web
 	@$(call run_pytest,tests/integration)
+
+test-browser: venv web
+	@$(call run_pytest,tests/integration/test_drafts_page.py)
 
 # --- packaging and Terraform -------------------------------------------------------------
 
@@ -187,4 +218,4 @@ clean:
 # Also the venvs, .dev (dev signing key included: tokens minted before stop working), the
 # build output (dist/) and the function venvs of tests/packaging (build/).
 distclean: clean
-	rm -rf $(VENV) $(CHECKOV_VENV) .dev dist build
+	rm -rf $(VENV) $(CHECKOV_VENV) .dev dist build $(WEB)/node_modules $(WEB)/public/build

@@ -15,9 +15,10 @@ dead_letter by the dead-letter topic, sweep by a local clock standing in for Clo
 Ports are fixed so URLs stay stable across restarts (bookmarks, shell history, a UI's config):
 FIRESTORE_PORT (8090), PUBSUB_PORT (8091), GCS_PORT (8092), SUBMIT_PORT (8080), GENERATE_PORT
 (8081), REFUND_PORT (8082), DEAD_LETTER_PORT (8083), SWEEP_PORT (8084), STITCH_PORT (8085),
-TRIGGER_ROUTER_PORT (8086), WEBHOOKS_PORT (8087). `<FUNCTION>_SOURCE` (SUBMIT_SOURCE,
-GENERATE_SOURCE, REFUND_SOURCE, DEAD_LETTER_SOURCE, SWEEP_SOURCE, STITCH_SOURCE,
-WEBHOOKS_SOURCE) overrides a function's source file, e.g. to try the tooling against a stub.
+TRIGGER_ROUTER_PORT (8086), WEBHOOKS_PORT (8087); the drafts page (`tools.stack.web`) WEB_PORT
+(8088). `<FUNCTION>_SOURCE` (SUBMIT_SOURCE, GENERATE_SOURCE, REFUND_SOURCE, DEAD_LETTER_SOURCE,
+SWEEP_SOURCE, STITCH_SOURCE, WEBHOOKS_SOURCE) overrides a function's source file, e.g. to try the
+tooling against a stub.
 SWEEP_INTERVAL_SECONDS (15; 0 = off) and RETRY_MIN_BACKOFF_SECONDS (1) tune the local clock and
 Pub/Sub's retry backoff (maximum 10 s locally).
 `<FUNCTION>_WORKERS` and `<FUNCTION>_THREADS` (SUBMIT_, GENERATE_, REFUND_, DEAD_LETTER_,
@@ -60,6 +61,7 @@ from tools.stack.processes import (
     pid_alive,
     python_child_env,
 )
+from tools.stack.web import WebError, dev_web_server
 
 DEV_DIR: Final = REPO_ROOT / ".dev"
 AUTH_DIR: Final = DEV_DIR / "auth"
@@ -339,7 +341,7 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
     _check_not_running()
 
     # Made before the functions start, so `make token` and submit agree on the key.
-    load_or_create_signer(AUTH_DIR)
+    signer = load_or_create_signer(AUTH_DIR)
     webhook_secret = load_or_create_webhook_secret()
 
     # Explicit values win over the environment; the rest (bucket, topics, ...) comes from it,
@@ -397,10 +399,12 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
     for process in emulators:
         process.check_port()
     local.check_ports()
+    web = dev_web_server(environ, stack, signer)
 
     try:
         emulators.start(progress=say)
         local.start(progress=say)
+        web.start(progress=say)
 
         children: dict[str, ManagedProcess] = {k: p for k, p in emulators.processes.items()}
         children.update(local.processes)
@@ -421,11 +425,13 @@ def run(environ: Mapping[str, str], stop: _Stop) -> int:
             }
         )
         say(summary(stack, ports, LOG_DIR, local.describe()))
+        say(f"drafts page: {web.url}/  (pick a uid; docs/web.md)\n")
         say(local.accepting_line())  # the last line: from here on, work is taken
         stop.interrupt_startup = False
         return _watch(list(emulators), local.failure, stop)
     finally:
         stop.interrupt_startup = False  # from here on a signal must not cut the cleanup short
+        web.stop()
         # The functions first (they hold connections to the emulators), then the emulators.
         try:
             local.stop(progress=say)
@@ -464,7 +470,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print("make dev: interrupted while starting; stopped what had started", file=sys.stderr)
         return 130
-    except (DevError, StackError) as exc:  # PortInUseError is a StackError
+    except (DevError, StackError, WebError) as exc:  # PortInUseError is a StackError
         print(f"make dev: {exc}", file=sys.stderr, flush=True)
         return 1
 
