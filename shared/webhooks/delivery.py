@@ -5,14 +5,18 @@ POST it, record how that went, and retry (through Pub/Sub) until it is delivered
 The event only says which creation to look at; the document, read first, decides. Nothing is
 sent for an event that disagrees with its creation (another user or type; a final status the
 creation is not in), that its webhook did not ask for, that is finished already (in
-`webhook.done`), or for `processing` once the creation is final. The URL is checked again
-before every attempt (DNS can change since submit): a refusal stops the delivery (`stopped`,
-with the reason), a name that does not resolve is retried.
+`webhook.done`), or for `processing` once the creation is final (superseded: if the record is
+still about it, it is finished as `stopped`). The URL is checked again before every attempt
+(DNS can change since submit): a refusal stops the delivery (`stopped`, with the reason), a
+name that does not resolve is retried.
 
-A retried attempt raises `WebhookNotDelivered`, so Pub/Sub redelivers with its backoff (10 s
-to 600 s in production). Once the event is older than the window, it is given up: the record
-says `exhausted` and the event goes to `WEBHOOK_EXHAUSTED_TOPIC`, where an operator can read and
-replay it (`replay=True`: an exhausted event is tried afresh, with a new window).
+A retried attempt raises `WebhookNotDelivered` (`WebhookSecretMissing` when no signing secret
+is configured), so Pub/Sub redelivers with its backoff (10 s to 600 s in production). Every
+attempt is recorded first, whatever failed (a missing secret, an event that could not be
+built), so the window starts with the first. Once the event is older than the window, it is
+given up: the record says `exhausted` and the event goes to `WEBHOOK_EXHAUSTED_TOPIC`, where an
+operator can read and replay it (`replay=True`: an exhausted event is tried afresh, with a new
+window, and retried as any event is until it is delivered, stopped or exhausted again).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from shared.store.documents import Documents, Snapshot
 from shared.webhooks.exhausted import ExhaustedEvents
 from shared.webhooks.model import EVENT_OF_STATUS, DeliveryStatus, event_type, wanted_events
 from shared.webhooks.payload import event_body, rfc3339
-from shared.webhooks.records import Attempt, DeliveryRecords, state_of
+from shared.webhooks.records import PROCESSING, Attempt, DeliveryRecords, state_of
 from shared.webhooks.sender import Sender, SendOutcome, Verdict
 from shared.webhooks.signing import WebhookSecretMissing, WebhookSigner, webhook_id
 from shared.webhooks.targets import (
@@ -55,6 +59,9 @@ logger = get_logger(__name__)
 
 # The message attribute an operator's replay carries (docs/webhooks.md).
 REPLAY_ATTRIBUTE: Final = "webhook_replay"
+NO_SIGNER: Final = "no webhook signing secret is configured (WEBHOOK_SECRET)"
+# Why a `processing` event is dropped once the creation is final (its final event follows).
+SUPERSEDED: Final = "the creation is final already (its final event follows)"
 
 
 STATUS_OF_VERDICT: Final[dict[Verdict, DeliveryStatus]] = {
@@ -110,6 +117,8 @@ class WebhookDelivery:
         name = EVENT_OF_STATUS.get(event.status)
         (creation,) = self._store.read(paths.creation(event.creation_id))
         skip = _why_not(event, name, creation)
+        if skip == SUPERSEDED:
+            return self._supersede(creation, fields)
         if skip is not None or name is None:
             logger.info(
                 f"webhook: nothing sent: {skip} ({event.status} event)", extra=log_fields(**fields)
@@ -135,10 +144,16 @@ class WebhookDelivery:
         if signer is None:
             logger.error(
                 "webhook: no signing secret is configured (WEBHOOK_SECRET); the event is "
-                "retried until one is",
+                "retried until one is, or its retries run out",
                 extra=log_fields(**fields, webhook_id=attempt.webhook_id),
             )
-            raise WebhookSecretMissing("no webhook signing secret is configured")
+            # Recorded as an attempt: the window starts, so the event is given up (and an
+            # operator alerted) in time, not dropped unseen when Pub/Sub's retention ends.
+            self._records.record(
+                attempt.creation.id,
+                attempt.recorded("retrying", now, error=NO_SIGNER, replay=fresh),
+            )
+            raise WebhookSecretMissing(NO_SIGNER)
         return self._attempt(attempt, signer, str(webhook.get("url")), now, fields, replay=fresh)
 
     # --- one attempt -------------------------------------------------------------------------
@@ -160,23 +175,16 @@ class WebhookDelivery:
                 allow_loopback=self._settings.webhook_allow_loopback,
             )
         except WebhookHostNotFound as exc:
-            outcome = SendOutcome("retry", error=f"the URL {exc}")
+            outcome = SendOutcome("retry", error=_the_url(exc))
         except UnsafeWebhookUrl as exc:
-            outcome = SendOutcome("stop", error=f"the URL was refused: it {exc}")
+            outcome = SendOutcome("stop", error=f"the URL was refused: {_phrase(exc)}")
         else:
-            outcome = self._send(attempt, signer, target, now)
+            outcome = self._send(attempt, signer, target, now, fields)
         status = STATUS_OF_VERDICT[outcome.verdict]
         self._records.record(
             attempt.creation.id,
-            Attempt(
-                event=attempt.kind,
-                status=status,
-                number=attempt.number,
-                first_attempt_at=attempt.first,
-                at=now,
-                status_code=outcome.status_code,
-                error=outcome.error,
-                replay=replay,
+            attempt.recorded(
+                status, now, status_code=outcome.status_code, error=outcome.error, replay=replay
             ),
         )
         level = logging.INFO if status in ("delivered", "retrying") else logging.WARNING
@@ -204,19 +212,73 @@ class WebhookDelivery:
         return status
 
     def _send(
-        self, attempt: _Attempting, signer: WebhookSigner, target: WebhookTarget, now: dt.datetime
+        self,
+        attempt: _Attempting,
+        signer: WebhookSigner,
+        target: WebhookTarget,
+        now: dt.datetime,
+        fields: dict[str, Any],
     ) -> SendOutcome:
         try:
             body = event_body(
                 attempt.creation, attempt.name, media_links=self._media_links, now=now
             )
+            headers = signer.headers(attempt.webhook_id, now, body)
         except ValidationError as exc:
             # Not a creation the API could show: no retry will make it one.
             return SendOutcome(
                 "stop", error=f"the creation cannot be shown: {exc.error_count()} errors"
             )
-        headers = signer.headers(attempt.webhook_id, now, body)
+        except Exception as exc:
+            # Signing its media URLs failed, say: retried, and recorded like any failed
+            # attempt so the window runs. The record (which the API shows) names only the
+            # error's type; the log has the whole of it.
+            logger.exception(
+                f"webhook: {attempt.kind} could not be built (attempt {attempt.number})",
+                extra=log_fields(**fields, webhook_id=attempt.webhook_id),
+            )
+            return SendOutcome(
+                "retry", error=f"the event could not be built ({type(exc).__name__})"
+            )
         return self._sender.send(target, body, headers)
+
+    # --- a processing event overtaken by the final status --------------------------------------
+
+    def _supersede(self, creation: Snapshot, fields: dict[str, Any]) -> str:
+        """A `processing` event dropped because the creation is final: nothing is sent, and a
+        record still about it (not finished) is finished, or it would say `retrying` forever
+        when the webhook asked for no final event to take the record over."""
+        status = creation.get("status")
+        webhook = creation.get("webhook")
+        state = state_of(webhook, PROCESSING) if isinstance(webhook, dict) else None
+        if state is None or state.status is None or state.done:
+            logger.info(
+                f"webhook: nothing sent: {SUPERSEDED} (processing event)",
+                extra=log_fields(**fields),
+            )
+            return "ignored"
+        now = self._clock()
+        self._records.record(
+            creation.id,
+            Attempt(
+                event=PROCESSING,
+                status="stopped",
+                number=max(state.attempts, 1),
+                first_attempt_at=state.first_attempt_at or now,
+                at=now,
+                error=f"superseded: the creation is {status}",
+            ),
+        )
+        logger.info(
+            f"webhook: {PROCESSING} stopped: superseded (the creation is {status})",
+            extra=log_fields(
+                **fields,
+                webhook_id=webhook_id(creation.id, "processing"),
+                webhook_event=PROCESSING,
+                outcome="stopped",
+            ),
+        )
+        return "stopped"
 
     # --- giving up ------------------------------------------------------------------------------
 
@@ -276,6 +338,27 @@ class _Attempting:
     first: dt.datetime
     number: int
 
+    def recorded(
+        self,
+        status: DeliveryStatus,
+        at: dt.datetime,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        replay: bool = False,
+    ) -> Attempt:
+        """This attempt as the record keeps it."""
+        return Attempt(
+            event=self.kind,
+            status=status,
+            number=self.number,
+            first_attempt_at=self.first,
+            at=at,
+            status_code=status_code,
+            error=error,
+            replay=replay,
+        )
+
 
 def _why_not(event: StatusEvent, name: str | None, creation: Snapshot) -> str | None:
     """Why this event sends nothing, or None if it may."""
@@ -288,7 +371,7 @@ def _why_not(event: StatusEvent, name: str | None, creation: Snapshot) -> str | 
     status = creation.get("status")
     if name == "processing":
         if status in lifecycle.FINAL_STATUSES:
-            return "the creation is final already (its final event follows)"
+            return SUPERSEDED
         if status != "processing":
             return "the creation is not processing"
     elif status != event.status:
@@ -299,6 +382,21 @@ def _why_not(event: StatusEvent, name: str | None, creation: Snapshot) -> str | 
     if name not in wanted_events(webhook):
         return f"its webhook did not ask for {name}"
     return None
+
+
+def _phrase(exc: UnsafeWebhookUrl) -> str:
+    """A refusal as a phrase about the URL: "its host resolves to ..." as it is, "must be an
+    https URL" with its subject ("it must be ...")."""
+    text = str(exc)
+    return text if text.startswith("its ") else f"it {text}"
+
+
+def _the_url(exc: UnsafeWebhookUrl) -> str:
+    """A refusal as a sentence: "the URL's host ... does not resolve"."""
+    text = str(exc)
+    return (
+        f"the URL's {text.removeprefix('its ')}" if text.startswith("its ") else f"the URL {text}"
+    )
 
 
 def _without_query(url: str) -> str:

@@ -30,7 +30,9 @@ def reached_at(creation: Snapshot, event_name: str, fallback: dt.datetime) -> dt
 
 
 def rfc3339(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    """`2026-12-02T12:00:31Z` (a time without a zone is taken as UTC, as Firestore's are)."""
+    aware = at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def event_body(

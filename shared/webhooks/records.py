@@ -4,7 +4,9 @@ Only the record's own fields are written (`webhook.status`, `webhook.event`, ...
 `shared.webhooks.model.RECORD_FIELDS`), never the creation's `status`, and each write is
 guarded (re-read and decided again if the document changed meanwhile). Writes are idempotent:
 once an event is in `webhook.done` (delivered, stopped or exhausted), a repeated attempt at it
-records nothing. A creation deleted meanwhile is left deleted (nothing is written).
+records nothing; only an operator's replay of an `exhausted` event writes again, and a replayed
+attempt that does not finish it takes it out of `done`, so its redeliveries are retried as any
+event's are. A creation deleted meanwhile is left deleted (nothing is written).
 
 The record follows one event at a time: the latest one attempted. A `processing` attempt
 that finishes after the creation's final event has taken the record over only adds itself to
@@ -111,7 +113,8 @@ def fields_for(webhook: Mapping[str, Any], attempt: Attempt) -> dict[str, Any]:
     """The record fields `attempt` changes in `webhook` (none: nothing to write)."""
     done = done_events(webhook)
     state = state_of(webhook, attempt.event)
-    if state.done and not (attempt.replay and state.status == "exhausted"):
+    replaying = attempt.replay and state.status == "exhausted"
+    if state.done and not replaying:
         return {}  # finished already: a repeated delivery records nothing
     finished = attempt.status in FINISHED
     with_done = [*done, attempt.event] if attempt.event not in done else done
@@ -130,4 +133,8 @@ def fields_for(webhook: Mapping[str, Any], attempt: Attempt) -> dict[str, Any]:
         fields["delivered_at"] = attempt.at
     if finished:
         fields["done"] = with_done
+    elif attempt.event in done:
+        # A replay not delivered yet: the event is under way again (retried, then exhausted
+        # afresh), no longer finished.
+        fields["done"] = [name for name in done if name != attempt.event]
     return fields

@@ -5,8 +5,14 @@ The connection goes to an address of `WebhookTarget.addresses` (the ones
 name re-resolved here could point somewhere the check never saw. For https the certificate is
 checked against the URL's host (TLS `server_hostname`, `assert_hostname`) and `Host` names it,
 so the receiver sees an ordinary request. Redirects are not followed (a 3xx is retried, not
-chased to wherever it points), nothing but the body and the signature headers is sent (never
-the user's token), and an attempt has `timeout_seconds` in all.
+chased to wherever it points), and nothing but the body and the signature headers is sent
+(never the user's token).
+
+An attempt has `timeout_seconds` in all, by the wall clock: urllib3's timeouts bound each
+connect and each read, not their sum, so a receiver trickling its answer a byte at a time
+would hold an attempt for as long as it liked. A watchdog (`_Deadline`) shuts the attempt's
+sockets down when its time is up, whatever it is doing then (the TLS handshake, sending,
+reading the answer's status or headers); what was cut off is retried as "timed out".
 
 What an answer means: 2xx delivered; 410, or any other 4xx but 408 and 429, stop (the receiver
 says it will never take it); anything else (3xx, 5xx, 408, 429, a timeout, a refused or reset
@@ -15,13 +21,16 @@ connection, a TLS failure) retry.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
+import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError
 
 from shared.webhooks.targets import WebhookTarget
@@ -62,18 +71,13 @@ class Sender(Protocol):
 
 
 class DirectSender:
-    """Sends with urllib3, to a checked address, following no redirect."""
+    """Sends with urllib3, to a checked address, following no redirect, within a deadline."""
 
     def __init__(
-        self,
-        *,
-        timeout_seconds: float,
-        ssl_context: ssl.SSLContext | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        self, *, timeout_seconds: float, ssl_context: ssl.SSLContext | None = None
     ) -> None:
         self._timeout_seconds = timeout_seconds
         self._ssl_context = ssl_context
-        self._clock = clock
 
     def send(self, target: WebhookTarget, body: bytes, headers: dict[str, str]) -> SendOutcome:
         sent = {
@@ -84,15 +88,19 @@ class DirectSender:
         }
         failure = SendOutcome("retry", error="no address to connect to")
         # One deadline for the attempt, whichever of the checked addresses answers.
-        deadline = self._clock() + self._timeout_seconds
-        for address in target.addresses:
-            left = deadline - self._clock()
-            if left <= 0:
-                break
-            try:
-                return self._post(target, str(address), body, sent, urllib3.Timeout(total=left))
-            except (HTTPError, OSError) as exc:  # no answer from this address: try the next
-                failure = SendOutcome("retry", error=_describe(exc, target))
+        with _Deadline(self._timeout_seconds) as deadline:
+            for address in target.addresses:
+                left = deadline.left()
+                if left <= 0:
+                    break
+                try:
+                    return self._post(target, str(address), body, sent, deadline)
+                except (HTTPError, OSError) as exc:  # no answer from this address: try the next
+                    failure = SendOutcome("retry", error=_describe(exc, target))
+                if deadline.expired:
+                    break
+            if deadline.expired:
+                return SendOutcome("retry", error=deadline.error)
         return failure
 
     def _post(
@@ -101,9 +109,9 @@ class DirectSender:
         address: str,
         body: bytes,
         headers: dict[str, str],
-        timeout: urllib3.Timeout,
+        deadline: _Deadline,
     ) -> SendOutcome:
-        pool = self._pool(target, address)
+        pool = self._pool(target, address, deadline)
         try:
             response = pool.urlopen(
                 "POST",
@@ -112,23 +120,29 @@ class DirectSender:
                 headers=headers,
                 redirect=False,
                 retries=False,
-                timeout=timeout,
+                timeout=urllib3.Timeout(total=deadline.left()),
                 preload_content=False,
                 assert_same_host=False,
             )
             try:
-                response.read(MAX_ANSWER_BYTES)
-            except (HTTPError, OSError):
-                pass  # the status is what counts; the receiver answered
+                if deadline.expired:
+                    # Cut off while its status or headers were read (http.client takes a
+                    # connection shut mid-headers for their end): no whole answer in time.
+                    return SendOutcome("retry", error=deadline.error)
+                # The status is what counts, and the receiver gave it in time.
+                with contextlib.suppress(HTTPError, OSError):
+                    response.read(MAX_ANSWER_BYTES)
             finally:
                 response.release_conn()
             return SendOutcome(verdict_of(response.status), status_code=response.status)
         finally:
             pool.close()
 
-    def _pool(self, target: WebhookTarget, address: str) -> urllib3.HTTPConnectionPool:
+    def _pool(
+        self, target: WebhookTarget, address: str, deadline: _Deadline
+    ) -> urllib3.HTTPConnectionPool:
         if target.scheme == "https":
-            return urllib3.HTTPSConnectionPool(
+            return _WatchedHTTPSPool(
                 address,
                 target.port,
                 maxsize=1,
@@ -137,8 +151,95 @@ class DirectSender:
                 server_hostname=target.host,
                 assert_hostname=target.host,
                 ssl_context=self._ssl_context,
+                deadline=deadline,
             )
-        return urllib3.HTTPConnectionPool(address, target.port, maxsize=1, retries=False)
+        return _WatchedHTTPPool(address, target.port, maxsize=1, retries=False, deadline=deadline)
+
+
+class _Deadline:
+    """A wall-clock deadline for one attempt: when it passes, every socket the attempt opened
+    is shut down (`shutdown`, which ends a blocked read or write in another thread at once),
+    and `expired` says so."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._ends = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            watched, self._sockets = self._sockets, []
+        for sock in watched:
+            sock.close()
+
+    @property
+    def expired(self) -> bool:
+        with self._lock:
+            return self._expired
+
+    @property
+    def error(self) -> str:
+        return f"timed out: no answer within {self._seconds:g} s"
+
+    def left(self) -> float:
+        return self._ends - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut `sock` down at the deadline (at once if it has passed). A duplicate of it is
+        kept: TLS takes the original's descriptor over, and a shutdown through either ends
+        both, as they are one connection."""
+        duplicate = sock.dup()
+        with self._lock:
+            self._sockets.append(duplicate)
+            expired = self._expired
+        if expired:
+            _shut(duplicate)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self._expired = True
+            watched = list(self._sockets)
+        for sock in watched:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already, or never connected
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """A connection whose socket its attempt's deadline watches."""
+
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self._deadline.watch(sock)
+        return sock
+
+
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The same for https: the socket is watched from before the TLS handshake."""
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 def _host_header(target: WebhookTarget) -> str:

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from shared.creations.status_events import StatusEvent
 from shared.store import paths
 from shared.store.documents import Batch
 from shared.webhooks.delivery import WebhookDelivery, WebhookNotDelivered
+from shared.webhooks.exhausted import PubSubExhaustedEvents
 from shared.webhooks.model import RECORD_FIELDS
 from shared.webhooks.records import Attempt, fields_for
 from shared.webhooks.sender import SendOutcome, verdict_of
@@ -54,6 +56,13 @@ class FakeLinks:
         for index, item in enumerate(view["media"]):
             item["url"] = f"https://storage.example/{creation.id}/{index}?sig=fresh"
         return view
+
+
+class BrokenLinks(FakeLinks):
+    """Media links whose signing fails (the signing service refuses, say)."""
+
+    def api_view(self, creation: Creation) -> dict[str, Any]:
+        raise RuntimeError("signBlob denied for sa@example.iam")
 
 
 @dataclass
@@ -92,7 +101,11 @@ class World:
 
 
 def world(
-    *, secret: str | None = SECRET, sender: FakeSender | None = None, start: dt.datetime = START
+    *,
+    secret: str | None = SECRET,
+    sender: FakeSender | None = None,
+    start: dt.datetime = START,
+    links: FakeLinks | None = None,
 ) -> World:
     settings = SETTINGS.model_copy(
         update={
@@ -108,7 +121,7 @@ def world(
         settings,
         signer=signer_from(secret),
         sender=fakes[0],
-        media_links=FakeLinks(),
+        media_links=links or FakeLinks(),
         exhausted=fakes[1],
         resolver=fakes[2],
         clock=clock,
@@ -260,6 +273,88 @@ def test_the_event_is_given_up_after_the_window_and_published_for_an_operator() 
     assert deliver(w, event, replay=True) == "already_done"  # a delivered event is not resent
 
 
+def test_a_replay_that_fails_is_retried_until_delivered() -> None:
+    w = world(sender=FakeSender([SendOutcome("retry", 503)]))
+    creation_id, event = creation_in(w)
+    with pytest.raises(WebhookNotDelivered):
+        deliver(w, event)
+    w.clock.advance(WINDOW + 1)
+    assert deliver(w, event) == "exhausted"
+    replayed_at = w.clock.now
+    # The receiver is still down for the replay's first attempt.
+    with pytest.raises(WebhookNotDelivered):
+        deliver(w, event, replay=True)
+    record = w.webhook(creation_id)
+    assert (record["status"], record["attempts"]) == ("retrying", 1)
+    assert record["first_attempt_at"] == replayed_at  # a window of its own
+    assert "creation.completed" not in record["done"]  # under way again
+    # Pub/Sub redelivers the replay (its attribute still set), with its usual backoff.
+    w.clock.advance(60)
+    with pytest.raises(WebhookNotDelivered):
+        deliver(w, event, replay=True)
+    w.sender.script = [SendOutcome("delivered", 200)]
+    w.clock.advance(60)
+    assert deliver(w, event, replay=True) == "delivered"
+    record = w.webhook(creation_id)
+    assert (record["status"], record["attempts"]) == ("delivered", 3)
+    assert record["done"] == ["creation.completed"]
+    assert len(w.sender.sent) == 4
+    assert deliver(w, event, replay=True) == "already_done"
+
+
+def test_a_replay_that_keeps_failing_is_exhausted_again() -> None:
+    w = world(sender=FakeSender([SendOutcome("retry", 503)]))
+    creation_id, event = creation_in(w)
+    with pytest.raises(WebhookNotDelivered):
+        deliver(w, event)
+    w.clock.advance(WINDOW + 1)
+    assert deliver(w, event) == "exhausted"
+    with pytest.raises(WebhookNotDelivered):
+        deliver(w, event, replay=True)
+    w.clock.advance(WINDOW / 2)
+    with pytest.raises(WebhookNotDelivered):
+        deliver(w, event, replay=True)
+    w.clock.advance(WINDOW / 2)
+    assert deliver(w, event, replay=True) == "exhausted"
+    record = w.webhook(creation_id)
+    assert (record["status"], record["attempts"]) == ("exhausted", 2)
+    assert record["done"] == ["creation.completed"]
+    assert [m["attempts"] for m, _a in w.exhausted.published] == [1, 2]
+
+
+class FakePublisherClient:
+    """The two calls `BoundedPublisher` makes of a Pub/Sub publisher client."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.api = self
+
+    def topic_path(self, project: str, topic: str) -> str:
+        return f"projects/{project}/topics/{topic}"
+
+    def publish(self, *, topic: str, messages: list[Any], **_options: Any) -> Any:
+        self.messages.extend(messages)
+        return SimpleNamespace(message_ids=[str(len(self.messages))])
+
+
+def test_the_exhausted_message_writes_every_time_in_rfc3339() -> None:
+    w = world(sender=FakeSender([SendOutcome("retry", 503)]))
+    _creation_id, event = creation_in(w)
+    with pytest.raises(WebhookNotDelivered):
+        deliver(w, event)
+    w.clock.advance(WINDOW + 31)
+    assert deliver(w, event) == "exhausted"
+    [(message, attributes)] = w.exhausted.published
+    client = FakePublisherClient()
+    PubSubExhaustedEvents(client, SETTINGS).publish(message, attributes)
+    [sent] = client.messages
+    data = json.loads(sent.data)
+    assert data["first_attempt_at"] == "2026-12-02T12:00:00Z"
+    assert data["exhausted_at"] == "2026-12-02T13:00:31Z"
+    assert data["last_response"] == {"status_code": 503, "at": "2026-12-02T12:00:00Z"}
+    assert dict(sent.attributes) == attributes
+
+
 def test_a_url_refused_at_delivery_stops_without_sending() -> None:
     w = world()
     creation_id, event = creation_in(w)
@@ -267,7 +362,10 @@ def test_a_url_refused_at_delivery_stops_without_sending() -> None:
     assert deliver(w, event) == "stopped"
     assert w.sender.sent == []
     record = w.webhook(creation_id)
-    assert record["status"] == "stopped" and "private address" in record["last_response"]["error"]
+    assert record["status"] == "stopped"
+    assert record["last_response"]["error"] == (
+        "the URL was refused: its host resolves to a private address (10.0.0.7)"
+    )
 
 
 def test_a_host_that_stopped_resolving_is_retried() -> None:
@@ -277,21 +375,63 @@ def test_a_host_that_stopped_resolving_is_retried() -> None:
     with pytest.raises(WebhookNotDelivered):
         deliver(w, event)
     assert w.sender.sent == []
-    assert "does not resolve" in w.webhook(creation_id)["last_response"]["error"]
+    error = w.webhook(creation_id)["last_response"]["error"]
+    assert error.startswith("the URL's host hooks.example.com does not resolve"), error
     w.resolver.addresses = list(PUBLIC)
     assert deliver(w, event) == "delivered"
 
 
-def test_no_secret_is_an_error_and_a_retry() -> None:
+def test_no_secret_is_an_error_and_a_retrying_attempt_that_exhausts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     w = world(secret=None)
     creation_id, event = creation_in(w)
-    with pytest.raises(WebhookSecretMissing):
+    with (
+        caplog.at_level("INFO", logger="shared.webhooks.delivery"),
+        pytest.raises(WebhookSecretMissing),
+    ):
         deliver(w, event)
     assert w.sender.sent == []
-    assert w.webhook(creation_id)["status"] == "pending"
+    assert any(r.levelname == "ERROR" and "WEBHOOK_SECRET" in r.message for r in caplog.records)
+    record = w.webhook(creation_id)
+    # Recorded as an attempt, so the retry window starts and the event is given up in time.
+    assert (record["status"], record["attempts"]) == ("retrying", 1)
+    assert record["first_attempt_at"] == START
+    assert "WEBHOOK_SECRET" in record["last_response"]["error"]
+    for _ in range(2):
+        w.clock.advance(WINDOW / 3)
+        with pytest.raises(WebhookSecretMissing):
+            deliver(w, event)
+    w.clock.advance(WINDOW / 3)
+    assert deliver(w, event) == "exhausted"
+    [(message, _attributes)] = w.exhausted.published
+    assert message["attempts"] == 3 and "WEBHOOK_SECRET" in message["last_response"]["error"]
+    assert w.webhook(creation_id)["status"] == "exhausted"
     with pytest.raises(WebhookSecretMissing):
         WebhookSigner("whsec_not base64!")
     assert signer_from("whsec_not base64!") is None
+
+
+def test_an_error_building_the_event_is_a_retrying_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    w = world(links=BrokenLinks())
+    creation_id, event = creation_in(w)
+    with (
+        caplog.at_level("INFO", logger="shared.webhooks.delivery"),
+        pytest.raises(WebhookNotDelivered),
+    ):
+        deliver(w, event)
+    assert w.sender.sent == []
+    assert any(r.levelname == "ERROR" and r.exc_info for r in caplog.records)
+    record = w.webhook(creation_id)
+    assert (record["status"], record["attempts"]) == ("retrying", 1)
+    assert record["first_attempt_at"] == START
+    error = record["last_response"]["error"]
+    assert "RuntimeError" in error and "sa@example.iam" not in error  # no detail to the user
+    w.clock.advance(WINDOW)
+    assert deliver(w, event) == "exhausted"
+    assert len(w.exhausted.published) == 1
 
 
 def test_odd_events_are_ignored() -> None:
@@ -329,6 +469,39 @@ def test_processing_is_sent_when_asked_and_dropped_once_the_creation_is_final() 
     _other, late = creation_in(w, "draft", events=("processing", "completed"))
     assert deliver(w, late.model_copy(update={"status": "processing"})) == "ignored"
     assert len(w.sender.sent) == 2
+
+
+def test_a_processing_event_superseded_while_retrying_finishes_its_record() -> None:
+    w = world(sender=FakeSender([SendOutcome("retry", 503)]))
+    creation_id, processing = creation_in(w, "processing", events=("processing",))
+    with pytest.raises(WebhookNotDelivered):
+        deliver(w, processing)
+    seeds.move(w.store, creation_id, "draft", {"media": []})
+    w.clock.advance(60)
+    assert deliver(w, processing) == "stopped"
+    assert len(w.sender.sent) == 1  # nothing more is sent
+    record = w.webhook(creation_id)
+    assert (record["status"], record["event"], record["attempts"]) == (
+        "stopped",
+        "creation.processing",
+        1,
+    )
+    assert record["last_response"] == {
+        "error": "superseded: the creation is draft",
+        "at": START + dt.timedelta(seconds=60),
+    }
+    assert record["done"] == ["creation.processing"]
+    assert deliver(w, processing) == "ignored"  # finished: a repeat changes nothing
+    assert w.webhook(creation_id) == record
+
+
+def test_a_superseded_processing_event_leaves_the_final_events_record() -> None:
+    w = world()
+    creation_id, draft = creation_in(w, "draft", events=("processing", "completed"))
+    assert deliver(w, draft) == "delivered"
+    record = w.webhook(creation_id)
+    assert deliver(w, draft.model_copy(update={"status": "processing"})) == "ignored"
+    assert w.webhook(creation_id) == record and len(w.sender.sent) == 1
 
 
 def test_a_processing_attempt_finishing_late_leaves_the_final_events_record() -> None:
