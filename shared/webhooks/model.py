@@ -29,7 +29,8 @@ MAX_URL_CHARS: Final = 2048
 
 # How a delivery stands (the record's `status`): nothing sent yet; the last attempt failed and
 # another follows; the receiver answered 2xx; it answered a 4xx that says stop (410, or any
-# other but 408/429), or its address was refused; the retries ran out.
+# other but 408/429), its address was refused, or a `processing` event was overtaken by the
+# final status before it got through; the retries ran out.
 DeliveryStatus = Literal["pending", "retrying", "delivered", "stopped", "exhausted"]
 DELIVERY_STATUSES: Final[tuple[str, ...]] = get_args(DeliveryStatus)
 # The record's fields, beside `url` and `events`: the delivery status, the event it is about
