@@ -1,12 +1,12 @@
 """Tokens: the ledger (grants, debits, refunds, each at most once), prices, and refunds.
 
 ledger   balances and their entries, written in the same batch as what they pay for
-pricing  what a creation costs
+pricing  what a creation costs, and a model's unit price
 refunds  giving a failed or canceled creation's tokens back, exactly once
 """
 
 from shared.money.ledger import Ledger, balance_of
-from shared.money.pricing import creation_cost
+from shared.money.pricing import UNIT_OF_TYPE, creation_cost, unit_tokens
 from shared.money.refunds import (
     CANCEL,
     NOT_QUEUED,
@@ -20,10 +20,12 @@ __all__ = [
     "CANCEL",
     "NOT_QUEUED",
     "QUEUE_UNAVAILABLE",
+    "UNIT_OF_TYPE",
     "Ledger",
     "RefundHandler",
     "RefundOutcome",
     "Refunds",
     "balance_of",
     "creation_cost",
+    "unit_tokens",
 ]

@@ -12,7 +12,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from creations_cli.commands import Wiring, build_app
-from tests.unit.test_cli import API, Stub, answer
+from tests.support.api_stub import Stub, answer
+
+API = "http://api.test"
 
 # Prices no deployment defaults to, so a number the client made up would show.
 PRICE_LIST: dict[str, Any] = {

@@ -5,13 +5,27 @@ on the emulators: tests/integration/test_pricing_api.py.)"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, cast
+
+import flask
 import pytest
 
 from shared.core.settings import Pricing, Settings
+from shared.creations.model import Creation
+from shared.creations.reading import CreationReader
+from shared.intake.actions import CreationActions
+from shared.intake.api import SubmitApi
+from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
 from shared.intake.parsing import parse_creation_request
 from shared.intake.prices import estimate, price_list, price_list_etag
 from shared.money.pricing import creation_cost
-from tests.unit.test_webhook_submit import PUBLIC, StubResolver, World
+from shared.wiring import submissions
+from tests.support.fakes import RecordingAnnouncer, RecordingMediaStore, RecordingPublisher
+from tests.support.memory_store import MemoryDocuments
+
+USER = "u"
+PUBLIC = "93.184.215.14"  # a stub resolver's answer: nothing is ever sent to it
 
 PRICED = Settings(
     pricing=Pricing(
@@ -21,6 +35,68 @@ PRICED = Settings(
         model_unit_tokens={"gemini-2.5-flash-image": 5},
     )
 )
+
+
+class OneUser:
+    """Stands in for the token check: every caller is USER."""
+
+    def verify_header(self, authorization: str | None) -> AuthenticatedUser:
+        return AuthenticatedUser(USER, {})
+
+
+class UnsignedMediaLinks:
+    def api_view(self, creation: Creation) -> dict[str, Any]:
+        return creation.to_api()
+
+
+class StubResolver:
+    """Answers every name with `addresses`, and keeps what it was asked."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = list(addresses)
+        self.asked: list[tuple[str, int]] = []
+
+    def __call__(self, host: str, port: int) -> Sequence[str]:
+        self.asked.append((host, port))
+        return self.addresses
+
+
+class World:
+    """The submit API on the in-memory store, USER holding 30 tokens."""
+
+    def __init__(self, resolver: StubResolver, settings: Settings) -> None:
+        self.store = MemoryDocuments()
+        self.publisher = RecordingPublisher()
+        self.resolver = resolver
+        announcer = RecordingAnnouncer()
+        service = submissions(self.store, settings, self.publisher, announcer)
+        service.ledger.grant(USER, 30)
+        self.api = SubmitApi(
+            settings=settings,
+            verifier=cast(FirebaseTokenVerifier, OneUser()),
+            ledger=service.ledger,
+            creations=CreationReader(self.store),
+            submissions=service,
+            actions=CreationActions(
+                self.store,
+                settings,
+                refunds=service.refunds,
+                media=RecordingMediaStore(),
+                announcer=announcer,
+            ),
+            media_links=UnsignedMediaLinks(),
+            resolver=resolver,
+        )
+
+    def call(
+        self, method: str, path: str, body: Any = None, key: str | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
+        headers = {"Authorization": "Bearer t"} | ({"Idempotency-Key": key} if key else {})
+        with flask.Flask(__name__).test_request_context(
+            path, method=method, json=body, headers=headers
+        ):
+            response = self.api(flask.request)
+        return response.status_code, response.get_json(silent=True), dict(response.headers)
 
 
 def test_the_list_names_every_allowed_model_at_its_unit_price() -> None:
@@ -103,7 +179,7 @@ def test_an_estimate_through_the_api_writes_nothing_and_checks_the_webhook() -> 
     world = World(StubResolver(PUBLIC), PRICED)
     commits = world.store.commits
     body = {"type": "image", "prompt": "x", "count": 3, "webhook": {"url": "https://h.example"}}
-    status, answer = world.call("POST", "/v1/creations:estimate", body, key="k")
+    status, answer, _ = world.call("POST", "/v1/creations:estimate", body, key="k")
     assert (status, answer) == (200, {"cost": 6, "balance": 30, "enough": True})
     assert world.store.commits == commits
     assert world.resolver.asked == [("h.example", 443)]
@@ -113,15 +189,22 @@ def test_an_estimate_through_the_api_writes_nothing_and_checks_the_webhook() -> 
 def test_an_estimate_refuses_an_unsafe_webhook_as_a_submit_does() -> None:
     world = World(StubResolver("10.0.0.1"), PRICED)
     body = {"type": "image", "prompt": "x", "webhook": {"url": "https://h.example"}}
-    estimated = world.call("POST", "/v1/creations:estimate", body)
-    submitted = world.call("POST", "/v1/creations", body)
+    estimated = world.call("POST", "/v1/creations:estimate", body)[:2]
+    submitted = world.call("POST", "/v1/creations", body)[:2]
     assert estimated == submitted
     assert estimated[0] == 400
     assert estimated[1]["error"]["message"].startswith("webhook.url:")
 
 
-def test_the_api_answers_the_price_list() -> None:
+def test_the_api_answers_the_list_cacheable_and_a_304_for_its_tag() -> None:
     world = World(StubResolver(PUBLIC), PRICED)
-    status, listed = world.call("GET", "/v1/pricing")
-    assert status == 200
-    assert listed == price_list(PRICED)
+    status, listed, headers = world.call("GET", "/v1/pricing")
+    assert (status, listed) == (200, price_list(PRICED))
+    assert headers["Cache-Control"] == "private, max-age=300"
+    assert headers["ETag"] == f'"{price_list_etag(price_list(PRICED))}"'
+    with flask.Flask(__name__).test_request_context(
+        "/v1/pricing", headers={"Authorization": "Bearer t", "If-None-Match": headers["ETag"]}
+    ):
+        unchanged = world.api(flask.request)
+    assert unchanged.status_code == 304
+    assert unchanged.get_data() == b""
