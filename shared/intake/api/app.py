@@ -207,7 +207,7 @@ class SubmitApi:
         listed = price_list(self.settings)
         etag = price_list_etag(listed)
         headers = {"ETag": f'"{etag}"', "Cache-Control": PRICE_LIST_CACHE_CONTROL}
-        if call.request.if_none_match.contains(etag):
+        if call.request.if_none_match.contains_weak(etag):  # RFC 9110: a weak comparison
             response = flask.Response(status=304)
             response.headers.update(headers)
             return response
