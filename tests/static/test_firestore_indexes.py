@@ -23,8 +23,8 @@ from shared.core.settings import Settings
 from shared.creations.claims import ClaimStore
 from shared.creations.model import Job
 from shared.creations.reading import CreationReader, encode_cursor
-from shared.intake.limits import check_active
 from shared.creations.status_events import SilentAnnouncer
+from shared.intake.limits import check_active
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import DOCUMENT_NAME, Direction
