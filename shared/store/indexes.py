@@ -79,11 +79,11 @@ QUERIES: Final[tuple[DeclaredQuery, ...]] = (
         (DOCUMENT_NAME, DESC),
     ),
     _query(
-        "limits.check_active: a user's pending, then processing, creations (bounded; the"
-        " status listing's shape, so its index)",
-        {"user_id", "status"},
-        ("created_at", DESC),
-        (DOCUMENT_NAME, DESC),
+        "limits.check_active: a user's pending and processing creations (the statuses after"
+        " `failed`; bounded)",
+        {"user_id"},
+        ("status", ASC),
+        (DOCUMENT_NAME, ASC),
     ),
     _query(
         "Sweeper: creations in a status since before a cutoff (pending)",

@@ -10,8 +10,9 @@ import pytest
 
 from shared.core.errors import InsufficientTokens, RateLimited, TooManyActive
 from shared.core.settings import Settings
+from shared.creations.lifecycle import FINAL_STATUSES, STATUSES
 from shared.creations.requests import ReelRequest
-from shared.intake.limits import BUCKET_FIELD
+from shared.intake.limits import ACTIVE_STATUSES, BUCKET_FIELD
 from shared.intake.submission import Accepted, SubmissionService
 from shared.money.ledger import Ledger
 from shared.store import paths
@@ -254,7 +255,7 @@ def test_a_count_made_stale_by_a_rival_submit_is_made_again(
 
     def query_then_rival(query: Query) -> list[Snapshot]:
         found = real_query(query)
-        if armed and dict(query.equal).get("status") == "processing":
+        if armed and query.collection == paths.CREATIONS:
             armed.clear()
             raced.append(submit(rival))  # the third active one, after this round counted two
         return found
@@ -266,3 +267,10 @@ def test_a_count_made_stale_by_a_rival_submit_is_made_again(
     debits = [e for e in ledger.entries("u") if e["kind"] == "debit"]
     assert len(debits) == 3
     assert ledger.balance("u") == 100 - 3 * 3
+
+
+def test_the_active_statuses_are_exactly_those_sorting_after_every_final_one() -> None:
+    """What lets `active_query` count them with one range (`status > "failed"`)."""
+    last_final = max(FINAL_STATUSES)
+    after = {status for status in STATUSES if status > last_final}
+    assert after == set(ACTIVE_STATUSES) == set(STATUSES) - FINAL_STATUSES
