@@ -113,6 +113,20 @@ def why_not(name: str) -> str | None:
     return why if found is None else None
 
 
+def limits_env(args: argparse.Namespace) -> dict[str, str]:
+    """The per-user limits (shared.intake.limits) set past what the run submits, so the stack
+    measures throughput, not refusals: every burst user may have all its creations active at
+    once, and each user's bucket holds all of its submits (the sequential user's warm-up
+    included) with no refill needed."""
+    defaults = Settings()
+    most = max(args.sequential + WARM_UP_CREATIONS, args.per_user)
+    return {
+        "MAX_ACTIVE_PER_USER": str(max(args.per_user, defaults.max_active_per_user)),
+        "SUBMIT_BURST": str(max(most, defaults.submit_burst)),
+        "SUBMIT_RATE_PER_MINUTE": str(max(60.0 * most, defaults.submit_rate_per_minute)),
+    }
+
+
 def measure_floors(db: firestore.Client, args: argparse.Namespace, say: Progress) -> dict[str, Any]:
     say(f"floors: publish -> push handler ({args.floor_samples} samples) ...")
     push = summarize(floors.push_floor(PROJECT, args.floor_samples))
@@ -193,6 +207,7 @@ def run(args: argparse.Namespace, say: Progress) -> dict[str, Any]:
                 "MEDIA_BUCKET": settings.media_bucket,
                 "AUTH_CERTS_URL": certs_url(auth_dir),
                 "OFFLINE_IMAGE_LONG_SIDE_PX": str(IMAGE_PX),
+                **limits_env(args),
             }
             thread_cpu = ServerThreadCpu()
             emulator_pids: dict[str, list[int]] = {

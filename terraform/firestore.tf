@@ -40,6 +40,27 @@ resource "google_firestore_index" "creations_by_user" {
   }
 }
 
+# The submit's active count (shared.intake.limits): a user's creations by status, from the
+# first status after `failed` (pending, processing), at most MAX_ACTIVE_PER_USER of them.
+resource "google_firestore_index" "creations_by_user_by_status" {
+  project    = var.project_id
+  database   = google_firestore_database.default.name
+  collection = "creations"
+
+  fields {
+    field_path = "user_id"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "status"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "__name__"
+    order      = "ASCENDING"
+  }
+}
+
 # CreationStore.list_for_user with ?status=: a user's creations in one status, newest first.
 resource "google_firestore_index" "creations_by_user_status" {
   project    = var.project_id

@@ -91,6 +91,26 @@ class Conflict(ClientError, code="conflict", http_status=409):
     """The resource is in the wrong state for the call, or an idempotency key was reused."""
 
 
+class TooManyRequests(ClientError, code="too_many_requests", http_status=429):
+    """A per-user limit refused the request; nothing was written. `retry_after_seconds` is
+    the `Retry-After` its answer carries."""
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+    def answer_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class TooManyActive(TooManyRequests, code="too_many_active"):
+    """The user has `MAX_ACTIVE_PER_USER` creations `pending` or `processing` already."""
+
+
+class RateLimited(TooManyRequests, code="rate_limited"):
+    """The user's submits came faster than `SUBMIT_RATE_PER_MINUTE` (after a `SUBMIT_BURST`)."""
+
+
 class PayloadTooLarge(ClientError, code="payload_too_large", http_status=413):
     """The body is over the size limit."""
 

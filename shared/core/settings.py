@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     store_max_attempts: PositiveInt = 25
     busy_retry_after_seconds: PositiveInt = 1
 
+    # Per-user limits on submits (images, videos and reels alike; shared.intake.limits). At
+    # most this many of a user's creations `pending` or `processing`; the next submit is
+    # `429 too_many_active`, with this `Retry-After` (no one can tell when a slot frees).
+    max_active_per_user: PositiveInt = 5
+    too_many_active_retry_after_seconds: PositiveInt = 10
+    # A token bucket per user, kept on the user document: `submit_burst` accepted submits at
+    # once, refilled at `submit_rate_per_minute`; past it, `429 rate_limited`.
+    submit_rate_per_minute: float = Field(default=60.0, gt=0)
+    submit_burst: PositiveInt = 30
+
     # Work after submit: leases, attempts and deadlines (seconds).
     max_delivery_attempts: int = Field(default=5, ge=5, le=100)  # Pub/Sub's allowed range
     # How often a creation may be taken up (claimed) in all, redeliveries and re-enqueues

@@ -4,6 +4,7 @@ auth         Firebase ID token verification
 parsing      the bodies of POST /v1/creations and /v1/reels, checked by the contract's rules
 reels        a reel's clips, checked, become its request
 idempotency  `Idempotency-Key`: a repeated POST answers the same creation
+limits       per-user limits: active creations and the submit rate, decided with the debit
 submission   the atomic debit + creation + key, then the job on the queue
 actions      cancel and delete
 api/         the HTTP API: routes, bodies and answers, one handler per call

@@ -1,7 +1,9 @@
 """Accepting a creation: debit, document and idempotency record in one atomic write, then enqueue.
 
 The order matters. The debit, the `pending` creation and the `Idempotency-Key` record are
-committed together (all or nothing), guarded so concurrent submits of one user cannot overspend.
+committed together (all or nothing), guarded so concurrent submits of one user cannot overspend
+nor pass the per-user limits (shared.intake.limits), which the same round decides: a replay
+answers first and is never limited; then the submit rate, the balance, the active count.
 The answer is built from what that commit wrote (nothing is read back). Once a commit has
 been sent, the answer never says "nothing was debited" unless a read shows it: a commit whose
 answer was lost and whose check cannot be read is `Unconfirmed`, not `busy`.
@@ -17,7 +19,9 @@ between commit and publish, the creation stays `pending` and the sweeper re-enqu
 from __future__ import annotations
 
 import contextlib
-from dataclasses import KW_ONLY, dataclass
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Final
 
 from shared.core.errors import Conflict, QueueUnavailable, RetryableError
@@ -28,7 +32,7 @@ from shared.creations.model import Creation, Job, new_creation_id
 from shared.creations.reading import being_deleted
 from shared.creations.requests import StoredRequest
 from shared.creations.status_events import StatusAnnouncer, StatusEvent
-from shared.intake import idempotency
+from shared.intake import idempotency, limits
 from shared.intake.idempotency import KeyUse
 from shared.money.ledger import Ledger, balance_of
 from shared.money.pricing import creation_cost
@@ -99,6 +103,8 @@ class SubmissionService:
     refunds: Refunds
     publisher: JobPublisher
     announcer: StatusAnnouncer
+    # The submit rate bucket's clock (shared.intake.limits).
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
     def submit(
         self,
@@ -141,7 +147,14 @@ class SubmissionService:
                 made = key_use.stage(batch, key[0], creation_id)
                 if made is not None:
                     return self._replay(made, user_id, user)
-            balance = self.ledger.stage_debit(batch, user, cost=cost, creation_id=creation_id)
+            # The limits, in this order, decided on what this round read: none writes anything
+            # unless the submit goes through (shared.intake.limits says why a burst cannot
+            # slip past them).
+            bucket = limits.take_submit_token(user, self.settings, self.clock())
+            balance = self.ledger.stage_debit(
+                batch, user, cost=cost, creation_id=creation_id, user_fields=bucket
+            )
+            limits.check_active(self.store, user_id, self.settings)
             stage_new(
                 batch,
                 creation_id=creation_id,

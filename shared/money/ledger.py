@@ -11,6 +11,7 @@ transactions).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -68,8 +69,18 @@ class Ledger:
 
     # --- staged into a caller's batch ---------------------------------------------------------
 
-    def stage_debit(self, batch: Batch, user: Snapshot, *, cost: int, creation_id: str) -> int:
-        """Add a debit of `cost` for `creation_id` to `batch`; the balance after.
+    def stage_debit(
+        self,
+        batch: Batch,
+        user: Snapshot,
+        *,
+        cost: int,
+        creation_id: str,
+        user_fields: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Add a debit of `cost` for `creation_id` to `batch`; the balance after. `user_fields`
+        are written on the user document in the same guarded write (a batch holds one write
+        per document): the submit rate bucket, say.
 
         Raises `InsufficientTokens` (nothing staged) if the balance is short.
         """
@@ -81,7 +92,7 @@ class Ledger:
                 f"this costs {cost} tokens and the balance is {balance}", balance=balance, cost=cost
             )
         entry = paths.debit_entry(user.id, creation_id)
-        return self._stage(batch, user, entry, "debit", -cost, creation_id)
+        return self._stage(batch, user, entry, "debit", -cost, creation_id, user_fields)
 
     def stage_refund(self, batch: Batch, user: Snapshot, *, cost: int, creation_id: str) -> int:
         """Add the refund of `cost` for `creation_id` to `batch`; the balance after. The caller
@@ -97,9 +108,10 @@ class Ledger:
         kind: EntryKind,
         amount: int,
         creation_id: str | None,
+        user_fields: Mapping[str, Any] | None = None,
     ) -> int:
         after = balance_of(user) + amount
-        balance = {"tokens": after, "updated_at": SERVER_TIME}
+        balance = {**(user_fields or {}), "tokens": after, "updated_at": SERVER_TIME}
         if user.exists:
             batch.update(user, balance)
         else:

@@ -1,8 +1,9 @@
 """The Firestore queries the code runs, and the composite index each one needs.
 
 A declaration, read by tests only: Terraform must create exactly these indexes
-(terraform/firestore.tf), and the queries `CreationReader` and `Sweeper` really build must be
-these shapes (tests/static/test_firestore_indexes.py captures them). A new query means a new
+(terraform/firestore.tf), and the queries `CreationReader`, `Sweeper` and the submit limits
+(`shared.intake.limits`) really build must be these shapes (tests/static/test_firestore_indexes.py
+captures them). A new query means a new
 entry here, and the tests then ask for its index in Terraform.
 
 A query's shape is what decides its index: the fields it filters with `==` (in any order),
@@ -76,6 +77,13 @@ QUERIES: Final[tuple[DeclaredQuery, ...]] = (
         {"user_id", "status"},
         ("created_at", DESC),
         (DOCUMENT_NAME, DESC),
+    ),
+    _query(
+        "limits.check_active: a user's pending and processing creations (the statuses after"
+        " `failed`; bounded)",
+        {"user_id"},
+        ("status", ASC),
+        (DOCUMENT_NAME, ASC),
     ),
     _query(
         "Sweeper: creations in a status since before a cutoff (pending)",

@@ -69,8 +69,9 @@ SCHEMA.config.generation.update(
 # A schema-valid request may still be refused: 400 for a rule no JSON Schema can say (a
 # field for the other type, a prompt of spaces, a model the deployment does not allow, a
 # cursor this API never returned: docs/api.md), 402 for a short balance, 404 for another
-# user's creation, 409 for one in the wrong state. A 400 must then name the broken field
-# (`error_names_a_field`), which is what the contract promises.
+# user's creation, 409 for one in the wrong state, 429 once alice's submits reach a per-user
+# limit (her seeded pending and processing creations count towards MAX_ACTIVE_PER_USER). A 400
+# must then name the broken field (`error_names_a_field`), which is what the contract promises.
 SCHEMA.config.checks.positive_data_acceptance.expected_statuses = [
     "2xx",
     "400",
@@ -78,6 +79,7 @@ SCHEMA.config.checks.positive_data_acceptance.expected_statuses = [
     "402",
     "404",
     "409",
+    "429",
 ]
 # The names a 400's message may start with: the fields, parameters and headers of the spec.
 FIELDS = re.compile(

@@ -24,6 +24,7 @@ from shared.creations.claims import ClaimStore
 from shared.creations.model import Job
 from shared.creations.reading import CreationReader, encode_cursor
 from shared.creations.status_events import SilentAnnouncer
+from shared.intake.limits import check_active
 from shared.money.ledger import Ledger
 from shared.money.refunds import Refunds
 from shared.store.documents import DOCUMENT_NAME, Direction
@@ -35,7 +36,7 @@ from tests.support.terraform import TERRAFORM_DIR, Module
 
 # Where the code asks the store for a query; each is exercised below. A new file here needs a
 # new capture. Only the Firestore adapter turns them into Firestore queries.
-QUERY_SITES = {"shared/creations/reading.py", "shared/work/sweeper.py"}
+QUERY_SITES = {"shared/creations/reading.py", "shared/work/sweeper.py", "shared/intake/limits.py"}
 ADAPTER = "shared/store/firestore.py"
 _PORT_QUERY = re.compile(r"\bQuery\(")
 _FIRESTORE_QUERY_CALL = re.compile(r"\.(where|order_by|collection_group|start_after|start_at)\(")
@@ -100,6 +101,7 @@ def code_queries(db: firestore.Client, captured: list[QueryShape]) -> set[QueryS
     for status in (None, "draft"):
         for page in (None, cursor):
             store.list_for_user("alice", status=status, limit=10, cursor=page)
+    check_active(documents, "alice", settings)
     ledger = Ledger(documents, settings)
     Sweeper(
         documents,
