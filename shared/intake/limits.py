@@ -69,11 +69,10 @@ def check_active(store: Documents, user_id: str, settings: Settings) -> None:
     """Raise `TooManyActive` if the user has `MAX_ACTIVE_PER_USER` active creations already.
 
     Must run after the round's read of the user document (the module docstring says why). One
-    query, reading `MAX_ACTIVE_PER_USER` documents at most whatever the user has made (billed
-    one read when none is active).
+    count, bounded by `MAX_ACTIVE_PER_USER`: billed as one read, however many are active.
     """
     limit = settings.max_active_per_user
-    if len(store.query(active_query(user_id, limit))) >= limit:
+    if store.count(active_query(user_id, limit)) >= limit:
         raise TooManyActive(
             f"{limit} creations are pending or processing already (the most one user may"
             " have); submit again when one has finished",

@@ -186,6 +186,11 @@ class Documents(Protocol):
 
     def query(self, query: Query) -> list[Snapshot]: ...
 
+    def count(self, query: Query) -> int:
+        """How many documents `query` matches (`limit` at most), without reading them: Firestore
+        bills a count as one read per 1000 index entries it passes, not one per document."""
+        ...
+
     def read_collection(self, collection: str) -> list[Snapshot]:
         """Every document of a collection, by document id."""
         ...

@@ -111,6 +111,17 @@ class FirestoreDocuments:
         return out
 
     def query(self, query: Query) -> list[Snapshot]:
+        return self._stream(self._built(query), "query")
+
+    def count(self, query: Query) -> int:
+        try:
+            [[result]] = self._built(query).count().get(retry=self._retry, timeout=self._timeout)
+        except TRANSIENT_ERRORS as exc:
+            raise _busy("count", exc) from exc
+        return int(result.value)
+
+    def _built(self, query: Query) -> Any:
+        """`query` as the client library's query."""
         built: Any = self._db.collection(query.collection)
         for name, value in query.equal:
             built = built.where(filter=FieldFilter(name, "==", value))
@@ -126,7 +137,7 @@ class FirestoreDocuments:
             built = built.start_after(cursor)
         if query.limit is not None:
             built = built.limit(query.limit)
-        return self._stream(built, "query")
+        return built
 
     def read_collection(self, collection: str) -> list[Snapshot]:
         return self._stream(self._db.collection(collection), "read_collection")

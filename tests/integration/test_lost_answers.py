@@ -193,6 +193,10 @@ class FaultyDocuments:
         self._answer_or_fail()
         return self._inner.query(query)
 
+    def count(self, query: Query) -> int:
+        self._answer_or_fail()
+        return self._inner.count(query)
+
     def read_collection(self, collection: str) -> list[Snapshot]:
         self._answer_or_fail()
         return self._inner.read_collection(collection)

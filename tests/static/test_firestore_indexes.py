@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
+from google.cloud.firestore_v1.aggregation import AggregationQuery
+from google.cloud.firestore_v1.base_aggregation import AggregationResult
 from google.cloud.firestore_v1.query import Query
 from google.cloud.firestore_v1.types import StructuredQuery
 
@@ -76,14 +78,19 @@ class _NoPublisher:
 
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[QueryShape]]:
-    """Every query streamed while the test runs; each finds nothing."""
+    """Every query streamed or counted while the test runs; each finds nothing."""
     shapes: list[QueryShape] = []
 
     def stream(self: Query, *args: Any, **kwargs: Any) -> Iterator[Any]:
         shapes.append(shape_of(self))
         return iter(())
 
+    def count_get(self: AggregationQuery, *args: Any, **kwargs: Any) -> list[list[Any]]:
+        shapes.append(shape_of(self._nested_query))
+        return [[AggregationResult(alias="count", value=0)]]
+
     monkeypatch.setattr(Query, "stream", stream)
+    monkeypatch.setattr(AggregationQuery, "get", count_get)
     yield shapes
 
 

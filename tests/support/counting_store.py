@@ -45,6 +45,10 @@ class CountingDocuments:
         self._count(f"query {query.collection}", reads=max(1, len(found)))
         return found
 
+    def count(self, query: Query) -> int:
+        self._count(f"count {query.collection}", reads=1)  # one read per 1000 entries
+        return self.inner.count(query)
+
     def read_collection(self, collection: str) -> list[Snapshot]:
         found = self.inner.read_collection(collection)
         self._count(f"read_collection {collection}", reads=max(1, len(found)))

@@ -147,6 +147,10 @@ class FaultyDocuments:
         self._faults.alive()
         return self._inner.query(query)
 
+    def count(self, query: Query) -> int:
+        self._faults.alive()
+        return self._inner.count(query)
+
     def read_collection(self, collection: str) -> list[Snapshot]:
         self._faults.alive()
         return self._inner.read_collection(collection)

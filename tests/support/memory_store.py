@@ -129,6 +129,9 @@ class MemoryDocuments:
             found = found[: query.limit]
         return [self._copy(s) for s in found]
 
+    def count(self, query: Query) -> int:
+        return len(self.query(query))
+
     def read_collection(self, collection: str) -> list[Snapshot]:
         with self._lock:
             self._answer_or_fail("read_collection")

@@ -70,6 +70,9 @@ class _FakeFirestore:
         empty = types.SimpleNamespace(document=types.SimpleNamespace(name=""))
         return [found, found, empty]
 
+    def run_aggregation_query(self, request: Any = None, **_kwargs: Any) -> list[str]:
+        return ["count"]
+
     def commit(self, request: Any = None, **_kwargs: Any) -> str:
         return "committed"
 
@@ -90,10 +93,12 @@ def test_firestore_calls_are_counted_as_billed(counter: hook.Counter) -> None:
     assert len(list(client.run_query(request={}))) == 3
     assert list(client.run_query(request={})) != []
     client.get_document(request={})
+    assert client.run_aggregation_query(request={}) == ["count"]
     assert counter.counts == {
         "firestore.batch_gets": 1,
-        # 3 asked + 2 + 2 returned by the queries + 1 get.
-        "firestore.reads": 8,
+        # 3 asked + 2 + 2 returned by the queries + 1 get + 1 count.
+        "firestore.reads": 9,
+        "firestore.aggregations": 1,
         "firestore.commits": 1,
         "firestore.writes": 3,
         "firestore.queries": 2,
