@@ -4,7 +4,8 @@ emulators (Firestore, fake GCS).
 Hypothesis picks the steps: grants; submits (with and without `Idempotency-Key`, replayed with
 the same or another body, with the queue down); cancels; deletes; deliveries of a job, the
 oldest waiting one or any one again (acked or not), 1-3 times, with the provider succeeding,
-failing for good or for now, and meanwhile the lease running out and another worker finishing
+answering short (one image of a request for 2 withheld: a partial draft), failing for good or
+for now, and meanwhile the lease running out and another worker finishing
 (and the owner deleting the draft), or the job dead-lettered, or a sweep; dead letters (1-2
 times); the status stream's events (to `refund`), in any order and again; sweeper ticks after
 time passed.
@@ -18,7 +19,8 @@ After every step, read back from Firestore and the bucket (tests/support/ledger_
 every balance equals the sum of its ledger and is never negative; every creation ever written
 is debited exactly once, at its cost; a refund entry exists at most once, only for a
 `failed`/`canceled` creation, and exactly when its `refunded` flag says so (and for every
-deleted `failed`/`canceled` one); every status write follows `lifecycle.TRANSITIONS` and no
+deleted `failed`/`canceled` one); a partial refund entry exists exactly once for each partial
+draft (deleted or not), of the unit price of each image not made, and never beside a full one; every status write follows `lifecycle.TRANSITIONS` and no
 creation is ever seen going back; attempts stay within the limit; failures carry a contract
 error code; every draft is at 100 with exactly the media objects its `media` names, as it
 describes them; no object under media/ belongs to a deleted, failed or canceled creation
@@ -156,7 +158,7 @@ faults_st = st.none() | st.builds(
     st.sampled_from([1, 1, 1, 2, 2, 3, 4, 5]),
     st.sampled_from(RIVALS),
 ).map(lambda f: f if f.kind == "race" else Fault(f.kind, f.at))
-OUTCOMES: tuple[Outcome, ...] = ("success", "permanent", "transient")
+OUTCOMES: tuple[Outcome, ...] = ("success", "permanent", "transient", "partial")
 MEANWHILES: tuple[Meanwhile, ...] = (
     "none",
     "none",
@@ -632,6 +634,7 @@ class LedgerMachine(RuleBasedStateMachine):
             if d.get("status") in REFUNDABLE_STATUSES and not d.get("refunded")
         ]
         half_deleted = [k for k, d in docs.items() if d.get(DELETING)]
+        STATS["partial_drafts_at_rest"] += sum(d.get("partial") is not None for d in docs.values())
         assert not stuck, f"not final after {SETTLE_ROUNDS} rounds at rest: {stuck}"
         assert not unrefunded, f"failed or canceled and never refunded: {unrefunded}"
         assert not half_deleted, f"a DELETE that stopped midway was never finished: {half_deleted}"
