@@ -72,7 +72,8 @@ REACHABLE: Final = _reachable()
 
 # --- the provider -------------------------------------------------------------------------------
 
-# `partial`: an image request for 2 or more gets one image fewer (said as a short answer).
+# `partial`: an image request for 2 or more gets one image fewer (said as a short answer); any
+# other request is made whole.
 Outcome = Literal["success", "permanent", "transient", "partial"]
 
 

@@ -5,7 +5,10 @@ refunds it again. K = 0 still fails, refunded in full by the refund path."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,7 @@ from shared.money.ledger import Ledger, partial_refund_amount
 from shared.money.refunds import RefundHandler, Refunds
 from shared.store import paths
 from shared.store.documents import Batch
+from shared.webhooks.payload import event_body
 from shared.work.sweeper import Sweeper
 from shared.work.worker import GenerationWorker
 from tests.support.events import status_event
@@ -195,6 +199,23 @@ def test_redelivered_jobs_and_status_events_refund_nothing_more(
     assert refunds_of(ledger, "u") == [(f"refund:{partial_draft}:partial", 2)]
     assert ledger.balance("u") == 4
     assert_balanced(ledger, "u")
+
+
+class PlainLinks:
+    def api_view(self, creation: Creation) -> dict[str, Any]:
+        return creation.to_api()
+
+
+def test_the_webhook_event_carries_the_partial_as_the_api_shows_it(
+    store: MemoryDocuments, partial_draft: str
+) -> None:
+    (stored,) = store.read(paths.creation(partial_draft))
+    body = json.loads(
+        event_body(stored, "completed", media_links=PlainLinks(), now=dt.datetime.now(dt.UTC))
+    )
+    assert body["type"] == "creation.completed"
+    assert body["data"]["partial"] == {"asked": 4, "made": 3, "reason": WITHHELD, "refund": 2}
+    assert len(body["data"]["media"]) == 3
 
 
 def test_the_sweeper_leaves_a_partial_draft_alone(
