@@ -5,7 +5,7 @@ pricing  what a creation costs
 refunds  giving a failed or canceled creation's tokens back, exactly once
 """
 
-from shared.money.ledger import Ledger, balance_of
+from shared.money.ledger import Ledger, balance_of, partial_refund_amount
 from shared.money.pricing import creation_cost
 from shared.money.refunds import (
     CANCEL,
@@ -26,4 +26,5 @@ __all__ = [
     "Refunds",
     "balance_of",
     "creation_cost",
+    "partial_refund_amount",
 ]
