@@ -89,6 +89,17 @@ class ApiClient:
     def balance(self) -> JsonObject:
         return self._object("GET", "/v1/balance")
 
+    def pricing(self) -> JsonObject:
+        return self._object("GET", "/v1/pricing")
+
+    def estimate(self, body: JsonObject) -> JsonObject:
+        """What `submit(body)` would debit; debits nothing."""
+        return self._object("POST", "/v1/creations:estimate", json=body)
+
+    def estimate_reel(self, body: JsonObject) -> JsonObject:
+        """What `create_reel(body)` would debit; debits nothing."""
+        return self._object("POST", "/v1/reels:estimate", json=body)
+
     # --- media --------------------------------------------------------------------------------
 
     @contextmanager

@@ -134,6 +134,17 @@ def webhook_of(url: str | None, events: list[str] | None) -> dict[str, Any] | No
     return {"url": url, **({"events": events} if events else {})}
 
 
+EstimateFlag = Annotated[
+    bool,
+    typer.Option("--estimate", help="Print what it would cost and the balance; submit nothing."),
+]
+
+
+def refuse_with_estimate(follow_it: bool) -> None:
+    if follow_it:
+        raise typer.BadParameter("--estimate submits nothing, so there is nothing to --follow")
+
+
 KeyOption = Annotated[
     str | None,
     typer.Option("--idempotency-key", help="Makes a retry of the same request safe."),
@@ -199,6 +210,12 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
         if final.get("status") != "draft":
             raise typer.Exit(int(Exit.NOT_DRAFT))
 
+    def show_estimate(out: Output, answer: dict[str, Any]) -> None:
+        if out.json_mode:
+            out.json(answer)
+        else:
+            out.estimate(answer)
+
     def follow_creation(out: Output, client: ApiClient, first: dict[str, Any]) -> dict[str, Any]:
         creation_id = str(first.get("id"))
         resume = f"creations show {creation_id} --follow"
@@ -251,12 +268,15 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
         webhook: WebhookOption = None,
         webhook_event: WebhookEvents = None,
         idempotency_key: KeyOption = None,
+        estimate: EstimateFlag = False,
         follow_it: FollowFlag = False,
         json_mode: JsonFlag = False,
     ) -> None:
-        """Submit an image or a video (debits its cost)."""
+        """Submit an image or a video (debits its cost; --estimate: only say what it costs)."""
         out = Output(json_mode=json_mode)
         s = session(ctx)
+        if estimate:
+            refuse_with_estimate(follow_it)
         with s.run(out):
             body: dict[str, Any] = {"type": kind.value, "prompt": prompt}
             optional = {
@@ -272,6 +292,9 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
             }
             body.update({name: value for name, value in optional.items() if value is not None})
             client = s.client(out)
+            if estimate:
+                show_estimate(out, client.estimate(body))
+                return
             finish(out, client, client.submit(body, idempotency_key), follow_it)
 
     @app.command()
@@ -284,12 +307,15 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
         webhook: WebhookOption = None,
         webhook_event: WebhookEvents = None,
         idempotency_key: KeyOption = None,
+        estimate: EstimateFlag = False,
         follow_it: FollowFlag = False,
         json_mode: JsonFlag = False,
     ) -> None:
-        """Stitch video drafts into one reel (debits its cost)."""
+        """Stitch video drafts into one reel (debits its cost; --estimate: only say what)."""
         out = Output(json_mode=json_mode)
         s = session(ctx)
+        if estimate:
+            refuse_with_estimate(follow_it)
         with s.run(out):
             body: dict[str, Any] = {"clips": [check_creation_id(clip) for clip in clips]}
             if title is not None:
@@ -298,6 +324,9 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
             if hook is not None:
                 body["webhook"] = hook
             client = s.client(out)
+            if estimate:
+                show_estimate(out, client.estimate_reel(body))
+                return
             finish(out, client, client.create_reel(body, idempotency_key), follow_it)
 
     @app.command("list")
@@ -416,5 +445,17 @@ def build_app(wiring: Wiring | None = None) -> typer.Typer:
                 out.json(answer)
             else:
                 out.line(f"{answer.get('tokens')} tokens")
+
+    @app.command()
+    def pricing(ctx: typer.Context, json_mode: JsonFlag = False) -> None:
+        """The deployment's prices: per image or per video second for each model, and a reel."""
+        out = Output(json_mode=json_mode)
+        s = session(ctx)
+        with s.run(out):
+            listed = s.client(out).pricing()
+            if out.json_mode:
+                out.json(listed)
+            else:
+                out.price_list(listed)
 
     return app

@@ -76,6 +76,14 @@ class Output:
         for url in media_urls(creation):
             self.out.print(Text(url), crop=False, overflow="ignore")
 
+    def estimate(self, estimate: dict[str, Any]) -> None:
+        self.out.print(estimate_text(estimate))
+
+    def price_list(self, listed: dict[str, Any]) -> None:
+        self.out.print(price_table(listed))
+        for line in price_notes(listed):
+            self.out.print(Text(line))
+
     def creations(self, items: Sequence[Creation], more: bool) -> None:
         self.out.print(creation_table(items))
         if more:
@@ -238,6 +246,55 @@ def creation_summary(creation: Creation) -> Text:
     if isinstance(media, list) and media:
         lines.append(f"\nmedia ({len(media)}):")
     return lines
+
+
+def tokens(amount: object) -> str:
+    return f"{amount} token" if amount == 1 else f"{amount} tokens"
+
+
+def estimate_text(estimate: dict[str, Any]) -> Text:
+    """`POST ...:estimate`'s answer for people: the cost, the balance, what is missing."""
+    cost, balance = estimate.get("cost"), estimate.get("balance")
+    line = f"costs {tokens(cost)}; you have {balance}"
+    if estimate.get("enough"):
+        return Text(f"{line}. Nothing submitted (--estimate).")
+    short = cost - balance if isinstance(cost, int) and isinstance(balance, int) else "?"
+    return Text(f"{line}: {tokens(short)} more needed. Nothing submitted (--estimate).")
+
+
+def price_table(listed: dict[str, Any]) -> Table:
+    """`GET /v1/pricing` for people: one row per model, its price per image or per second."""
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("model", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("price", no_wrap=True)
+    table.add_column("default", no_wrap=True)
+    models = listed.get("models")
+    for model in models if isinstance(models, list) else []:
+        if not isinstance(model, dict):
+            continue
+        table.add_row(
+            Text(str(model.get("model", "?"))),
+            Text(str(model.get("type", "?"))),
+            Text(f"{tokens(model.get('unit_tokens', '?'))} per {model.get('unit', '?')}"),
+            Text("yes" if model.get("default") else ""),
+        )
+    return table
+
+
+def price_notes(listed: dict[str, Any]) -> list[str]:
+    """The reel price and the sizes a request may ask for, under the table."""
+    reel = listed.get("reel") if isinstance(listed.get("reel"), dict) else {}
+    limits = listed.get("limits") if isinstance(listed.get("limits"), dict) else {}
+    notes = [f"reel: {tokens(reel.get('tokens', '?'))}" if isinstance(reel, dict) else ""]
+    for name, label in (("count", "images"), ("duration_seconds", "video seconds")):
+        limit = limits.get(name) if isinstance(limits, dict) else None
+        if isinstance(limit, dict):
+            notes.append(
+                f"{label}: {limit.get('min')}-{limit.get('max')} (default {limit.get('default')})"
+            )
+    notes.append("cost = price x images (or seconds); a reel is flat")
+    return [note for note in notes if note]
 
 
 def creation_table(items: Sequence[Creation]) -> Table:

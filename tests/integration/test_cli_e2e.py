@@ -135,6 +135,26 @@ def test_json_output_is_the_api_json_and_errors_carry_the_api_code(
     assert short.stdout == ""
 
 
+def test_pricing_and_an_estimate_are_the_apis_and_debit_nothing(
+    chain: RunningStack, tmp_path: Path
+) -> None:
+    chain.ledger.grant("cli-dee", 3)
+    env = user_env(chain, "cli-dee")
+    listed = creations("pricing", "--json", env=env, cwd=tmp_path)
+    assert listed.code == 0, listed.stderr
+    assert listed.json()["reel"] == {"tokens": chain.settings.pricing.reel_tokens}
+    table = creations("pricing", env=env, cwd=tmp_path)
+    assert chain.settings.default_image_model in table.stdout
+    estimated = creations(
+        "submit", "video", "surf", "--duration", "5", "--estimate", "--json", env=env, cwd=tmp_path
+    )
+    assert estimated.code == 0, estimated.stderr
+    cost = 5 * chain.settings.pricing.video_tokens_per_second
+    assert estimated.json() == {"cost": cost, "balance": 3, "enough": cost <= 3}
+    assert creations("balance", "--json", env=env, cwd=tmp_path).json() == {"tokens": 3}
+    assert creations("list", "--json", env=env, cwd=tmp_path).json()["items"] == []
+
+
 def test_an_unreachable_api_names_its_url_and_exits_3(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     ran = creations("balance", env={"CREATIONS_API": url, "CREATIONS_TOKEN": "t"}, cwd=tmp_path)

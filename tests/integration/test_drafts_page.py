@@ -282,6 +282,31 @@ def test_a_partial_draft_says_what_was_made_and_refunded(
     assert len(site.running.doc(creation_id)["media"]) == 3
 
 
+def test_the_form_shows_the_deployments_prices(site: Site, context: BrowserContext) -> None:
+    # GIVEN a price list no deployment defaults to, answered in place of the API's (the page
+    # has no prices of its own: every number it shows must come from this list)
+    uid = site.user("ida", tokens=10)
+    listed = requests.get(
+        f"{site.running.stack.url('submit')}/v1/pricing",
+        headers=site.running.headers(uid),
+        timeout=30,
+    ).json()
+    for model in listed["models"]:
+        model["unit_tokens"] = 3 if model["type"] == "image" else 2
+    context.route("**/v1/pricing", lambda route: route.fulfill(json=listed))
+    page = site.open(context, uid)
+    # WHEN an image and then a video are priced in the form
+    page.fill("#prompt", "a lighthouse at dawn")
+    page.fill("#count", "3")
+    # THEN the costs are the list's
+    expect(page.locator("#cost")).to_have_text("Costs 9 tokens; you have 10.")
+    page.check("input[name=type][value=video]")
+    page.fill("#duration", "4")
+    expect(page.locator("#cost")).to_have_text("Costs 8 tokens; you have 10.")
+    page.fill("#duration", "6")
+    expect(page.locator("#cost")).to_have_text("Costs 12 tokens; you have 10: 2 more needed.")
+
+
 # --- 2. the old system's test plan: the queue down ----------------------------------------------
 
 

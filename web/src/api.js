@@ -47,6 +47,10 @@ export class Api {
     return parsed;
   }
 
+  pricing() {
+    return this.call("GET", "/v1/pricing");
+  }
+
   submit(request) {
     return this.call("POST", "/v1/creations", request);
   }

@@ -1,5 +1,5 @@
-// The create form: what to make, its cost before it is submitted, and the API's answer.
-import { costOf } from "./pricing.js";
+// The create form: what to make, its cost before it is submitted (from the deployment's price
+// list), and the API's answer.
 
 const ASPECT_RATIOS = {
   image: ["1:1", "16:9", "9:16", "4:3", "3:4"],
@@ -7,9 +7,10 @@ const ASPECT_RATIOS = {
 };
 
 export class CreateForm {
-  constructor(form, { balance, imageDrafts, submit }) {
+  constructor(form, { balance, prices, imageDrafts, submit }) {
     this.form = form;
     this.balance = balance; // () => number | null
+    this.prices = prices; // a PriceList (pricing.js): its cost(request), or null before it loads
     this.imageDrafts = imageDrafts; // () => [creation]
     this.submitRequest = submit; // async (request, cost) => void
     // Shown until the API says it does not know `image` (video from an image, issue 12).
@@ -83,9 +84,16 @@ export class CreateForm {
     const line = this.field("cost");
     let cost;
     try {
-      cost = costOf(this.request());
+      cost = this.prices.cost(this.request());
     } catch {
       line.textContent = "";
+      return;
+    }
+    if (cost === null) {
+      delete line.dataset.cost;
+      line.textContent = this.prices.problem
+        ? `The price list could not be read (${this.prices.problem}); the API says the cost once submitted.`
+        : "Reading the price list…";
       return;
     }
     if (!Number.isInteger(cost)) {
@@ -105,9 +113,17 @@ export class CreateForm {
     const request = this.request();
     button.disabled = true;
     try {
-      await this.submitRequest(request, costOf(request));
+      await this.submitRequest(request, this.costOrNull(request));
     } finally {
       button.disabled = false;
+    }
+  }
+
+  costOrNull(request) {
+    try {
+      return this.prices.cost(request);
+    } catch {
+      return null;
     }
   }
 

@@ -7,7 +7,7 @@ import { CreateForm } from "./form.js";
 import { watchBalance, watchCreations } from "./listeners.js";
 import { describeFailure } from "./messages.js";
 import { confirmInDialog } from "./modal.js";
-import { costOf } from "./pricing.js";
+import { PriceList } from "./pricing.js";
 import { openSession } from "./session.js";
 
 // How long the first answer from Firestore may take before the page says it cannot reach it.
@@ -63,6 +63,8 @@ function start(config, session) {
   }
 
   const api = new Api(config.apiBase ?? "", session.getToken);
+  const prices = new PriceList(api);
+  const reelCost = () => prices.cost({ type: "reel" });
   let balance = null;
   const pending = new Map(); // 202 answers the listener has not delivered yet
   let latest = [];
@@ -100,16 +102,21 @@ function start(config, session) {
         }
       },
       selectionChanged: () => {
-        const count = view.selected.size;
-        const reel = $("make-reel");
-        reel.disabled = count < 2;
-        reel.textContent = count < 2
-          ? "Make a reel (select 2+ video drafts)"
-          : `Make a reel of ${count} clips (${costOf({ type: "reel" })} tokens)`;
+        refreshReelButton();
         form?.refresh();
       },
     },
   });
+
+  function refreshReelButton() {
+    const count = view.selected.size;
+    const reel = $("make-reel");
+    const cost = reelCost();
+    reel.disabled = count < 2;
+    if (count < 2) reel.textContent = "Make a reel (select 2+ video drafts)";
+    else if (cost === null) reel.textContent = `Make a reel of ${count} clips`;
+    else reel.textContent = `Make a reel of ${count} clips (${cost} ${cost === 1 ? "token" : "tokens"})`;
+  }
 
   const render = () => {
     const known = new Set(latest.map((c) => c.id));
@@ -119,6 +126,7 @@ function start(config, session) {
 
   form = new CreateForm($("create"), {
     balance: () => balance,
+    prices,
     imageDrafts: () => view.imageDrafts(),
     submit: async (request, cost) => {
       const result = $("create-result");
@@ -149,8 +157,14 @@ function start(config, session) {
       pending.set(created.id, created);
       render();
     } catch (error) {
-      say(result, describeFailure(error, { cost: costOf({ type: "reel" }), balance }), { bad: true });
+      say(result, describeFailure(error, { cost: reelCost() ?? undefined, balance }), { bad: true });
     }
+  });
+
+  // The costs shown come from the deployment's price list: read once, then shown everywhere.
+  prices.load().then(() => {
+    form.refreshCost();
+    refreshReelButton();
   });
 
   const firestoreLost = (error) =>

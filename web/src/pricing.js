@@ -1,25 +1,44 @@
-// What a creation costs, shown before it is submitted.
-//
-// A mirror of the default price table (docs/contract.md, docs/api.md): an image costs
-// `count` x 1 token, a video `duration_seconds` x 1 token, a reel 2 tokens. A deployment may
-// set other prices (PRICING, per model too): the API then charges what it says, and the page
-// shows the `cost` the API answered once the creation exists. Issue 15's `GET /v1/pricing`
-// replaces this module: the page will ask the deployment instead of assuming its defaults.
-export const DEFAULT_PRICES = Object.freeze({
-  imageTokensPerImage: 1,
-  videoTokensPerSecond: 1,
-  reelTokens: 2,
-});
+// What a creation costs, shown before it is submitted: computed from the deployment's own
+// price list (`GET /v1/pricing`, docs/api.md), never from numbers of the page's own. A cost is
+// the model's `unit_tokens` times the request's size (images, or video seconds; the list's
+// `limits` say the size a request that names none gets); a reel is `reel.tokens`.
 
-export function costOf(request, prices = DEFAULT_PRICES) {
-  switch (request.type) {
-    case "image":
-      return (request.count ?? 1) * prices.imageTokensPerImage;
-    case "video":
-      return (request.duration_seconds ?? 8) * prices.videoTokensPerSecond;
-    case "reel":
-      return prices.reelTokens;
-    default:
-      throw new Error(`no price for type ${request.type}`);
+// The cost of `request` under `prices` (the list the API answered), or null while there is
+// no list. A model the list does not name has no price: the API will refuse it anyway.
+export function costOf(request, prices) {
+  if (!prices) return null;
+  if (request.type === "reel") return prices.reel.tokens;
+  const size = {
+    image: () => request.count ?? prices.limits.count.default,
+    video: () => request.duration_seconds ?? prices.limits.duration_seconds.default,
+  }[request.type];
+  if (!size) throw new Error(`no price for type ${request.type}`);
+  const model = request.model ?? prices.defaults[request.type];
+  const entry = prices.models.find((m) => m.model === model && m.type === request.type);
+  if (!entry) throw new Error(`no price for model ${model}`);
+  return size() * entry.unit_tokens;
+}
+
+// The price list, once: the page holds it for its life (the API lets clients keep it
+// minutes; a deployment changes prices only with a new revision).
+export class PriceList {
+  constructor(api) {
+    this.api = api;
+    this.prices = null;
+    this.problem = null; // why there is no list, once loading it failed
+  }
+
+  async load() {
+    try {
+      this.prices = await this.api.pricing();
+      this.problem = null;
+    } catch (error) {
+      this.problem = error.message;
+    }
+    return this.prices;
+  }
+
+  cost(request) {
+    return costOf(request, this.prices);
   }
 }

@@ -4,19 +4,9 @@ import { test } from "node:test";
 
 import { ApiError, ApiUnreachable } from "../src/api.js";
 import { describeFailure } from "../src/messages.js";
-import { costOf } from "../src/pricing.js";
 
 const error = (status, code, message, extra = {}) =>
   new ApiError(status, { error: { code, message }, ...extra });
-
-test("costs follow the default price table", () => {
-  assert.equal(costOf({ type: "image" }), 1);
-  assert.equal(costOf({ type: "image", count: 3 }), 3);
-  assert.equal(costOf({ type: "video" }), 8);
-  assert.equal(costOf({ type: "video", duration_seconds: 5 }), 5);
-  assert.equal(costOf({ type: "reel" }), 2);
-  assert.throws(() => costOf({ type: "song" }), /no price/);
-});
 
 test("a 402 says how many tokens are missing", () => {
   const refused = error(402, "insufficient_tokens", "this costs 8 tokens and the balance is 3");

@@ -39,6 +39,7 @@ from shared.intake.parsing import (
     parse_reel_body,
     parse_webhook,
 )
+from shared.intake.prices import PRICE_LIST_CACHE_CONTROL, estimate, price_list, price_list_etag
 from shared.intake.reels import plan_reel
 from shared.intake.source_images import SourceImages
 from shared.intake.submission import SubmissionService
@@ -132,6 +133,9 @@ class SubmitApi:
             "delete_creation": self._delete_creation,
             "cancel_creation": self._cancel_creation,
             "get_balance": self._get_balance,
+            "get_pricing": self._get_pricing,
+            "estimate_creation": self._estimate_creation,
+            "estimate_reel": self._estimate_reel,
         }
 
     def _dispatch(self, request: flask.Request, context: dict[str, Any]) -> flask.Response:
@@ -156,23 +160,58 @@ class SubmitApi:
 
     def _create_creation(self, call: Call) -> flask.Response:
         body = read_json_body(call.request, self.settings.max_body_bytes)
-        return self._submit(
-            call,
-            ("POST /v1/creations", body),
-            lambda: parse_creation_request(
-                body,
-                self.settings,
-                find_source_image=SourceImages(self.creations, call.user.uid).find,
-            ),
-        )
+        return self._submit(call, ("POST /v1/creations", body), self._creation_in(call, body))
 
     def _create_reel(self, call: Call) -> flask.Response:
         body = read_json_body(call.request, self.settings.max_body_bytes)
-        return self._submit(
-            call,
-            ("POST /v1/reels", body),
-            lambda: plan_reel(parse_reel_body(body), call.user.uid, self.creations),
+        return self._submit(call, ("POST /v1/reels", body), self._reel_in(call, body))
+
+    def _estimate_creation(self, call: Call) -> flask.Response:
+        body = read_json_body(call.request, self.settings.max_body_bytes)
+        return self._estimate(call, body, self._creation_in(call, body))
+
+    def _estimate_reel(self, call: Call) -> flask.Response:
+        body = read_json_body(call.request, self.settings.max_body_bytes)
+        return self._estimate(call, body, self._reel_in(call, body))
+
+    def _creation_in(self, call: Call, body: Any) -> Callable[[], StoredRequest]:
+        """Builds the request a `POST /v1/creations` body asks for (a submit's and an
+        estimate's: one parser, one set of refusals)."""
+        return lambda: parse_creation_request(
+            body,
+            self.settings,
+            find_source_image=SourceImages(self.creations, call.user.uid).find,
         )
+
+    def _reel_in(self, call: Call, body: Any) -> Callable[[], StoredRequest]:
+        return lambda: plan_reel(parse_reel_body(body), call.user.uid, self.creations)
+
+    def _checked(
+        self, body: Any, wanted: Callable[[], StoredRequest]
+    ) -> tuple[StoredRequest, WebhookBody | None]:
+        """The request `wanted` builds, then the body's webhook with its address checked: the
+        whole body's rules first, then the webhook's address (submit and estimate alike)."""
+        request = wanted()
+        return request, self._webhook_in(body)
+
+    def _estimate(
+        self, call: Call, body: Any, wanted: Callable[[], StoredRequest]
+    ) -> flask.Response:
+        """What a submit of `body` would debit, refused exactly as that submit would be; reads
+        the balance and writes nothing (no debit, no creation, no `Idempotency-Key` record)."""
+        request, _webhook = self._checked(body, wanted)
+        balance = self.ledger.balance(call.user.uid)
+        return json_response(200, estimate(request, balance, self.settings).view())
+
+    def _get_pricing(self, call: Call) -> flask.Response:
+        listed = price_list(self.settings)
+        etag = price_list_etag(listed)
+        headers = {"ETag": f'"{etag}"', "Cache-Control": PRICE_LIST_CACHE_CONTROL}
+        if call.request.if_none_match.contains_weak(etag):  # RFC 9110: a weak comparison
+            response = flask.Response(status=304)
+            response.headers.update(headers)
+            return response
+        return json_response(200, listed, headers)
 
     def _submit(
         self, call: Call, asked: tuple[str, Any], wanted: Callable[[], StoredRequest]
@@ -193,13 +232,13 @@ class SubmitApi:
                 user_id=call.user.uid, idempotency_key=key, fingerprint=fingerprint
             )
         if accepted is None:
-            request = wanted()  # the whole body's rules first, then the webhook's address
+            request, webhook = self._checked(asked[1], wanted)
             accepted = self.submissions.submit(
                 user_id=call.user.uid,
                 request=request,
                 idempotency_key=key,
                 fingerprint=fingerprint,
-                webhook=self._webhook_in(asked[1]),
+                webhook=webhook,
             )
         call.log["creation_id"] = accepted.creation.id
         headers = {"Location": f"/v1/creations/{accepted.creation.id}"}

@@ -21,8 +21,12 @@ ROUTES = Map(
         Rule(
             "/v1/creations/<cid:creation_id>:cancel", methods=["POST"], endpoint="cancel_creation"
         ),
+        # Not an id: `:` is outside the id pattern, and these have no `/` after `creations`.
+        Rule("/v1/creations:estimate", methods=["POST"], endpoint="estimate_creation"),
         Rule("/v1/reels", methods=["POST"], endpoint="create_reel"),
+        Rule("/v1/reels:estimate", methods=["POST"], endpoint="estimate_reel"),
         Rule("/v1/balance", methods=["GET"], endpoint="get_balance"),
+        Rule("/v1/pricing", methods=["GET"], endpoint="get_pricing"),
     ],
     converters={"cid": CreationIdConverter},
     strict_slashes=False,
