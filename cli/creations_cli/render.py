@@ -207,6 +207,20 @@ def refund_text(creation: Creation) -> str:
     return "refunded: not yet (the refund function gives the tokens back shortly)"
 
 
+def partial_text(creation: Creation) -> str | None:
+    """A partial draft's line, "3 of 4 made, 1 token refunded (why)"; None if it is not one."""
+    partial = creation.get("partial")
+    if not isinstance(partial, dict):
+        return None
+    refund = partial.get("refund", "?")
+    said = (
+        f"{partial.get('made', '?')} of {partial.get('asked', '?')} made, "
+        f"{refund} token{'' if refund == 1 else 's'} refunded"
+    )
+    reason = partial.get("reason")
+    return f"{said} ({reason})" if isinstance(reason, str) and reason else said
+
+
 def creation_summary(creation: Creation) -> Text:
     status = str(creation.get("status", "?"))
     request = creation.get("request") if isinstance(creation.get("request"), dict) else {}
@@ -225,6 +239,9 @@ def creation_summary(creation: Creation) -> Text:
         lines.append(f"\nerror: {error.get('code')}: {error.get('message')}", style="red")
     if status in ("failed", "canceled"):
         lines.append(f"\n{refund_text(creation)}")
+    partial = partial_text(creation)
+    if partial is not None:
+        lines.append(f"\n{partial}", style="yellow")
     media = creation.get("media")
     if isinstance(media, list) and media:
         lines.append(f"\nmedia ({len(media)}):")

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from shared.core.errors import NotFound
 from shared.core.settings import Settings
 from shared.creations import lifecycle
-from shared.creations.model import Job
+from shared.creations.model import Job, Partial
 from shared.creations.progress import working_percent
 from shared.store import paths
 from shared.store.documents import SERVER_TIME, Batch, Documents, Snapshot
@@ -69,6 +69,7 @@ class Claim:
     checkpoint: dict[str, Any] = field(default_factory=dict)
     trace: str | None = None  # the creation's trace id (`shared.core.tracing`)
     created_at: dt.datetime | None = None  # when it was submitted (its time to draft is logged)
+    cost: int = 0  # the tokens debited for it (a partial draft gets a share back)
     # The claim is frozen; what it knows of its creation changes with each of its own commits.
     # Not an init field: a Claim made by hand (or `dataclasses.replace`d) knows nothing yet.
     latest: Latest = field(default_factory=Latest, init=False, compare=False, repr=False)
@@ -181,23 +182,68 @@ class ClaimStore:
             return True
         return self._while_owned(claim, lambda _batch, _creation: None)
 
-    def complete(self, claim: Claim, media: list[dict[str, Any]]) -> bool:
+    def complete(
+        self, claim: Claim, media: list[dict[str, Any]], *, partial: Partial | None = None
+    ) -> bool:
         """`processing → draft` with the media; False if the claim was lost meanwhile.
 
         True also when the creation is already a draft with exactly these `media`: an earlier
         round's write landed although its answer was lost. The media are this attempt's own
         objects (their names carry the claim's attempt and owner), so no other worker's draft
         can match, and the caller may trust False to mean its uploads are nobody's.
+
+        With `partial` (fewer items than asked for), the draft records it, and its refund of
+        `partial.refund` tokens (the ledger's `refund:{creation}:partial` entry) is staged in
+        the same guarded commit: exactly once, because only the claim that makes the draft
+        makes it, and a round that finds the draft made finds the refund made with it.
         """
-        return self._while_owned(
-            claim,
-            lambda batch, creation: lifecycle.stage_move(
-                batch, creation, "draft", {"media": media, "progress": 100, "error": None}
-            ),
-            done=lambda creation: (
-                creation.get("status") == "draft" and creation.get("media") == media
-            ),
-        )
+        fields = {"media": media, "progress": 100, "error": None}
+
+        def done(creation: Snapshot) -> bool:
+            return bool(creation.get("status") == "draft" and creation.get("media") == media)
+
+        if partial is None:
+            return self._while_owned(
+                claim,
+                lambda batch, creation: lifecycle.stage_move(batch, creation, "draft", fields),
+                done=done,
+            )
+        return self._complete_partial(claim, {**fields, "partial": partial.model_dump()}, done)
+
+    def _complete_partial(
+        self, claim: Claim, fields: dict[str, Any], done: Callable[[Snapshot], bool]
+    ) -> bool:
+        """The move to a partial draft and its refund, in one commit guarded by the creation
+        and by its owner's balance (both read in the round: the balance is never staged from a
+        snapshot the claim kept)."""
+        job = claim.job
+        path = paths.creation(job.creation_id)
+        user_path = paths.user(job.user_id)
+        entry_path = paths.partial_refund_entry(job.user_id, job.creation_id)
+        # Here, not at the top: shared.money imports shared.creations (refunds need it).
+        from shared.money.ledger import Ledger
+
+        refund = int(fields["partial"]["refund"])
+        ledger = Ledger(self.store, self.settings)
+        claim.latest.take()
+
+        def attempt() -> bool:
+            creation, user, entry = self.store.read(path, user_path, entry_path)
+            claim.latest.keep(creation)
+            if done(creation):
+                return True
+            if not _owned_by(creation, claim):
+                return False
+            batch = Batch()
+            if refund > 0 and not entry.exists:
+                # (An entry already there cannot come from this creation's draft, which is not
+                # made yet: it is never made twice.)
+                ledger.stage_partial_refund(batch, user, amount=refund, creation_id=job.creation_id)
+            lifecycle.stage_move(batch, creation, "draft", fields)
+            self._commit_for(claim, batch, path)
+            return True
+
+        return run_optimistic(attempt, self.settings, "update")
 
     def fail(self, claim: Claim, code: str, message: str) -> bool:
         """`processing → failed` (the refund follows from the status change).
@@ -351,6 +397,7 @@ def _claim_of(creation: Snapshot, owner: str) -> Claim:
         checkpoint=dict(creation.get("checkpoint") or {}),
         trace=creation.get("trace"),
         created_at=_datetime_or_none(creation.get("created_at")),
+        cost=_int_or_zero(creation.get("cost")),
     )
     claim.latest.keep(creation)
     return claim
@@ -358,6 +405,10 @@ def _claim_of(creation: Snapshot, owner: str) -> Claim:
 
 def _datetime_or_none(value: object) -> dt.datetime | None:
     return value if isinstance(value, dt.datetime) else None
+
+
+def _int_or_zero(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _error(code: str, tries: int) -> dict[str, str]:

@@ -98,6 +98,19 @@ class Job(BaseModel):
         )
 
 
+class Partial(BaseModel):
+    """A draft with fewer items than asked for (`creations/{id}.partial`): what was asked, what
+    was made, why the rest is missing (for people), and the tokens given back for it (the
+    ledger's `refund:{creation}:partial` entry, made in the same write as the draft)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    asked: int
+    made: int
+    reason: str
+    refund: int
+
+
 class Creation(BaseModel):
     """A `creations/{id}` document as read back (or as just written)."""
 
@@ -120,6 +133,8 @@ class Creation(BaseModel):
     trace: str | None = None
     # The webhook it asks for and its delivery record (`shared.webhooks.model`); None: none.
     webhook: dict[str, Any] | None = None
+    # A draft with fewer items than asked for, refunded for the rest; None: not partial.
+    partial: Partial | None = None
 
     @classmethod
     def of(cls, snapshot: Snapshot) -> Creation:

@@ -5,7 +5,7 @@ pricing  what a creation costs, and a model's unit price
 refunds  giving a failed or canceled creation's tokens back, exactly once
 """
 
-from shared.money.ledger import Ledger, balance_of
+from shared.money.ledger import Ledger, balance_of, partial_refund_amount
 from shared.money.pricing import UNIT_OF_TYPE, creation_cost, unit_tokens
 from shared.money.refunds import (
     CANCEL,
@@ -27,5 +27,6 @@ __all__ = [
     "Refunds",
     "balance_of",
     "creation_cost",
+    "partial_refund_amount",
     "unit_tokens",
 ]

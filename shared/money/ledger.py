@@ -1,7 +1,8 @@
 """The token ledger: grants, debits and refunds, each applied at most once.
 
 `users/{uid}.tokens` is the balance; `users/{uid}/ledger/{entry}` holds one entry per change,
-with a deterministic id (`debit:{creation}`, `refund:{creation}`, `grant:{id}`) created in the
+with a deterministic id (`debit:{creation}`, `refund:{creation}`, `refund:{creation}:partial`
+for what a partial draft did not make, `grant:{id}`) created in the
 same atomic batch as the balance change. A second attempt at the same change finds its entry
 already there and changes nothing, so the balance always equals the sum of the ledger and
 never goes below zero (`shared.store.optimistic` says why batches with preconditions, not
@@ -22,6 +23,16 @@ from shared.store.documents import SERVER_TIME, Batch, Documents, Snapshot
 from shared.store.optimistic import run_optimistic
 
 EntryKind = Literal["debit", "refund", "grant"]
+
+
+def partial_refund_amount(cost: int, asked: int, made: int) -> int:
+    """What a creation that asked for `asked` items and got `made` (0 < made < asked) gets
+    back: the unit price it was charged (`cost / asked`) for each item not made. Prices are per
+    item, so this is exact; a cost that does not divide (a hand-made document) is rounded
+    down, so never more comes back than was paid for what is missing."""
+    if not 0 < made < asked:
+        raise ValueError(f"not a partial result: {made} of {asked}")
+    return cost * (asked - made) // asked
 
 
 def balance_of(user: Snapshot) -> int:
@@ -99,6 +110,17 @@ class Ledger:
         marks the creation refunded in the same batch."""
         entry = paths.refund_entry(user.id, creation_id)
         return self._stage(batch, user, entry, "refund", cost, creation_id)
+
+    def stage_partial_refund(
+        self, batch: Batch, user: Snapshot, *, amount: int, creation_id: str
+    ) -> int:
+        """Add the refund of `amount` (the images a partial draft lacks) for `creation_id` to
+        `batch`; the balance after. The caller moves the creation to `draft` in the same batch,
+        so the entry is made once, by the claim that made the draft."""
+        if amount <= 0:
+            raise ValueError("a partial refund must be positive")
+        entry = paths.partial_refund_entry(user.id, creation_id)
+        return self._stage(batch, user, entry, "refund", amount, creation_id)
 
     def _stage(
         self,

@@ -32,6 +32,12 @@ def refund_entry(user_id: str, creation_id: str) -> str:
     return f"{ledger(user_id)}/refund:{creation_id}"
 
 
+def partial_refund_entry(user_id: str, creation_id: str) -> str:
+    """The refund of the part of a creation that was not made (a partial draft); never beside
+    a `refund:{creation}` entry, since a draft is never refunded in full."""
+    return f"{ledger(user_id)}/refund:{creation_id}:partial"
+
+
 def grant_entry(user_id: str, grant_id: str) -> str:
     return f"{ledger(user_id)}/grant:{grant_id}"
 

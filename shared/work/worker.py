@@ -24,8 +24,8 @@ from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations.claims import Claim, ClaimStore, Skip
 from shared.creations.lifecycle import FINAL_STATUSES
-from shared.creations.model import CreationType, Job
-from shared.creations.requests import stored_request
+from shared.creations.model import CreationType, Job, Partial
+from shared.creations.requests import ImageRequest, StoredRequest, stored_request
 from shared.creations.status_events import (
     AnnouncedStatus,
     StatusAnnouncer,
@@ -34,6 +34,7 @@ from shared.creations.status_events import (
 )
 from shared.media.providers.base import EmptyResult, GeneratedMedia, GenerationContext, Provider
 from shared.media.storage import attempt_scope
+from shared.money.ledger import partial_refund_amount
 from shared.work.phases import JobPhases, phase, timing_job
 from shared.work.progress_writes import ThrottledProgress
 
@@ -129,7 +130,7 @@ class GenerationWorker:
 
     def _finish(self, claim: Claim, fields: dict[str, str]) -> Outcome:
         try:
-            media = self._make_and_store(claim)
+            media, partial = self._make_and_store(claim)
         except PermanentError as exc:
             if not self.claims.fail(claim, exc.code, exc.message):
                 return Outcome("lost_claim")
@@ -140,14 +141,24 @@ class GenerationWorker:
             )
             self._announce(claim.job, "failed", claim.attempt, fields)
             return Outcome("failed", exc.code)
-        if not self.claims.complete(claim, media):
+        if not self.claims.complete(claim, media, partial=partial):
             # Nobody will ever publish these objects (a draft names its own attempt's only):
             # remove them now, or they outlive a creation that failed or was deleted.
             self._discard(media, fields)
             return Outcome("lost_claim")
         self._settle(claim, [str(item["uri"]) for item in media], fields)
+        if partial is not None:
+            logger.info(
+                f"partial draft: {partial.made} of {partial.asked} made, "
+                f"{partial.refund} tokens refunded: {partial.reason}",
+                extra=log_fields(**fields),
+            )
         self._announce(claim.job, "draft", claim.attempt, fields)
-        return Outcome("draft", since_created_ms=_ms_since(claim.created_at))
+        return Outcome(
+            "draft",
+            "partial" if partial is not None else "",
+            since_created_ms=_ms_since(claim.created_at),
+        )
 
     def _announce(self, job: Job, status: str, attempt: int | None, fields: dict[str, str]) -> None:
         """Tell the status stream; if it cannot be told, have the job redelivered: the
@@ -175,7 +186,8 @@ class GenerationWorker:
                 "could not announce processing; the job goes on", extra=log_fields(**fields)
             )
 
-    def _make_and_store(self, claim: Claim) -> list[dict[str, object]]:
+    def _make_and_store(self, claim: Claim) -> tuple[list[dict[str, object]], Partial | None]:
+        """The uploaded media, and what is missing from them when the answer was short."""
         job = claim.job
         request = stored_request(job.type, claim.request)  # the one check of what was asked
         progress = ThrottledProgress(lambda percent: self.claims.report_progress(claim, percent))
@@ -193,6 +205,7 @@ class GenerationWorker:
                 items = self.provider.generate(job, request, context)
             if not items:
                 raise EmptyResult("The model returned no media.")
+            partial = _partial_of(request, len(items), claim.cost, context.shortfall)
             if not self.claims.holds(claim):
                 # Taken over (or failed, or deleted) while generating: upload nothing, rather
                 # than write objects only to remove them. `holds` reads only once half the
@@ -201,9 +214,10 @@ class GenerationWorker:
                 raise LostClaim(f"creation {job.creation_id} is no longer ours")
             # Under this attempt's own names: published only by the claim-guarded `complete`.
             with phase("upload"):
-                return self.uploader.upload(
+                media = self.uploader.upload(
                     job.user_id, job.creation_id, items, scope=context.scope
                 )
+            return media, partial
 
     def _settle(self, claim: Claim, keep: list[str], fields: dict[str, str]) -> None:
         """Remove what earlier attempts left (they crashed after uploading) as soon as the
@@ -240,6 +254,27 @@ class GenerationWorker:
         if not self.claims.save_checkpoint(claim, dict(values)):
             # Another worker owns the creation now: stop before spending more.
             raise LostClaim(f"creation {claim.job.creation_id} is no longer ours")
+
+
+def _partial_of(
+    request: StoredRequest, made: int, cost: int, shortfall: str | None
+) -> Partial | None:
+    """What a short answer lacks (fewer images than `count`), refunded at the unit price the
+    creation was charged; None when nothing is missing. (A video or a reel is one file: none
+    at all is `EmptyResult`, never a partial draft.)"""
+    if not isinstance(request, ImageRequest) or made >= request.count:
+        return None
+    missing = request.count - made
+    reason = shortfall or (
+        f"The model returned {made} of {request.count} images; "
+        f"{missing} {'was' if missing == 1 else 'were'} not made."
+    )
+    return Partial(
+        asked=request.count,
+        made=made,
+        reason=reason,
+        refund=partial_refund_amount(cost, request.count, made) if cost > 0 else 0,
+    )
 
 
 def _ms_since(moment: dt.datetime | None) -> float | None:

@@ -261,6 +261,27 @@ def test_an_image_goes_from_pending_through_processing_to_a_loaded_preview(
     assert site.running.doc(creation_id)["status"] == "draft"
 
 
+def test_a_partial_draft_says_what_was_made_and_refunded(
+    site: Site, context: BrowserContext
+) -> None:
+    uid = site.user("pia", tokens=10)
+    page = site.open(context, uid)
+    page.fill("#prompt", "four koi [withhold:1]")
+    page.fill("#count", "4")
+    page.click("#submit")
+    item = page.locator("#drafts li.creation")
+    expect(item).to_have_attribute("data-status", "draft", timeout=SETTLE)
+    expect(item.locator(".partial")).to_have_text("3 of 4 made, 1 token refunded")
+    expect(item.locator(".partial")).to_have_attribute(
+        "title", "1 image withheld by the offline provider's safety filter ([withhold:1])."
+    )
+    expect(page.locator("#balance")).to_have_text("7")
+    creation_id = item.get_attribute("data-id")
+    assert creation_id is not None
+    wait_for_preview(page, creation_id)
+    assert len(site.running.doc(creation_id)["media"]) == 3
+
+
 def test_the_form_shows_the_deployments_prices(site: Site, context: BrowserContext) -> None:
     # GIVEN a price list no deployment defaults to, answered in place of the API's (the page
     # has no prices of its own: every number it shows must come from this list)

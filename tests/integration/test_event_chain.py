@@ -109,6 +109,40 @@ def test_permanent_failure_ends_failed_and_refunded_once(chain: Chain) -> None:
     assert chain.kinds("alice") == ["debit", "grant", "refund"]
 
 
+def test_withheld_images_make_a_partial_draft_refunded_once_for_them(
+    chain: Chain, bucket: Bucket
+) -> None:
+    chain.ledger.grant("alice", 10)
+    created = chain.submit("alice", {"type": "image", "prompt": "koi [withhold:1]", "count": 4})
+    assert created["cost"] == 4
+    for _ in range(2):  # a redelivery finds the draft made: nothing more is made or refunded
+        assert chain.work(created, message_id="m1") == 200
+    creation = chain.doc(created["id"])
+    assert creation["status"] == "draft"
+    assert len(creation["media"]) == 3
+    partial = {
+        "asked": 4,
+        "made": 3,
+        "reason": "1 image withheld by the offline provider's safety filter ([withhold:1]).",
+        "refund": 1,
+    }
+    assert creation["partial"] == partial
+    for _ in range(2):  # the trigger may fire more than once
+        assert chain.settle(created["id"]) == 200
+    assert chain.doc(created["id"])["refunded"] is False
+    refunds = [e for e in chain.ledger.entries("alice") if e["kind"] == "refund"]
+    assert [(e["id"], e["amount"], e["creation_id"]) for e in refunds] == [
+        (f"refund:{created['id']}:partial", 1, created["id"])
+    ]
+    assert chain.ledger.balance("alice") == 10 - 4 + 1
+    assert names_under(bucket, media_prefix("alice", created["id"])) == sorted(
+        split_gs_uri(item["uri"])[1] for item in creation["media"]
+    )
+    shown = chain.api.get(f"/v1/creations/{created['id']}", headers=chain.auth("alice"))
+    assert shown.status_code == 200
+    assert (shown.json or {})["partial"] == partial  # the answer is checked against the spec
+
+
 def test_safety_block_has_its_own_code(chain: Chain) -> None:
     chain.ledger.grant("alice", 10)
     created = chain.submit("alice", {"type": "image", "prompt": "x [fail:safety]"})

@@ -59,6 +59,7 @@ from tests.support.genai_double import (
     Reply,
     api_error,
     gemini_blocked_answer,
+    gemini_image_reply,
     gemini_prompt_blocked_answer,
     service_account_file,
 )
@@ -512,12 +513,55 @@ def test_image_safety_and_empty_answers(
         provider_for(settings).generate(*image_job(model), Run(tmp_path).context)
 
 
-def test_imagen_withholding_some_images_fails_the_whole_creation(
+def test_imagen_withholding_some_images_returns_the_rest_and_says_why(
     settings: Settings, double: GenAIDouble, tmp_path: Path
 ) -> None:
     double.imagen_filtered = ["Filtered: 58061214"]
-    with pytest.raises(SafetyBlocked, match="1 of 3 images"):
-        provider_for(settings).generate(*image_job(count=3), Run(tmp_path).context)
+    run = Run(tmp_path)
+    made = provider_for(settings).generate(*image_job(count=3), run.context)
+    assert [item.path.name for item in made] == ["image-0.png", "image-1.png"]
+    assert run.context.shortfall == "1 image withheld by Imagen's safety filter: Filtered: 58061214"
+    [call] = double.calls("predict")
+    assert call.body["parameters"]["sampleCount"] == 3
+
+
+def test_imagen_withholding_every_image_fails(
+    settings: Settings, double: GenAIDouble, tmp_path: Path
+) -> None:
+    double.imagen_filtered = ["Filtered: 1", "Filtered: 2"]
+    with pytest.raises(SafetyBlocked, match="withheld all 2 images"):
+        provider_for(settings).generate(*image_job(count=2), Run(tmp_path).context)
+
+
+def test_gemini_withholding_some_images_returns_the_rest_and_says_why(
+    settings: Settings, double: GenAIDouble, tmp_path: Path
+) -> None:
+    # Four calls (one image each): the second withheld, the fourth answered in words.
+    text_only = Reply(
+        json={
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": "No."}]}, "finishReason": "STOP"}
+            ]
+        }
+    )
+    image = gemini_image_reply(double.png, GEMINI)
+    double.script("generateContent", image, gemini_blocked_answer("IMAGE_SAFETY"), image, text_only)
+    run = Run(tmp_path)
+    made = provider_for(settings).generate(*image_job(GEMINI, count=4), run.context)
+    assert [item.path.name for item in made] == ["image-0.png", "image-1.png"]
+    assert run.context.shortfall == (
+        "1 image withheld by the model's safety filter; 1 image not returned by the model."
+    )
+    assert len(double.calls("generateContent")) == 4
+
+
+def test_gemini_refusing_the_prompt_stops_at_once(
+    settings: Settings, double: GenAIDouble, tmp_path: Path
+) -> None:
+    double.script("generateContent", gemini_prompt_blocked_answer())
+    with pytest.raises(SafetyBlocked, match="refused the prompt"):
+        provider_for(settings).generate(*image_job(GEMINI, count=3), Run(tmp_path).context)
+    assert len(double.calls("generateContent")) == 1
 
 
 # --- HTTP errors ------------------------------------------------------------------------------
@@ -779,4 +823,28 @@ def test_end_to_end_safety_block_fails_and_is_refunded(
         assert deployed.settle(created["id"]) == 200
     assert deployed.doc(created["id"])["refunded"] is True
     assert deployed.ledger.balance("alice") == 10
+    assert deployed.kinds("alice") == ["debit", "grant", "refund"]
+
+
+def test_end_to_end_imagen_withholding_one_of_four_makes_a_partial_draft(
+    deployed: Chain, double: GenAIDouble
+) -> None:
+    deployed.ledger.grant("alice", 10)
+    created = deployed.submit("alice", {"type": "image", "prompt": "four foxes", "count": 4})
+    cost = created["cost"]
+    double.imagen_filtered = ["Filtered: 58061214"]
+    assert deployed.work(created) == 200
+    creation = deployed.doc(created["id"])
+    assert creation["status"] == "draft", creation.get("error")
+    assert len(creation["media"]) == 3
+    assert creation["partial"] == {
+        "asked": 4,
+        "made": 3,
+        "reason": "1 image withheld by Imagen's safety filter: Filtered: 58061214",
+        "refund": cost // 4,
+    }
+    for _ in range(2):  # the trigger may fire more than once: nothing more comes back
+        assert deployed.settle(created["id"]) == 200
+    assert deployed.doc(created["id"])["refunded"] is False
+    assert deployed.ledger.balance("alice") == 10 - cost + cost // 4
     assert deployed.kinds("alice") == ["debit", "grant", "refund"]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.storage import Client as StorageClient
 from PIL import Image
@@ -108,3 +109,33 @@ def test_a_permanent_failure_is_refunded_through_the_firestore_trigger(
     done = chain.wait(created["id"], lambda d: bool(d.get("refunded")), "refunded")
     assert done["error"]["code"] == "safety_blocked"
     assert chain.ledger.balance("dee") == 5
+
+
+def test_four_images_with_one_withheld_end_draft_with_three_and_one_token_back(
+    chain: RunningStack,
+) -> None:
+    chain.ledger.grant("eve", 5)
+    created = chain.submit("eve", {"type": "image", "prompt": "koi [withhold:1]", "count": 4})
+    assert created["cost"] == 4
+    done = chain.wait(created["id"], lambda d: d.get("status") == "draft", "draft")
+    assert len(done["media"]) == 3
+    assert (done["partial"]["asked"], done["partial"]["made"], done["partial"]["refund"]) == (
+        4,
+        3,
+        1,
+    )
+    assert "withheld" in done["partial"]["reason"]
+    assert done["refunded"] is False
+    entries = chain.ledger.entries("eve")
+    assert sorted((e["id"], e["amount"]) for e in entries if e["kind"] == "refund") == [
+        (f"refund:{created['id']}:partial", 1)
+    ]
+    assert chain.ledger.balance("eve") == 5 - 4 + 1
+    shown = requests.get(
+        f"{chain.stack.url('submit')}/v1/creations/{created['id']}",
+        headers=chain.headers("eve"),
+        timeout=30,
+    )
+    assert shown.status_code == 200
+    assert shown.json()["partial"] == done["partial"]
+    chain.assert_ledgers_balance()

@@ -67,6 +67,8 @@ class ScriptedProvider:
     calls: list[tuple[Job, StoredRequest, int]] = field(default_factory=list)
     during: Callable[[GenerationContext], None] | None = None  # runs while "generating"
     makes: int = 1
+    # Why the answer is short, said to the context (`GenerationContext.say_short`) with it.
+    short: str | None = None
 
     def generate(
         self, job: Job, request: StoredRequest, context: GenerationContext
@@ -81,6 +83,8 @@ class ScriptedProvider:
             path = context.workdir / f"image-{index}.png"
             path.write_bytes(b"\x89PNG made by the test")
             made.append(GeneratedMedia(path, "image/png", 8, 8))
+        if self.short is not None:
+            context.say_short(self.short)
         return made
 
 

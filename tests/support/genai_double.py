@@ -341,6 +341,11 @@ def _gemini_image_answer(png: bytes, model: str) -> dict[str, Any]:
     }
 
 
+def gemini_image_reply(png: bytes, model: str) -> Reply:
+    """The default generateContent answer (one image), to script between other answers."""
+    return Reply(json=_gemini_image_answer(png, model))
+
+
 def gemini_blocked_answer(finish_reason: str = "IMAGE_SAFETY") -> Reply:
     """A generateContent answer whose only candidate was withheld (no parts)."""
     return Reply(json={"candidates": [{"finishReason": finish_reason, "index": 0}]})

@@ -72,7 +72,9 @@ REACHABLE: Final = _reachable()
 
 # --- the provider -------------------------------------------------------------------------------
 
-Outcome = Literal["success", "permanent", "transient"]
+# `partial`: an image request for 2 or more gets one image fewer (said as a short answer); any
+# other request is made whole.
+Outcome = Literal["success", "permanent", "transient", "partial"]
 
 
 @dataclass
@@ -119,6 +121,9 @@ class TurnProvider:
                 )
             ]
         count = int(getattr(request, "count", 1))
+        if turn.outcome == "partial" and count > 1:
+            count -= 1
+            context.say_short("1 image withheld by the provider's safety filter (scripted).")
         return [
             _file(context.workdir, f"image-{i}.png", call, i, "image/png", None)
             for i in range(count)
@@ -154,6 +159,7 @@ class History:
     codes: dict[str, str] = field(default_factory=dict)  # id -> error.code of its failure
     bad_moves: list[str] = field(default_factory=list)
     observed: dict[str, str] = field(default_factory=dict)  # id -> status at the last check
+    partials: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> its draft's partial
 
     def on_commit(self, batch: Batch, written: dict[str, Snapshot]) -> None:
         """Hear of a commit that landed (`written`: each document as it now is)."""
@@ -193,6 +199,9 @@ class History:
             seen.append(to)
         if to == "failed":
             self.codes[creation_id] = str((after.get("error") or {}).get("code"))
+        partial = after.get("partial")
+        if to == "draft" and isinstance(partial, dict):
+            self.partials[creation_id] = dict(partial)
 
 
 # --- what is there ------------------------------------------------------------------------------
@@ -268,8 +277,13 @@ def _balances(world: World, problems: list[str]) -> None:
 
 
 def _money(world: World, history: History, problems: list[str]) -> None:
+    """One debit of the cost per creation; a full refund (`refund:{creation}`) iff it is (or was
+    deleted) failed or canceled, with its `refunded` flag; a partial refund
+    (`refund:{creation}:partial`) iff it is (or was deleted) a partial draft, of the unit price
+    of each image not made, and never beside a full one."""
     debits: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     refunds: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    partial_refunds: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for uid, entries in world.entries.items():
         for entry_id, entry in entries.items():
             kind, creation_id = entry.get("kind"), entry.get("creation_id")
@@ -277,13 +291,15 @@ def _money(world: World, history: History, problems: list[str]) -> None:
                 if creation_id is not None or int(entry.get("amount", 0)) <= 0:
                     problems.append(f"{uid}/{entry_id}: an odd grant {entry}")
                 continue
-            if kind not in ("debit", "refund") or entry_id != f"{kind}:{creation_id}":
+            if kind == "refund" and entry_id == f"refund:{creation_id}:partial":
+                found = partial_refunds
+            elif kind in ("debit", "refund") and entry_id == f"{kind}:{creation_id}":
+                found = debits if kind == "debit" else refunds
+            else:
                 problems.append(f"{uid}/{entry_id}: an odd entry {entry}")
                 continue
-            (debits if kind == "debit" else refunds).setdefault(str(creation_id), []).append(
-                (uid, entry)
-            )
-    for creation_id in sorted(set(debits) | set(refunds)):
+            found.setdefault(str(creation_id), []).append((uid, entry))
+    for creation_id in sorted(set(debits) | set(refunds) | set(partial_refunds)):
         if creation_id not in history.created:
             problems.append(f"a ledger entry for {creation_id}, a creation never written")
     for creation_id, written in history.created.items():
@@ -293,6 +309,9 @@ def _money(world: World, history: History, problems: list[str]) -> None:
         refund = refunds.get(creation_id, [])
         if len(refund) > 1 or any(int(e["amount"]) != written.cost for _, e in refund):
             problems.append(f"{creation_id} (cost {written.cost}) is refunded as {refund}")
+        partial_refund = partial_refunds.get(creation_id, [])
+        if refund and partial_refund:
+            problems.append(f"{creation_id} is refunded in full and in part")
         doc = world.creations.get(creation_id)
         if doc is not None:
             status = str(doc.get("status"))
@@ -303,14 +322,45 @@ def _money(world: World, history: History, problems: list[str]) -> None:
                 )
             if refund and status not in REFUNDABLE_STATUSES:
                 problems.append(f"{creation_id} is refunded but {status}")
+            partial = doc.get("partial") if status == "draft" else None
         elif creation_id in history.deleted:
             status = history.deleted[creation_id]
             if (status in REFUNDABLE_STATUSES) != bool(refund):
                 problems.append(
                     f"{creation_id} was deleted {status} with {len(refund)} refund entries"
                 )
+            partial = history.partials.get(creation_id) if status == "draft" else None
         else:
             problems.append(f"{creation_id} vanished without being deleted")
+            continue
+        _partial_money(creation_id, written, partial, partial_refund, problems)
+
+
+def _partial_money(
+    creation_id: str,
+    written: Written,
+    partial: object,
+    entries: list[tuple[str, dict[str, Any]]],
+    problems: list[str],
+) -> None:
+    """A partial draft's one refund: (asked - made) x cost / asked, as its `partial` says."""
+    if partial is None:
+        if entries:
+            problems.append(f"{creation_id} is refunded in part but is no partial draft")
+        return
+    if not isinstance(partial, dict):
+        problems.append(f"{creation_id}: an odd partial {partial}")
+        return
+    asked, made = partial.get("asked"), partial.get("made")
+    if not (isinstance(asked, int) and isinstance(made, int) and 0 < made < asked):
+        problems.append(f"{creation_id}: a partial of {made} of {asked}")
+        return
+    owed = written.cost * (asked - made) // asked
+    if asked != written.items or partial.get("refund") != owed or not partial.get("reason"):
+        problems.append(f"{creation_id} (cost {written.cost}, {written.items} asked): {partial}")
+    paid = [(uid, int(e["amount"])) for uid, e in entries]
+    if paid != ([(written.user_id, owed)] if owed else []):
+        problems.append(f"{creation_id} ({made} of {asked}, owed {owed}) is refunded as {paid}")
 
 
 def _statuses(world: World, history: History, problems: list[str], max_attempts: int) -> None:
@@ -332,6 +382,8 @@ def _statuses(world: World, history: History, problems: list[str], max_attempts:
             problems.append(f"{creation_id} failed with an error outside the contract: {error}")
         if status == "draft" and (doc.get("progress") != 100 or not doc.get("media")):
             problems.append(f"{creation_id} is a draft with progress {doc.get('progress')}")
+        if status != "draft" and doc.get("partial") is not None:
+            problems.append(f"{creation_id} is {status} with a partial {doc.get('partial')}")
 
 
 def _creation_of(name: str) -> tuple[str, str]:
@@ -375,8 +427,10 @@ def _media_sets(world: World, history: History, found: Findings) -> None:
                 found.add("misnamed", f"{creation_id}: media in another bucket: {item}")
             named[name] = item
         expected = history.created.get(creation_id)
-        if expected is not None and len(named) != expected.items:
-            asked = f"{len(named)} media items, {expected.items} asked"
+        partial = doc.get("partial")
+        made = partial.get("made") if isinstance(partial, dict) else None
+        if expected is not None and len(named) != (expected.items if made is None else made):
+            asked = f"{len(named)} media items, {expected.items} asked, partial {partial}"
             found.add("misnamed", f"{creation_id}: {asked}")
         stored = by_creation.get(creation_id, set())
         for name in sorted(set(named) - stored):

@@ -185,6 +185,35 @@ def test_the_first_marker_wins(tmp_path: Path) -> None:
         make(image_job("[fail:safety] then [fail:empty]"), tmp_path)
 
 
+@pytest.mark.parametrize(("marker", "made"), [("[withhold:1]", 3), ("[WITHHOLD:3]", 1)])
+def test_the_withhold_marker_makes_fewer_images_and_says_why(
+    tmp_path: Path, marker: str, made: int
+) -> None:
+    context = context_in(tmp_path)
+    images = generate(OfflineProvider(FAST), image_job(f"a fox {marker}", count=4), context)
+    assert [media.path.name for media in images] == [f"image-{i}.png" for i in range(made)]
+    withheld = 4 - made
+    noun = "image" if withheld == 1 else "images"
+    assert context.shortfall == (
+        f"{withheld} {noun} withheld by the offline provider's safety filter ({marker})."
+    )
+
+
+@pytest.mark.parametrize("marker", ["[withhold:4]", "[withhold:9]"])
+def test_withholding_every_image_is_a_safety_block(tmp_path: Path, marker: str) -> None:
+    with pytest.raises(SafetyBlocked, match="withheld all 4 images"):
+        make(image_job(f"a fox {marker}", count=4), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_withholding_none_or_with_a_failure_marker(tmp_path: Path) -> None:
+    context = context_in(tmp_path / "none")
+    made = generate(OfflineProvider(FAST), image_job("a fox [withhold:0]", count=2), context)
+    assert (len(made), context.shortfall) == (2, None)
+    with pytest.raises(ProviderPermanent):  # a failure wins
+        make(image_job("[withhold:1] [fail:permanent]", count=2), tmp_path / "fails")
+
+
 # --- latency and deadlines -----------------------------------------------------------------
 
 

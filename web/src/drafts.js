@@ -29,7 +29,17 @@ function signature(creation) {
   return JSON.stringify([
     creation.status, creation.progress ?? 0, Boolean(creation.refunded),
     creation.error?.message ?? null, describe(creation), (creation.media ?? []).length,
+    partialLine(creation),
   ]);
+}
+
+// A draft with fewer images than asked for: what was made and what came back
+// ("3 of 4 made, 1 token refunded"); null for any other creation.
+export function partialLine(creation) {
+  const partial = creation.partial;
+  if (creation.status !== "draft" || !partial) return null;
+  const refund = partial.refund;
+  return `${partial.made} of ${partial.asked} made, ${refund} ${refund === 1 ? "token" : "tokens"} refunded`;
 }
 
 export class DraftsView {
@@ -129,6 +139,10 @@ export class DraftsView {
       parts.push(element("progress", {
         max: 100, value, "aria-label": `Progress of “${describe(creation)}”`,
       }, `${value}%`));
+    }
+    const partial = partialLine(creation);
+    if (partial) {
+      parts.push(element("p", { className: "partial", title: creation.partial.reason ?? null }, partial));
     }
     if (creation.error?.message && (creation.status === "failed" || creation.status === "canceled")) {
       parts.push(element("p", { className: "error" }, creation.error.message));

@@ -25,6 +25,11 @@ class GenerationContext:
     saved (e.g. a long-running operation's name); `save_checkpoint` persists new values on the
     creation before the provider waits on them. `report_progress` takes 0-99 (the caller
     writes 100 at draft).
+
+    A provider whose answer is short (fewer images than `count`, e.g. some withheld by the
+    model's safety filter) returns what it got and says why in `shortfall` (`say_short`): the
+    worker makes a partial draft of it, refunded for the rest. With nothing at all to return it
+    raises as before (`SafetyBlocked`, `EmptyResult`).
     """
 
     workdir: Path
@@ -34,6 +39,11 @@ class GenerationContext:
     checkpoint: dict[str, Any] = field(default_factory=dict)
     save_checkpoint: Callable[[dict[str, Any]], None] = lambda _values: None
     report_progress: Callable[[int], None] = lambda _percent: None
+    shortfall: str | None = None  # why the answer is short of what was asked, if it is
+
+    def say_short(self, reason: str) -> None:
+        """Record why fewer items than asked for are returned (for people: it is shown)."""
+        self.shortfall = reason
 
     def seconds_left(self) -> float:
         return self.deadline - time.monotonic()

@@ -43,6 +43,11 @@ Failure markers (for demos and tests)
     [fail:transient:N]   ProviderTransient while job.attempt <= N, so attempt N+1 succeeds
     [fail:timeout]       ProviderTimeout (provider_timeout)
 
+    [withhold:N]         images only: the last N of the `count` images are withheld, as a
+                         model's safety filter does; the rest make a partial draft (refunded
+                         for the N). N >= count withholds them all: SafetyBlocked. Acts with
+                         the failure markers above (a failure wins).
+
 Errors of our own machinery (ffmpeg exiting non-zero, an unreadable output) are
 `ProviderTransient`: they are not the user's fault and may pass on redelivery.
 """
@@ -106,6 +111,7 @@ _MARKER = re.compile(
     r"\[fail:(?:(?P<kind>permanent|safety|invalid|empty|timeout)|transient(?::(?P<n>\d+))?)\]",
     re.IGNORECASE,
 )
+_WITHHOLD = re.compile(r"\[withhold:(?P<n>\d+)\]", re.IGNORECASE)
 
 # Colour schemes as the hue offsets (in turns) of three colour families: analogous,
 # complementary, triadic, split-complementary. Two shades of each family make six colours.
@@ -182,8 +188,9 @@ class OfflineProvider:
         self, request: ImageRequest, recipe: Recipe, context: GenerationContext, done: Done
     ) -> list[GeneratedMedia]:
         size = media_size(request.aspect_ratio, self._settings.offline_image_long_side_px)
+        making = _images_to_make(request, context)
         made: list[GeneratedMedia] = []
-        for index in range(request.count):
+        for index in range(making):
             if context.seconds_left() <= 0:
                 raise ProviderTimeout("the deadline passed while drawing images")
             path = context.workdir / f"image-{index}.png"
@@ -193,7 +200,7 @@ class OfflineProvider:
             except MediaProbeError as exc:
                 raise ProviderTransient(f"the offline provider wrote a bad image: {exc}") from exc
             made.append(GeneratedMedia(path, "image/png", width, height))
-            done((index + 1) / request.count)
+            done((index + 1) / making)
         return made
 
     def _make_video(
@@ -262,6 +269,24 @@ class Recipe:
             self.request.seed if self.request.seed is not None else f"creation:{self.creation_id}"
         )
         return json.dumps([self.request.prompt, seed_key, index], ensure_ascii=False)
+
+
+def _images_to_make(request: ImageRequest, context: GenerationContext) -> int:
+    """How many of the `count` images to make: all, or fewer if a `[withhold:N]` marker asks
+    (said in `context.shortfall`); none is a safety block."""
+    match = _WITHHOLD.search(request.prompt)
+    withheld = min(int(match["n"]), request.count) if match else 0
+    if match is None or withheld == 0:
+        return request.count
+    if withheld == request.count:
+        raise SafetyBlocked(
+            f"The offline provider withheld all {request.count} images ({match[0]})."
+        )
+    noun = "image" if withheld == 1 else "images"
+    context.say_short(
+        f"{withheld} {noun} withheld by the offline provider's safety filter ({match[0]})."
+    )
+    return request.count - withheld
 
 
 def _fail_if_asked(prompt: str, attempt: int) -> None:

@@ -12,11 +12,13 @@ Gemini image models
     negative prompt parameter, so it is said in words after the prompt ("Avoid: ..."). With a
     seed, call i uses seed + i: the same seed every time would give `count` copies of one image.
 
-Fewer images than asked for is a failure, not a smaller draft: the user paid per image, and a
-failed creation is refunded in full. If the service says it withheld them for safety reasons
-that is `SafetyBlocked`, otherwise `EmptyResult`. An answer that is not a readable image is
-`ProviderPermanent`. A redelivery makes every image again (images are not checkpointed: each
-call is short, and a failed call made nothing).
+Fewer images than asked for (some withheld by the safety filter, or just not returned) is a
+partial result, not a failure: the images that came are returned, and why the rest did not is
+said in `context.shortfall`; the worker makes a draft of them and refunds the unit price of each
+missing one. No image at all is a failure, refunded in full: `SafetyBlocked` if the service says
+it withheld them for safety reasons (or refused the prompt), otherwise `EmptyResult`. An answer
+that is not a readable image is `ProviderPermanent`. A redelivery makes every image again
+(images are not checkpointed: each call is short, and a failed call made nothing).
 """
 
 from __future__ import annotations
@@ -87,12 +89,20 @@ def make_imagen(
     images = [g.image for g in generated if g.image is not None and g.image.image_bytes]
     if len(images) < request.count:
         reasons = [brief(g.rai_filtered_reason) for g in generated if g.rai_filtered_reason]
-        missing = f"{request.count - len(images)} of {request.count} images"
+        missing = request.count - len(images)
+        if not images:
+            if reasons:
+                raise SafetyBlocked(
+                    f"Imagen withheld all {request.count} images under its safety rules: "
+                    f"{'; '.join(reasons)}"
+                )
+            raise EmptyResult(f"Imagen returned no picture for {request.count} images.")
         if reasons:
-            raise SafetyBlocked(
-                f"Imagen withheld {missing} under its safety rules: {'; '.join(reasons)}"
+            context.say_short(
+                f"{_images(missing)} withheld by Imagen's safety filter: {'; '.join(reasons)}"
             )
-        raise EmptyResult(f"Imagen returned no picture for {missing}.")
+        else:
+            context.say_short(f"Imagen returned {len(images)} of {request.count} images.")
     made = [
         _save(image.image_bytes or b"", index, context, service)
         for index, image in enumerate(images[: request.count])
@@ -112,6 +122,7 @@ def make_gemini_images(
     if request.negative_prompt:
         prompt = f"{prompt}\n\nAvoid: {request.negative_prompt}"
     made: list[GeneratedMedia] = []
+    missing: list[ProviderPermanent] = []  # why each image that did not come did not
     for index in range(request.count):
         if context.seconds_left() <= 0:
             raise ProviderTimeout(f"The deadline passed after {index} of {request.count} images.")
@@ -126,16 +137,45 @@ def make_gemini_images(
             response = client.models.generate_content(
                 model=request.model, contents=prompt, config=config
             )
-        made.append(_save(_image_part(response, service), index, context, service))
+        _refuse_blocked_prompt(response, service)  # the same prompt again would be too
+        try:
+            data = _image_part(response, service)
+        except (SafetyBlocked, EmptyResult) as exc:  # this image only: the others may come
+            missing.append(exc)
+            continue
+        made.append(_save(data, len(made), context, service))
+    if not made:
+        raise missing[0]
+    if missing:
+        context.say_short(_gemini_shortfall(missing))
     context.report_progress(MAX_WORKING)
     return made
 
 
-def _image_part(response: types.GenerateContentResponse, service: str) -> bytes:
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
+def _gemini_shortfall(missing: list[ProviderPermanent]) -> str:
+    """Why some of a Gemini model's images did not come, for people."""
+    withheld = sum(isinstance(exc, SafetyBlocked) for exc in missing)
+    empty = len(missing) - withheld
+    said = []
+    if withheld:
+        said.append(f"{_images(withheld)} withheld by the model's safety filter")
+    if empty:
+        said.append(f"{_images(empty)} not returned by the model")
+    return "; ".join(said) + "."
+
+
+def _refuse_blocked_prompt(response: types.GenerateContentResponse, service: str) -> None:
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason is not None:
         detail = feedback.block_reason_message or _name(feedback.block_reason)
         raise SafetyBlocked(f"{service} refused the prompt under its safety rules: {brief(detail)}")
+
+
+def _image_part(response: types.GenerateContentResponse, service: str) -> bytes:
     candidate = response.candidates[0] if response.candidates else None
     parts = (candidate.content.parts or []) if candidate and candidate.content else []
     for part in parts:
