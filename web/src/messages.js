@@ -19,6 +19,10 @@ export function describeFailure(error, { cost, balance } = {}) {
       return error.body.refunded
         ? "503: the job could not be queued, so it will not run. Your tokens were refunded."
         : "503: the job could not be queued, so it will not run. Your tokens are being refunded (within seconds).";
+    case "too_many_active":
+      return `429: ${error.message}. Nothing was debited.`;
+    case "rate_limited":
+      return `429: too many submits at once; nothing was debited. ${error.message}`;
     case "busy":
       return "503: the service is busy; nothing was debited. Try again in a few seconds.";
     case "unconfirmed":

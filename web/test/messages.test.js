@@ -33,3 +33,12 @@ test("other answers keep their status and the API's words", () => {
   assert.match(describeFailure(error(503, "busy", "try later")), /nothing was debited/);
   assert.match(describeFailure(new ApiUnreachable("down")), /cannot be reached/);
 });
+
+test("a 429 says which limit and that nothing was debited", () => {
+  const active = error(429, "too_many_active", "5 creations are pending or processing already");
+  assert.equal(
+    describeFailure(active),
+    "429: 5 creations are pending or processing already. Nothing was debited.",
+  );
+  assert.match(describeFailure(error(429, "rate_limited", "retry in 2 s")), /^429: too many submits.*retry in 2 s$/);
+});
