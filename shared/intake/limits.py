@@ -51,7 +51,12 @@ def take_submit_token(user: Snapshot, settings: Settings, now: dt.datetime) -> d
             f" {settings.submit_rate_per_minute:g} a minute; retry in {wait} s",
             retry_after_seconds=wait,
         )
-    return {BUCKET_FIELD: {"level": level - 1.0, "at": now}}
+    # Never stamped earlier than it was: an instance whose clock is behind would otherwise hand
+    # the next, correct clock its lag's worth of refill a second time.
+    stamped = user.get(BUCKET_FIELD)
+    last = stamped.get("at") if isinstance(stamped, dict) else None
+    at = max(now, last) if isinstance(last, dt.datetime) else now
+    return {BUCKET_FIELD: {"level": level - 1.0, "at": at}}
 
 
 def _level_at(bucket: Any, settings: Settings, now: dt.datetime) -> float:

@@ -24,7 +24,13 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Final
 
-from shared.core.errors import Conflict, QueueUnavailable, RetryableError
+from shared.core.errors import (
+    Conflict,
+    InsufficientTokens,
+    QueueUnavailable,
+    RetryableError,
+    TooManyRequests,
+)
 from shared.core.log import get_logger, log_fields
 from shared.core.settings import Settings
 from shared.creations.lifecycle import stage_move, stage_new
@@ -150,11 +156,19 @@ class SubmissionService:
             # The limits, in this order, decided on what this round read: none writes anything
             # unless the submit goes through (shared.intake.limits says why a burst cannot
             # slip past them).
-            bucket = limits.take_submit_token(user, self.settings, self.clock())
-            balance = self.ledger.stage_debit(
-                batch, user, cost=cost, creation_id=creation_id, user_fields=bucket
-            )
-            limits.check_active(self.store, user_id, self.settings)
+            try:
+                bucket = limits.take_submit_token(user, self.settings, self.clock())
+                balance = self.ledger.stage_debit(
+                    batch, user, cost=cost, creation_id=creation_id, user_fields=bucket
+                )
+                limits.check_active(self.store, user_id, self.settings)
+            except (TooManyRequests, InsufficientTokens):
+                # A resend of this key may have raced its own first send, which then took the
+                # last token or slot: its creation is the answer, never a refusal.
+                replayed = self._replay_if_made(key_path, key_use, user_id)
+                if replayed is not None:
+                    return replayed
+                raise
             stage_new(
                 batch,
                 creation_id=creation_id,
@@ -185,6 +199,16 @@ class SubmissionService:
             logger.info("idempotent replay", extra=log_fields(**fields))
             return accepted
         return self._enqueue(accepted, key_path, cost=cost)
+
+    def _replay_if_made(
+        self, key_path: str | None, key_use: KeyUse, user_id: str
+    ) -> Accepted | None:
+        """The replay of `key_path`'s creation if the key has one by now (read again)."""
+        if key_path is None:
+            return None
+        (record,) = self.store.read(key_path)
+        made = key_use.made_by(record)
+        return None if made is None else self._replay(made, user_id)
 
     def replay(self, *, user_id: str, idempotency_key: str, fingerprint: str) -> Accepted | None:
         """The answer to a repeat of an earlier submit with this key, or None if the key is

@@ -274,3 +274,52 @@ def test_the_active_statuses_are_exactly_those_sorting_after_every_final_one() -
     last_final = max(FINAL_STATUSES)
     after = {status for status in STATUSES if status > last_final}
     assert after == set(ACTIVE_STATUSES) == set(STATUSES) - FINAL_STATUSES
+
+
+def test_a_resent_key_that_raced_its_own_first_send_is_a_replay_not_a_429(
+    store: MemoryDocuments, ledger: Ledger
+) -> None:
+    # The client sends key k, times out and sends k again; the first send commits (taking the
+    # last slot) between the resend's read of the key and its count.
+    ledger.grant("u", 100)
+    svc = service(store, Now(), no_bucket_limit())
+    submit(svc)
+    submit(svc)  # two active; the limit is three
+    first = service(store, Now(), no_bucket_limit())
+    real_count = store.count
+    raced: list[Accepted] = []
+    armed = [True]
+
+    def count_after_the_rival(query: Query) -> int:
+        if armed and query.collection == paths.CREATIONS:
+            armed.clear()  # the rival's own count is a plain one
+            raced.append(submit(first, key="k"))
+        return real_count(query)
+
+    store.count = count_after_the_rival  # type: ignore[method-assign]
+    again = submit(svc, key="k")
+    assert again.replayed and again.creation.id == raced[0].creation.id
+    assert ledger.balance("u") == 100 - 3 * again.creation.cost  # three debits, not four
+
+
+def test_a_clock_behind_never_rewinds_the_bucket(store: MemoryDocuments, ledger: Ledger) -> None:
+    # Two instances 60 s apart: were the slow one to stamp its own time, the fast one would
+    # count those 60 s of refill again after every pair of submits.
+    settings = LIMITS.model_copy(
+        update={"submit_burst": 2, "submit_rate_per_minute": 1.0, "max_active_per_user": 1000}
+    )
+    ledger.grant("u", 1000)
+    slow, fast = Now(), Now()
+    fast.advance(60)
+    instances = (service(store, fast, settings), service(store, slow, settings))
+    accepted = 0
+    for _ in range(10):  # 10 s pass: a burst of 2 and no whole token of refill
+        for instance in instances:
+            try:
+                submit(instance)
+                accepted += 1
+            except RateLimited:
+                pass
+        slow.advance(1)
+        fast.advance(1)
+    assert accepted == 2
