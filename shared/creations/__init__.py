@@ -35,7 +35,7 @@ from shared.creations.model import (
     new_creation_id,
 )
 from shared.creations.progress import MAX_WORKING, RisingPercent, working_percent
-from shared.creations.reading import CreationReader, being_deleted, owned
+from shared.creations.reading import CreationReader, being_deleted, owned, owned_draft
 from shared.creations.requests import (
     IMAGE_ASPECT_RATIOS,
     SEED_LIMIT,
@@ -102,6 +102,7 @@ __all__ = [
     "names_a_user_document",
     "new_creation_id",
     "owned",
+    "owned_draft",
     "requests",
     "stage_move",
     "stage_new",

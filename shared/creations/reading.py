@@ -26,6 +26,30 @@ from shared.store.documents import DOCUMENT_NAME, Documents, Query, Snapshot
 logger = get_logger(__name__)
 
 
+def owned_draft(
+    found: Creation | None,
+    creation_id: str,
+    user_id: str,
+    *,
+    field: str,
+    kind: str,
+    noun: str,
+    use: str,
+) -> Creation:
+    """`found` (the creation `creation_id`, or None) if it is the caller's own `kind` in
+    `draft` with media: what a reel's clips and a video's source image must be. Raises
+    `NotFound` (another user's, or none) or `InvalidRequest`, the message naming `field`
+    (`clips[1]: ...`, `image: ...`); `noun` is the kind with its article ("a video"), `use`
+    what the draft is for ("video drafts can be stitched")."""
+    if found is None or found.user_id != user_id:
+        raise NotFound(f"{field}: no creation {creation_id}")
+    if found.type != kind:
+        raise InvalidRequest(f"{field}: {creation_id} is a {found.type}, not {noun}")
+    if found.status != "draft" or not found.media:
+        raise InvalidRequest(f"{field}: {creation_id} is {found.status}; only {use}")
+    return found
+
+
 def being_deleted(snapshot: Snapshot) -> bool:
     """Whether the creation's DELETE has begun (`deleting`): for the API it is gone."""
     return snapshot.exists and snapshot.get(lifecycle.DELETING) is True

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from shared.core.errors import InvalidRequest, NotFound
-from shared.creations.reading import CreationReader
+from shared.creations import CreationReader, owned_draft
 from shared.creations.requests import ReelRequest
 from shared.intake.parsing import ReelBody
 
@@ -18,15 +17,15 @@ def plan_reel(body: ReelBody, user_id: str, creations: CreationReader) -> ReelRe
     sources: list[str] = []
     total_seconds = 0.0
     for index, clip_id in enumerate(body.clips):
-        clip = found.get(clip_id)
-        if clip is None or clip.user_id != user_id:
-            raise NotFound(f"clips[{index}]: no creation {clip_id}")
-        if clip.type != "video":
-            raise InvalidRequest(f"clips[{index}]: {clip_id} is a {clip.type}, not a video")
-        if clip.status != "draft" or not clip.media:
-            raise InvalidRequest(
-                f"clips[{index}]: {clip_id} is {clip.status}; only video drafts can be stitched"
-            )
+        clip = owned_draft(
+            found.get(clip_id),
+            clip_id,
+            user_id,
+            field=f"clips[{index}]",
+            kind="video",
+            noun="a video",
+            use="video drafts can be stitched",
+        )
         sources.append(str(clip.media[0]["uri"]))
         total_seconds += float(clip.media[0].get("duration_seconds") or 0)
     return ReelRequest(

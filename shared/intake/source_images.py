@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from shared.core.errors import InvalidRequest, NotFound
-from shared.creations.reading import CreationReader
+from shared.core.errors import InvalidRequest
+from shared.creations import CreationReader, owned_draft
 from shared.creations.requests import SourceImage
 
 
@@ -29,15 +29,15 @@ class SourceImages:
         Raises `NotFound` (another user's creation, or none: `image: ...`) or `InvalidRequest`
         (not an image, not a draft: `image: ...`; no such image in it: `image_index: ...`).
         """
-        creation = self.creations.get_many([image_id]).get(image_id)
-        if creation is None or creation.user_id != self.user_id:
-            raise NotFound(f"image: no creation {image_id}")
-        if creation.type != "image":
-            raise InvalidRequest(f"image: {image_id} is a {creation.type}, not an image")
-        if creation.status != "draft" or not creation.media:
-            raise InvalidRequest(
-                f"image: {image_id} is {creation.status}; only image drafts can start a video"
-            )
+        creation = owned_draft(
+            self.creations.get_many([image_id]).get(image_id),
+            image_id,
+            self.user_id,
+            field="image",
+            kind="image",
+            noun="an image",
+            use="image drafts can start a video",
+        )
         if index >= len(creation.media):
             count = len(creation.media)
             raise InvalidRequest(
