@@ -4,7 +4,7 @@ a provider, the media store, a clock. Each records what it was asked."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from shared.core.settings import Pricing, Settings
 from shared.creations.model import Creation, Job
 from shared.creations.requests import StoredRequest
 from shared.creations.status_events import StatusEvent
+from shared.intake.auth import AuthenticatedUser
 from shared.media.providers.base import GeneratedMedia, GenerationContext
 from shared.media.storage import attempt_prefix, media_prefix, split_gs_uri, staging_prefix
 
@@ -161,3 +162,38 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
+
+
+# --- the HTTP API's collaborators, for SubmitApi built in a unit test ------------------------
+
+
+class OneUser:
+    """Stands in for the token check: every caller is `uid`."""
+
+    def __init__(self, uid: str = "u") -> None:
+        self.uid = uid
+
+    def verify_header(self, authorization: str | None) -> AuthenticatedUser:
+        return AuthenticatedUser(self.uid, {})
+
+
+class UnsignedMediaLinks:
+    """The API's media links, unsigned (no storage client): the creation as the API shows it."""
+
+    def api_view(self, creation: Creation) -> dict[str, Any]:
+        return creation.to_api()
+
+
+class StubResolver:
+    """Answers every name with `addresses` (or, with none, fails to resolve it), and keeps what
+    it was asked: no test resolves a real name."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = list(addresses)
+        self.asked: list[tuple[str, int]] = []
+
+    def __call__(self, host: str, port: int) -> Sequence[str]:
+        self.asked.append((host, port))
+        if not self.addresses:
+            raise OSError("Name or service not known")
+        return self.addresses

@@ -19,6 +19,7 @@ from creations_cli.commands import Wiring, build_app
 from creations_cli.download import media_file_name
 from creations_cli.exits import ConfigError, Exit
 from creations_cli.follow import FollowPolicy
+from tests.support.api_stub import Stub, answer
 
 API = "http://api.test"
 PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 100
@@ -57,24 +58,6 @@ def png_media(size: int = len(PNG)) -> list[dict[str, Any]]:
     ]
 
 
-class Stub:
-    """Answers requests in order of a script per (method, path); records what was sent."""
-
-    def __init__(self) -> None:
-        self.routes: dict[tuple[str, str], list[httpx.Response]] = {}
-        self.sent: list[httpx.Request] = []
-
-    def on(self, method: str, path: str, *answers: httpx.Response) -> None:
-        self.routes.setdefault((method, path), []).extend(answers)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.sent.append(request)
-        answers = self.routes.get((request.method, request.url.path))
-        assert answers, f"unexpected {request.method} {request.url}"
-        # The last answer repeats (a creation that stays final).
-        return answers.pop(0) if len(answers) > 1 else answers[0]
-
-
 @pytest.fixture
 def stub() -> Stub:
     return Stub()
@@ -109,12 +92,6 @@ def invoke(stub: Stub, sleeps: list[float]) -> Iterator[Callable[..., Result]]:
         )
 
     yield run
-
-
-def answer(status: int, body: Any = None, headers: dict[str, str] | None = None) -> httpx.Response:
-    if body is None:
-        return httpx.Response(status, headers=headers)
-    return httpx.Response(status, json=body, headers=headers)
 
 
 def test_submit_sends_only_the_options_given_with_the_token_and_key(

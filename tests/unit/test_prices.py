@@ -5,23 +5,28 @@ on the emulators: tests/integration/test_pricing_api.py.)"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, cast
 
 import flask
 import pytest
 
 from shared.core.settings import Pricing, Settings
-from shared.creations.model import Creation
 from shared.creations.reading import CreationReader
 from shared.intake.actions import CreationActions
 from shared.intake.api import SubmitApi
-from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
+from shared.intake.auth import FirebaseTokenVerifier
 from shared.intake.parsing import parse_creation_request
 from shared.intake.prices import estimate, price_list, price_list_etag
 from shared.money.pricing import creation_cost
 from shared.wiring import submissions
-from tests.support.fakes import RecordingAnnouncer, RecordingMediaStore, RecordingPublisher
+from tests.support.fakes import (
+    OneUser,
+    RecordingAnnouncer,
+    RecordingMediaStore,
+    RecordingPublisher,
+    StubResolver,
+    UnsignedMediaLinks,
+)
 from tests.support.memory_store import MemoryDocuments
 
 USER = "u"
@@ -35,30 +40,6 @@ PRICED = Settings(
         model_unit_tokens={"gemini-2.5-flash-image": 5},
     )
 )
-
-
-class OneUser:
-    """Stands in for the token check: every caller is USER."""
-
-    def verify_header(self, authorization: str | None) -> AuthenticatedUser:
-        return AuthenticatedUser(USER, {})
-
-
-class UnsignedMediaLinks:
-    def api_view(self, creation: Creation) -> dict[str, Any]:
-        return creation.to_api()
-
-
-class StubResolver:
-    """Answers every name with `addresses`, and keeps what it was asked."""
-
-    def __init__(self, *addresses: str) -> None:
-        self.addresses = list(addresses)
-        self.asked: list[tuple[str, int]] = []
-
-    def __call__(self, host: str, port: int) -> Sequence[str]:
-        self.asked.append((host, port))
-        return self.addresses
 
 
 class World:

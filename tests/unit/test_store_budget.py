@@ -15,11 +15,10 @@ import pytest
 
 from shared.core.errors import Conflict, StoreBusy
 from shared.creations.claims import Claim, ClaimStore, Skip
-from shared.creations.model import Creation
 from shared.creations.reading import CreationReader
 from shared.intake.actions import CreationActions
 from shared.intake.api.app import SubmitApi
-from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
+from shared.intake.auth import FirebaseTokenVerifier
 from shared.media.providers.base import GenerationContext
 from shared.money.ledger import Ledger
 from shared.money.refunds import RefundHandler, Refunds
@@ -32,10 +31,12 @@ from tests.support.counting_store import CountingDocuments, Tally
 from tests.support.fakes import (
     SETTINGS,
     Clock,
+    OneUser,
     RecordingAnnouncer,
     RecordingMediaStore,
     RecordingPublisher,
     ScriptedProvider,
+    UnsignedMediaLinks,
 )
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import update
@@ -71,20 +72,6 @@ def seconds(monkeypatch: pytest.MonkeyPatch) -> Seconds:
 def counted(store: MemoryDocuments) -> CountingDocuments:
     Ledger(store, SETTINGS).grant(USER, 30)  # set up on the inner store: not counted
     return CountingDocuments(store)
-
-
-class OneUser:
-    """Stands in for the token check: every caller is USER."""
-
-    def verify_header(self, authorization: str | None) -> AuthenticatedUser:
-        return AuthenticatedUser(USER, {})
-
-
-class UnsignedMediaLinks:
-    """The API's media links, unsigned: these tests count store operations only."""
-
-    def api_view(self, creation: Creation) -> dict[str, Any]:
-        return creation.to_api()
 
 
 def api(documents: CountingDocuments, publisher: RecordingPublisher) -> SubmitApi:

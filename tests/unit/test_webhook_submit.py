@@ -6,7 +6,6 @@ and shown on every answer. (The HTTP path on the emulators: tests/integration.)"
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any, cast
 
 import flask
@@ -18,7 +17,7 @@ from shared.creations.model import Creation
 from shared.creations.reading import CreationReader
 from shared.intake.actions import CreationActions
 from shared.intake.api import SubmitApi
-from shared.intake.auth import AuthenticatedUser, FirebaseTokenVerifier
+from shared.intake.auth import FirebaseTokenVerifier
 from shared.intake.parsing import checked_webhook, parse_reel_body, parse_webhook
 from shared.intake.submission import Unconfirmed
 from shared.store import paths
@@ -26,9 +25,12 @@ from shared.webhooks import WebhookBody
 from shared.wiring import submissions
 from tests.support.fakes import (
     SETTINGS,
+    OneUser,
     RecordingAnnouncer,
     RecordingMediaStore,
     RecordingPublisher,
+    StubResolver,
+    UnsignedMediaLinks,
 )
 from tests.support.memory_store import MemoryDocuments
 from tests.support.seeds import IMAGE
@@ -36,32 +38,6 @@ from tests.support.seeds import IMAGE
 USER = "u"
 HOOK = "https://hooks.example.com/in?source=creations"
 PUBLIC = "93.184.215.14"  # a stub's answer: nothing is ever sent to it
-
-
-class OneUser:
-    """Stands in for the token check: every caller is USER."""
-
-    def verify_header(self, authorization: str | None) -> AuthenticatedUser:
-        return AuthenticatedUser(USER, {})
-
-
-class UnsignedMediaLinks:
-    def api_view(self, creation: Creation) -> dict[str, Any]:
-        return creation.to_api()
-
-
-class StubResolver:
-    """Answers every name with `addresses` (or fails to resolve it), and keeps what it was asked."""
-
-    def __init__(self, *addresses: str) -> None:
-        self.addresses = list(addresses)
-        self.asked: list[tuple[str, int]] = []
-
-    def __call__(self, host: str, port: int) -> Sequence[str]:
-        self.asked.append((host, port))
-        if not self.addresses:
-            raise OSError("Name or service not known")
-        return self.addresses
 
 
 class World:
